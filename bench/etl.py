@@ -1,0 +1,124 @@
+"""ETL benchmark: prints figures, asserts nothing.
+
+- H3 assignment alone (points/s), vectorised h3ronpy against a Python loop over h3-py.
+- CSV ingest end to end (read, validate, H3, upsert) of a 2.2-million-row file in the NYC export
+  shape, into a fresh SQLite warehouse, then the same file again (nothing changes); peak memory.
+
+The input is the demo city's crash CSV over ten years (about 600 crashes a day), generated once
+into var/bench/. Each ingest runs in a fresh process so its peak memory is its own.
+
+    python bench/etl.py [--rows-per-day 600] [--years 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def make_input(folder: Path, years: int, per_day: float) -> Path:
+    from etl.demo import DemoConfig, generate_demo_city
+
+    path = folder / f"crashes_{years}y_{int(per_day)}.csv"
+    if path.exists():
+        return path
+    folder.mkdir(parents=True, exist_ok=True)
+    end = dt.date(2025, 12, 31)
+    config = DemoConfig(start=dt.date(end.year - years + 1, 1, 1), end=end, mean_daily_crashes=per_day)
+    generate_demo_city(config).crashes.to_csv(path, index=False, lineterminator="\n")
+    return path
+
+
+def bench_h3(n: int = 2_200_000) -> None:
+    import h3
+    import numpy as np
+    import pandas as pd
+
+    from geo.cells import points_to_cells
+
+    rng = np.random.default_rng(0)
+    lat = pd.Series(rng.uniform(40.5, 40.9, n))
+    lng = pd.Series(rng.uniform(-74.25, -73.7, n))
+    points_to_cells(lat.head(1000), lng.head(1000), 10)  # warm up
+    start = time.perf_counter()
+    points_to_cells(lat, lng, 10)
+    vectorised = n / (time.perf_counter() - start)
+    sample = 200_000
+    start = time.perf_counter()
+    for a, b in zip(lat.to_numpy()[:sample], lng.to_numpy()[:sample], strict=True):
+        h3.latlng_to_cell(a, b, 10)
+    loop = sample / (time.perf_counter() - start)
+    print(f"H3 assignment (res 10, {n:,} points): {vectorised / 1e6:.2f} M points/s vectorised "
+          f"(geo.cells.points_to_cells); Python loop over h3-py: {loop / 1e6:.2f} M points/s")
+
+
+def ingest_once(csv_path: Path, db_path: Path) -> dict[str, float]:
+    """Runs in a child process: one ingest, its time and peak memory."""
+    from core.settings import Settings
+    from core.warehouse import create_schema, get_engine
+    from etl.crashes import ingest_crash_batches
+    from etl.csv_files import crash_csv_batches
+
+    engine = get_engine(f"sqlite:///{db_path}")
+    create_schema(engine)
+    start = time.perf_counter()
+    run = ingest_crash_batches(
+        engine, crash_csv_batches(csv_path), source="csv", settings=Settings()
+    )
+    seconds = time.perf_counter() - start
+    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    return {
+        "rows": run.rows_in,
+        "seconds": seconds,
+        "rows_per_s": run.rows_in / seconds,
+        "peak_gib": peak_gib,
+        "loaded": run.counts.loaded,
+        "unchanged": run.counts.unchanged,
+        "rejected": run.rows_rejected,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--years", type=int, default=10)
+    parser.add_argument("--rows-per-day", type=float, default=600.0)
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(ingest_once(Path(args.child[0]), Path(args.child[1]))))
+        return
+
+    bench_h3()
+    folder = ROOT / "var" / "bench"
+    start = time.perf_counter()
+    csv_path = make_input(folder, args.years, args.rows_per_day)
+    size_mb = csv_path.stat().st_size / 1e6
+    print(f"input: {csv_path.name}, {size_mb:,.0f} MB (ready in {time.perf_counter() - start:.1f} s)")
+    db_path = folder / "bench_warehouse.sqlite"
+    for stale in folder.glob("bench_warehouse.sqlite*"):
+        stale.unlink()
+    for label in ("first ingest", "re-run, nothing changes"):
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", str(csv_path), str(db_path)],
+            check=True, capture_output=True, text=True,
+        ).stdout.strip().splitlines()[-1]
+        figures = json.loads(out)
+        print(
+            f"CSV ingest end to end, {label}: {figures['rows']:,.0f} rows in {figures['seconds']:.1f} s"
+            f" = {figures['rows_per_s']:,.0f} rows/s; peak memory {figures['peak_gib']:.2f} GiB"
+            f" ({figures['loaded']:,.0f} loaded, {figures['unchanged']:,.0f} unchanged,"
+            f" {figures['rejected']:,.0f} rejected)"
+        )
+
+
+if __name__ == "__main__":
+    main()

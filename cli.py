@@ -1,0 +1,246 @@
+"""``vz``: one command line for every job. Each command is a thin wrapper over a library function.
+
+Errors end as one line on stderr and a non-zero exit code; ``--verbose`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+
+from core.settings import PROJECT_ROOT, Settings, get_settings
+
+app = typer.Typer(
+    name="vz",
+    help="Vision Zero Risk: tomorrow's crash risk per H3 hex.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+log = logging.getLogger("vz")
+
+Dataset = Literal["crashes", "weather", "traffic"]
+SourceName = Literal["socrata", "open-meteo", "noaa-csv", "csv", "demo"]
+
+
+def _settings() -> Settings:
+    return get_settings()
+
+
+def _engine(settings: Settings, *, create: bool = True) -> Any:
+    from core.warehouse import create_schema, get_engine, has_schema
+
+    engine = get_engine(settings.resolved_database_url)
+    if create:
+        create_schema(engine)
+    elif not has_schema(engine):
+        raise SystemExit(_fail("no warehouse yet: run `vz demo` (or `make run`) first"))
+    return engine
+
+
+def _fail(message: str) -> int:
+    typer.echo(f"vz: {message}", err=True)
+    return 1
+
+
+def _parse_date(value: str | None, option: str) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{option} expects YYYY-MM-DD, got {value!r}") from exc
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging, tracebacks")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    for noisy in ("urllib3", "alembic", "mlflow", "matplotlib", "numba", "fontTools"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@app.command()
+def demo(
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic city")] = 42,
+    rebuild: Annotated[bool, typer.Option(help="Delete the warehouse and model first")] = False,
+    if_missing: Annotated[bool, typer.Option(help="Do nothing when a warehouse exists")] = False,
+    train: Annotated[bool, typer.Option(help="Also train and score (needs the model layer)")] = True,
+) -> None:
+    """Build the demo warehouse: generate the synthetic city, load it through the normal ETL,
+    then train the model and score tomorrow."""
+    from etl.jobs import build_demo_warehouse, warehouse_exists
+
+    settings = _settings()
+    if if_missing and warehouse_exists(settings):
+        typer.echo(f"warehouse exists at {settings.resolved_database_url}; skipping the demo build")
+        return
+    runs = build_demo_warehouse(settings, seed=seed, rebuild=rebuild)
+    for run in runs:
+        typer.echo(run.summary())
+    if train:
+        from model.jobs import score_job, train_job
+
+        trained = train_job(settings)
+        typer.echo(trained.summary())
+        typer.echo(score_job(settings).summary())
+
+
+@app.command()
+def ingest(
+    dataset: Annotated[Dataset, typer.Argument(help="crashes, weather or traffic")],
+    source: Annotated[SourceName, typer.Option(help="Where the records come from")],
+    file: Annotated[Path | None, typer.Option(help="File for csv / noaa-csv sources")] = None,
+    since: Annotated[str | None, typer.Option(help="Only records on or after YYYY-MM-DD")] = None,
+    forecast: Annotated[bool, typer.Option(help="weather: fetch the forecast")] = False,
+) -> None:
+    """Load one dataset from one source; prints the row accounting of the run."""
+    from etl.jobs import ingest_job
+
+    settings = _settings()
+    run = ingest_job(
+        _engine(settings),
+        settings,
+        dataset=dataset,
+        source=source,
+        file=file,
+        since=_parse_date(since, "--since"),
+        forecast=forecast,
+    )
+    typer.echo(run.summary())
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object")] = False,
+) -> None:
+    """Per source: rows, date range, last run and its accounting, watermark, rejects by reason."""
+    from core.warehouse import warehouse_status
+
+    settings = _settings()
+    report = warehouse_status(_engine(settings, create=False))
+    report["database"] = settings.resolved_database_url
+    if as_json:
+        typer.echo(json.dumps(report, indent=2, default=str))
+        return
+    typer.echo(f"warehouse {report['database']} (schema v{report['schema_version']})")
+    for dataset, sources in report["datasets"].items():
+        if not sources:
+            typer.echo(f"  {dataset}: empty")
+        for source, entry in sources.items():
+            typer.echo(
+                f"  {dataset}/{source}: {entry['rows']:,} rows, {entry['first']} … {entry['last']}"
+                f", watermark {entry.get('watermark') or '-'}"
+            )
+            last = entry.get("last_run")
+            if last:
+                mark = "ok" if last["balanced"] else "DOES NOT ADD UP"
+                typer.echo(
+                    f"    last run {last['started_at']} {last['status']}: {last['rows_in']:,} in ="
+                    f" {last['rows_loaded']:,} loaded + {last['rows_updated']:,} updated +"
+                    f" {last['rows_unchanged']:,} unchanged + {last['rows_rejected']:,} rejected"
+                    f" ({mark})"
+                )
+            for reason, count in (entry.get("rejects_by_reason") or {}).items():
+                typer.echo(f"      rejected {count:,}: {reason}")
+
+
+@app.command()
+def train(
+    train_end: Annotated[str | None, typer.Option(help="Last training day (default: as-of)")] = None,
+) -> None:
+    """Train a model, backtest it against the baselines, log it to MLflow and register it."""
+    from model.jobs import train_job
+
+    typer.echo(train_job(_settings(), train_end=_parse_date(train_end, "--train-end")).summary())
+
+
+@app.command()
+def score(
+    date: Annotated[str | None, typer.Option(help="Target day (default: tomorrow)")] = None,
+) -> None:
+    """Score every hex for one day with the @champion model and store the predictions."""
+    from model.jobs import score_job
+
+    typer.echo(score_job(_settings(), target_date=_parse_date(date, "--date")).summary())
+
+
+@app.command()
+def backtest(
+    train_end: Annotated[str, typer.Option(help="Last training day")],
+    start: Annotated[str, typer.Option(help="First test day")],
+    end: Annotated[str, typer.Option(help="Last test day")],
+    folds: Annotated[int, typer.Option(help="Rolling-origin folds")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object, a key per method")] = False,
+) -> None:
+    """Model and baselines side by side on the same held-out days."""
+    from model.jobs import backtest_job
+
+    result = backtest_job(
+        _settings(),
+        train_end=_parse_date(train_end, "--train-end"),
+        start=_parse_date(start, "--start"),
+        end=_parse_date(end, "--end"),
+        folds=folds,
+    )
+    typer.echo(json.dumps(result.as_json(), indent=2) if as_json else result.as_text())
+
+
+@app.command()
+def daily() -> None:
+    """The nightly job: new crashes and tomorrow's forecast from the live sources, then score."""
+    from model.jobs import daily_job
+
+    for line in daily_job(_settings()):
+        typer.echo(line)
+
+
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option(help="HTTP port")] = 8501,
+    address: Annotated[str, typer.Option(help="Listen address")] = "0.0.0.0",
+) -> None:
+    """Start the Streamlit app."""
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(PROJECT_ROOT / "streamlit_app.py"),
+        f"--server.port={port}",
+        f"--server.address={address}",
+        "--server.headless=true",
+        "--browser.gatherUsageStats=false",
+    ]
+    raise SystemExit(subprocess.call(command, env=os.environ.copy()))
+
+
+def main() -> None:
+    """Entry point: run the app, turning any failure into one line on stderr."""
+    try:
+        app()
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        sys.exit(_fail("interrupted; what was loaded stays, a re-run completes it"))
+    except Exception as exc:  # the one place every failure becomes one line
+        log.debug("failure", exc_info=True)
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        sys.exit(_fail(message))
+
+
+if __name__ == "__main__":
+    main()

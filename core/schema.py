@@ -1,0 +1,175 @@
+"""Canonical column names and the validators at each stage boundary.
+
+Every source adapter maps into these schemas; everything downstream reads only these names.
+Timestamps are naive wall-clock times in America/New_York (the city's own clock).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import pandera.pandas as pa
+
+CITY_TZ: Final = "America/New_York"
+
+# NYC bounding box, checked against the published extracts (PROVENANCE.md).
+CITY_LAT_MIN: Final = 40.49
+CITY_LAT_MAX: Final = 40.92
+CITY_LNG_MIN: Final = -74.27
+CITY_LNG_MAX: Final = -73.68
+
+# --- crashes -------------------------------------------------------------------------------
+COLLISION_ID: Final = "collision_id"
+CRASHED_AT: Final = "crashed_at"
+CRASH_DATE: Final = "crash_date"
+LAT: Final = "lat"
+LNG: Final = "lng"
+BOROUGH: Final = "borough"
+ON_STREET: Final = "on_street"
+CROSS_STREET: Final = "cross_street"
+PERSONS_INJURED: Final = "persons_injured"
+PERSONS_KILLED: Final = "persons_killed"
+PEDESTRIANS_INJURED: Final = "pedestrians_injured"
+PEDESTRIANS_KILLED: Final = "pedestrians_killed"
+CYCLISTS_INJURED: Final = "cyclists_injured"
+CYCLISTS_KILLED: Final = "cyclists_killed"
+MOTORISTS_INJURED: Final = "motorists_injured"
+MOTORISTS_KILLED: Final = "motorists_killed"
+FACTOR_1: Final = "factor_1"
+VEHICLE_1: Final = "vehicle_1"
+SOURCE: Final = "source"
+SOURCE_UPDATED_AT: Final = "source_updated_at"
+H3_CELL: Final = "h3_cell"
+
+INJURY_COLUMNS: Final = (
+    PERSONS_INJURED,
+    PERSONS_KILLED,
+    PEDESTRIANS_INJURED,
+    PEDESTRIANS_KILLED,
+    CYCLISTS_INJURED,
+    CYCLISTS_KILLED,
+    MOTORISTS_INJURED,
+    MOTORISTS_KILLED,
+)
+TEXT_COLUMNS: Final = (BOROUGH, ON_STREET, CROSS_STREET, FACTOR_1, VEHICLE_1)
+
+# What every crash adapter returns (before geo assignment).
+CRASH_COLUMNS: Final = (
+    COLLISION_ID,
+    CRASHED_AT,
+    LAT,
+    LNG,
+    *TEXT_COLUMNS,
+    *INJURY_COLUMNS,
+    SOURCE,
+    SOURCE_UPDATED_AT,
+)
+
+# --- rejects -------------------------------------------------------------------------------
+RECORD_KEY: Final = "record_key"
+REASON: Final = "reason"
+RAW: Final = "raw"
+REJECT_COLUMNS: Final = (RECORD_KEY, REASON, RAW)
+
+# --- weather -------------------------------------------------------------------------------
+DATE: Final = "date"
+KIND: Final = "kind"  # "observed" or "forecast"
+ISSUED_AT: Final = "issued_at"
+PRECIP_MM: Final = "precip_mm"
+SNOW_CM: Final = "snow_cm"
+SNOW_DEPTH_CM: Final = "snow_depth_cm"
+TMAX_C: Final = "tmax_c"
+TMIN_C: Final = "tmin_c"
+WIND_MS: Final = "wind_ms"
+STATION: Final = "station"
+WEATHER_VALUES: Final = (PRECIP_MM, SNOW_CM, SNOW_DEPTH_CM, TMAX_C, TMIN_C, WIND_MS)
+WEATHER_COLUMNS: Final = (STATION, DATE, KIND, ISSUED_AT, *WEATHER_VALUES, SOURCE)
+OBSERVED: Final = "observed"
+FORECAST: Final = "forecast"
+
+# --- traffic counts --------------------------------------------------------------------------
+COUNT_ID: Final = "count_id"  # request, segment, direction, date, hour: one hourly count
+SEGMENT_ID: Final = "segment_id"
+DIRECTION: Final = "direction"
+COUNTED_AT: Final = "counted_at"  # start of the hour, local time
+VOLUME: Final = "volume"
+STREET: Final = "street"
+TRAFFIC_COLUMNS: Final = (
+    COUNT_ID,
+    SEGMENT_ID,
+    DIRECTION,
+    COUNTED_AT,
+    VOLUME,
+    LAT,
+    LNG,
+    BOROUGH,
+    STREET,
+    SOURCE,
+)
+
+# --- risk classes ----------------------------------------------------------------------------
+RISK_CLASSES: Final = ("Safe", "Somewhat Safe", "Average", "Somewhat Dangerous", "Dangerous")
+
+
+def _in_city_lat() -> pa.Check:
+    return pa.Check.in_range(CITY_LAT_MIN, CITY_LAT_MAX)
+
+
+def _in_city_lng() -> pa.Check:
+    return pa.Check.in_range(CITY_LNG_MIN, CITY_LNG_MAX)
+
+
+_count = pa.Column("Int32", pa.Check.ge(0), nullable=True)
+_text = pa.Column("string", nullable=True)
+
+# The boundary between adapters+validation and the warehouse: only clean rows pass.
+CRASH_SCHEMA: Final = pa.DataFrameSchema(
+    {
+        COLLISION_ID: pa.Column("string", unique=True),
+        CRASHED_AT: pa.Column("datetime64[us]"),
+        LAT: pa.Column("float64", _in_city_lat()),
+        LNG: pa.Column("float64", _in_city_lng()),
+        **{c: _text for c in TEXT_COLUMNS},
+        **{c: _count for c in INJURY_COLUMNS},
+        SOURCE: pa.Column("string"),
+        SOURCE_UPDATED_AT: pa.Column("datetime64[us]", nullable=True),
+        H3_CELL: pa.Column("string", pa.Check.str_length(15, 15)),
+    },
+    strict=True,
+    ordered=False,
+)
+
+WEATHER_SCHEMA: Final = pa.DataFrameSchema(
+    {
+        STATION: pa.Column("string"),
+        DATE: pa.Column("datetime64[us]"),
+        KIND: pa.Column("string", pa.Check.isin([OBSERVED, FORECAST])),
+        ISSUED_AT: pa.Column("datetime64[us]"),
+        PRECIP_MM: pa.Column("float64", pa.Check.in_range(0, 500), nullable=True),
+        SNOW_CM: pa.Column("float64", pa.Check.in_range(0, 200), nullable=True),
+        SNOW_DEPTH_CM: pa.Column("float64", pa.Check.in_range(0, 300), nullable=True),
+        TMAX_C: pa.Column("float64", pa.Check.in_range(-40, 50), nullable=True),
+        TMIN_C: pa.Column("float64", pa.Check.in_range(-40, 50), nullable=True),
+        WIND_MS: pa.Column("float64", pa.Check.in_range(0, 80), nullable=True),
+        SOURCE: pa.Column("string"),
+    },
+    strict=True,
+    unique=[STATION, DATE, KIND, ISSUED_AT],
+)
+
+TRAFFIC_SCHEMA: Final = pa.DataFrameSchema(
+    {
+        COUNT_ID: pa.Column("string", unique=True),
+        SEGMENT_ID: pa.Column("string"),
+        DIRECTION: pa.Column("string", nullable=True),
+        COUNTED_AT: pa.Column("datetime64[us]"),
+        VOLUME: pa.Column("float64", pa.Check.ge(0)),
+        LAT: pa.Column("float64", _in_city_lat()),
+        LNG: pa.Column("float64", _in_city_lng()),
+        BOROUGH: pa.Column("string", nullable=True),
+        STREET: pa.Column("string", nullable=True),
+        SOURCE: pa.Column("string"),
+        H3_CELL: pa.Column("string", pa.Check.str_length(15, 15)),
+    },
+    strict=True,
+)

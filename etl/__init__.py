@@ -1,0 +1,1 @@
+"""ETL: source adapters, validation with row accounting, and loads into the warehouse."""

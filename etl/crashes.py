@@ -1,0 +1,365 @@
+"""Crash records from every source shape into the one canonical crash schema.
+
+Shapes: NYC Open Data CSV exports (current header and the pre-2019 ``DATE, TIME, UNIQUE KEY``
+header), trimmed CSVs with only date, hour and coordinates, and Socrata API records. Each shape is
+a column mapping; after it, one parser checks every row and either keeps it or rejects it with a
+reason, so ``rows in = clean + rejected`` for every batch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlalchemy.engine import Engine
+
+from core import schema as s
+from core.settings import Settings
+from core.warehouse import (
+    RunRecord,
+    crashes_table,
+    etl_run,
+    save_run_progress,
+    set_watermark,
+    upsert,
+    write_rejects,
+)
+from geo.cells import points_to_cells
+
+log = logging.getLogger(__name__)
+
+# Intermediate names every shape maps onto, all still text.
+RAW_DATE = "raw_date"
+RAW_TIME = "raw_time"
+RAW_HOUR = "raw_hour"
+RAW_OFF_STREET = "raw_off_street"
+
+_COMMON_CSV = {
+    "BOROUGH": s.BOROUGH,
+    "LATITUDE": s.LAT,
+    "LONGITUDE": s.LNG,
+    "ON STREET NAME": s.ON_STREET,
+    "CROSS STREET NAME": s.CROSS_STREET,
+    "OFF STREET NAME": RAW_OFF_STREET,
+    "NUMBER OF PERSONS INJURED": s.PERSONS_INJURED,
+    "NUMBER OF PERSONS KILLED": s.PERSONS_KILLED,
+    "NUMBER OF PEDESTRIANS INJURED": s.PEDESTRIANS_INJURED,
+    "NUMBER OF PEDESTRIANS KILLED": s.PEDESTRIANS_KILLED,
+    "NUMBER OF CYCLIST INJURED": s.CYCLISTS_INJURED,
+    "NUMBER OF CYCLIST KILLED": s.CYCLISTS_KILLED,
+    "NUMBER OF MOTORIST INJURED": s.MOTORISTS_INJURED,
+    "NUMBER OF MOTORIST KILLED": s.MOTORISTS_KILLED,
+    "CONTRIBUTING FACTOR VEHICLE 1": s.FACTOR_1,
+    "VEHICLE TYPE CODE 1": s.VEHICLE_1,
+}
+
+
+@dataclass(frozen=True)
+class CrashShape:
+    """How one source shape maps onto the canonical crash columns."""
+
+    name: str
+    columns: Mapping[str, str]
+    date_format: str
+    required: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def derives_id(self) -> bool:
+        return s.COLLISION_ID not in self.columns.values()
+
+
+CSV_CURRENT = CrashShape(
+    "csv-current",
+    {"CRASH DATE": RAW_DATE, "CRASH TIME": RAW_TIME, "COLLISION_ID": s.COLLISION_ID, **_COMMON_CSV},
+    "%m/%d/%Y",
+    frozenset({"CRASH DATE", "CRASH TIME", "COLLISION_ID", "LATITUDE", "LONGITUDE"}),
+)
+CSV_PRE_2019 = CrashShape(
+    "csv-pre-2019",
+    {"DATE": RAW_DATE, "TIME": RAW_TIME, "UNIQUE KEY": s.COLLISION_ID, **_COMMON_CSV},
+    "%m/%d/%Y",
+    frozenset({"DATE", "TIME", "UNIQUE KEY", "LATITUDE", "LONGITUDE"}),
+)
+CSV_TRIMMED = CrashShape(
+    "csv-trimmed",
+    {
+        "CRASH DATE": RAW_DATE,
+        "hour": RAW_HOUR,
+        **{k: v for k, v in _COMMON_CSV.items() if k.startswith(("LAT", "LONG", "NUMBER", "CONTRIB"))},
+    },
+    "%m/%d/%Y",
+    frozenset({"CRASH DATE", "hour", "LATITUDE", "LONGITUDE"}),
+)
+SOCRATA = CrashShape(
+    "socrata",
+    {
+        "collision_id": s.COLLISION_ID,
+        "crash_date": RAW_DATE,
+        "crash_time": RAW_TIME,
+        "borough": s.BOROUGH,
+        "latitude": s.LAT,
+        "longitude": s.LNG,
+        "on_street_name": s.ON_STREET,
+        "cross_street_name": s.CROSS_STREET,
+        "off_street_name": RAW_OFF_STREET,
+        "number_of_persons_injured": s.PERSONS_INJURED,
+        "number_of_persons_killed": s.PERSONS_KILLED,
+        "number_of_pedestrians_injured": s.PEDESTRIANS_INJURED,
+        "number_of_pedestrians_killed": s.PEDESTRIANS_KILLED,
+        "number_of_cyclist_injured": s.CYCLISTS_INJURED,
+        "number_of_cyclist_killed": s.CYCLISTS_KILLED,
+        "number_of_motorist_injured": s.MOTORISTS_INJURED,
+        "number_of_motorist_killed": s.MOTORISTS_KILLED,
+        "contributing_factor_vehicle_1": s.FACTOR_1,
+        "vehicle_type_code1": s.VEHICLE_1,
+        ":updated_at": s.SOURCE_UPDATED_AT,
+    },
+    "%Y-%m-%d",
+    frozenset({"collision_id", "crash_date"}),
+)
+CSV_SHAPES = (CSV_CURRENT, CSV_PRE_2019, CSV_TRIMMED)
+
+
+class CrashShapeError(ValueError):
+    """A header that matches no known crash shape."""
+
+
+def detect_csv_shape(header: Iterable[str]) -> CrashShape:
+    names = {h.strip() for h in header}
+    for shape in CSV_SHAPES:
+        if shape.required <= names:
+            return shape
+    raise CrashShapeError(
+        "unrecognised crash CSV header: expected the NYC Open Data export "
+        "(CRASH DATE, CRASH TIME, COLLISION_ID, …), the pre-2019 export (DATE, TIME, UNIQUE KEY, …) "
+        "or a trimmed file (CRASH DATE, hour, LATITUDE, LONGITUDE)"
+    )
+
+
+@dataclass(frozen=True)
+class NormalizedCrashes:
+    clean: pd.DataFrame  # canonical crash columns + h3_cell, validated by CRASH_SCHEMA
+    rejects: pd.DataFrame  # record_key, reason, raw
+
+
+def normalize_crashes(
+    raw: pd.DataFrame, shape: CrashShape, *, source: str, fine_res: int, today: dt.date
+) -> NormalizedCrashes:
+    """Map a raw text frame of one shape to canonical crashes; every row is kept or rejected.
+
+    A rejected row carries the first reason that applies, in the order of ``REJECT_REASONS``.
+    """
+    text = _to_text(raw, shape)
+    day = _dates(text[RAW_DATE], shape.date_format)
+    minutes, time_ok = _minutes_of_day(text)
+    crashed_at = (day + pd.to_timedelta(minutes, unit="min")).astype("datetime64[us]")
+    lat, lat_ok = _numbers(text[s.LAT])
+    lng, lng_ok = _numbers(text[s.LNG])
+    counts = {c: _numbers(text[c]) for c in s.INJURY_COLUMNS}
+    collision_id = _derive_ids(text) if shape.derives_id else text[s.COLLISION_ID]
+    updated_at = _timestamps(text[s.SOURCE_UPDATED_AT])
+
+    codes = np.zeros(len(text), dtype=np.int8)
+
+    def flag(mask: pd.Series | np.ndarray, reason: str) -> None:
+        codes[(codes == 0) & np.asarray(mask, dtype=bool)] = REJECT_REASONS.index(reason) + 1
+
+    flag(collision_id.isna(), "missing collision_id")
+    flag(day.isna(), "unparseable date")
+    flag(~time_ok, "unparseable time")
+    flag(day > pd.Timestamp(today), "date in the future")
+    flag(text[s.LAT].isna() | text[s.LNG].isna(), "missing coordinates")
+    flag(~(lat_ok & lng_ok), "unparseable coordinates")
+    flag((lat == 0) | (lng == 0), "zero coordinates")
+    in_city = lat.between(s.CITY_LAT_MIN, s.CITY_LAT_MAX) & lng.between(s.CITY_LNG_MIN, s.CITY_LNG_MAX)
+    flag(~in_city, "coordinates outside the city")
+    for values, parsed in counts.values():
+        flag(text[values.name].notna() & ~parsed, "unparseable count")
+        flag(values.fillna(0) < 0, "negative count")
+        flag(values.fillna(0) % 1 != 0, "fractional count")
+    newest_first = updated_at.rank(method="first", ascending=False, na_option="bottom")
+    order = pd.DataFrame({"id": collision_id, "rank": newest_first}).sort_values("rank")
+    duplicate = order["id"].duplicated(keep="first") & order["id"].notna()
+    flag(duplicate.reindex(text.index), "duplicate collision_id")
+
+    keep = codes == 0
+    clean = pd.DataFrame(
+        {
+            s.COLLISION_ID: collision_id,
+            s.CRASHED_AT: crashed_at,
+            s.LAT: lat,
+            s.LNG: lng,
+            s.BOROUGH: text[s.BOROUGH].str.upper(),
+            s.ON_STREET: text[s.ON_STREET].fillna(text[RAW_OFF_STREET]),
+            s.CROSS_STREET: text[s.CROSS_STREET],
+            s.FACTOR_1: text[s.FACTOR_1],
+            s.VEHICLE_1: text[s.VEHICLE_1],
+            **{c: values.astype("Int32") for c, (values, _) in counts.items()},
+            s.SOURCE: pd.Series(source, index=text.index, dtype="str"),
+            s.SOURCE_UPDATED_AT: updated_at,
+        }
+    ).loc[keep]
+    clean = clean.assign(h3_cell=points_to_cells(clean[s.LAT], clean[s.LNG], fine_res))
+    s.CRASH_SCHEMA.validate(clean)
+
+    rejected = raw.loc[~keep]
+    reasons = np.asarray(REJECT_REASONS, dtype=object)[codes[~keep] - 1]
+    rejects = pd.DataFrame(
+        {
+            s.RECORD_KEY: collision_id.loc[~keep],
+            s.REASON: pd.Series(reasons, index=rejected.index, dtype="str"),
+            s.RAW: rejected.to_dict("records") if len(rejected) else [],
+        },
+        index=rejected.index,
+    )
+    return NormalizedCrashes(clean=clean.reset_index(drop=True), rejects=rejects.reset_index(drop=True))
+
+
+REJECT_REASONS: tuple[str, ...] = (
+    "missing collision_id",
+    "unparseable date",
+    "unparseable time",
+    "date in the future",
+    "missing coordinates",
+    "unparseable coordinates",
+    "zero coordinates",
+    "coordinates outside the city",
+    "unparseable count",
+    "negative count",
+    "fractional count",
+    "duplicate collision_id",
+)
+
+_NUMBER = r"^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)$"
+_TIME = r"^(?P<hour>[0-9]{1,2}):(?P<minute>[0-9]{2})(?::[0-9]{2}(?:[.][0-9]*)?)?$"
+
+
+def _arrow(text: pd.Series) -> pa.Array:
+    return pa.array(text, type=pa.large_string())
+
+
+def _to_text(raw: pd.DataFrame, shape: CrashShape) -> pd.DataFrame:
+    """The shape's columns renamed to canonical names, trimmed, blanks as missing."""
+    renamed = {}
+    stripped_names = {c.strip(): c for c in raw.columns}
+    for source_name, target in shape.columns.items():
+        original = stripped_names.get(source_name)
+        if original is None:
+            continue
+        trimmed = pc.utf8_trim_whitespace(_arrow(raw[original].astype("str")))
+        blank_as_null = pc.if_else(pc.equal(trimmed, ""), None, trimmed)
+        renamed[target] = pd.Series(blank_as_null, index=raw.index, dtype="str")
+    wanted = (RAW_DATE, RAW_TIME, RAW_HOUR, RAW_OFF_STREET, s.COLLISION_ID, s.SOURCE_UPDATED_AT)
+    for name in (*s.TEXT_COLUMNS, s.LAT, s.LNG, *s.INJURY_COLUMNS, *wanted):
+        renamed.setdefault(name, pd.Series(pd.NA, index=raw.index, dtype="str"))
+    return pd.DataFrame(renamed, index=raw.index)
+
+
+def _numbers(text: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Decimal numbers (NaN where blank or not a number) and whether each blank-free value parsed."""
+    values = _arrow(text)
+    parsed = pc.fill_null(pc.match_substring_regex(values, _NUMBER), False)
+    numbers = pc.cast(pc.if_else(parsed, values, None), pa.float64())
+    return (
+        pd.Series(numbers.to_numpy(zero_copy_only=False), index=text.index, name=text.name),
+        pd.Series(parsed.to_numpy(zero_copy_only=False), index=text.index),
+    )
+
+
+def _dates(text: pd.Series, date_format: str) -> pd.Series:
+    """Calendar days (NaT where unparseable); anything after the first 10 characters is ignored."""
+    head = pc.utf8_slice_codeunits(_arrow(text), 0, 10)
+    days = pc.strptime(head, format=date_format, unit="us", error_is_null=True)
+    return pd.Series(days.to_numpy(zero_copy_only=False), index=text.index).astype("datetime64[us]")
+
+
+def _minutes_of_day(text: pd.DataFrame) -> tuple[np.ndarray, pd.Series]:
+    """Minutes after midnight from ``H:MM`` times, or from whole hours in trimmed files."""
+    if text[RAW_HOUR].notna().any() or text[RAW_TIME].isna().all():
+        hours, parsed = _numbers(text[RAW_HOUR])
+        minutes = pd.Series(0.0, index=text.index)
+    else:
+        parts = pc.extract_regex(_arrow(text[RAW_TIME]), _TIME)
+        parsed = pd.Series(parts.is_valid().to_numpy(zero_copy_only=False), index=text.index)
+        hours = pd.Series(pc.cast(parts.field("hour"), pa.float64()).to_numpy(zero_copy_only=False))
+        minutes = pd.Series(pc.cast(parts.field("minute"), pa.float64()).to_numpy(zero_copy_only=False))
+        hours.index = minutes.index = text.index
+    ok = parsed & hours.between(0, 23) & minutes.between(0, 59) & (hours % 1 == 0)
+    total = (hours * 60 + minutes).where(ok, 0).to_numpy(dtype=np.float64)
+    return total, ok
+
+
+def _timestamps(text: pd.Series) -> pd.Series:
+    """ISO-8601 timestamps as naive city time (``Z`` or offsets converted), NaT where absent."""
+    stamps = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
+    return stamps.dt.tz_convert(s.CITY_TZ).dt.tz_localize(None).astype("datetime64[us]")
+
+
+def _derive_ids(text: pd.DataFrame) -> pd.Series:
+    """A deterministic id from the row's content, for files that carry none ("d" + 15 hex digits)."""
+    content = text[[RAW_DATE, RAW_HOUR, s.LAT, s.LNG, *s.INJURY_COLUMNS, s.FACTOR_1]]
+    hashed = pd.util.hash_pandas_object(content, index=False).to_numpy(dtype=np.uint64)
+    return pd.Series(np.char.mod("d%015x", hashed >> np.uint64(4)), index=text.index, dtype="str")
+
+
+# ------------------------------------------------------------------------------------------
+# loading
+
+
+@dataclass(frozen=True)
+class RawCrashBatch:
+    """One page or chunk of raw records of one shape, with paging state for resumable sources."""
+
+    frame: pd.DataFrame
+    shape: CrashShape
+    resume_token: str | None = None
+    watermark: str | None = None
+
+
+def ingest_crash_batches(
+    engine: Engine,
+    batches: Iterable[RawCrashBatch],
+    *,
+    source: str,
+    settings: Settings,
+    today: dt.date | None = None,
+    on_batch: Callable[[int], None] | None = None,
+    resume_state: str | None = None,
+) -> RunRecord:
+    """Normalise and upsert every batch in one recorded run; the watermark moves only on success.
+
+    ``resume_state`` (the adapter's description of its query) stands in the run's ``watermark``
+    column until the run completes, so a later run can tell whether the stored ``resume_token``
+    belongs to the query it is about to make.
+    """
+    today = today or dt.date.today()
+    watermark: str | None = None
+    with etl_run(engine, "crashes", source) as run:
+        run.watermark = resume_state
+        for batch in batches:
+            result = normalize_crashes(
+                batch.frame, batch.shape, source=source, fine_res=settings.h3_fine_res, today=today
+            )
+            run.rows_in += len(batch.frame)
+            rows = result.clean.assign(crash_date=result.clean[s.CRASHED_AT].dt.floor("D"))
+            run.counts += upsert(
+                engine, crashes_table, rows, run_id=run.run_id, newer_column=s.SOURCE_UPDATED_AT
+            )
+            run.rows_rejected += write_rejects(engine, run, result.rejects)
+            run.resume_token = batch.resume_token
+            if batch.watermark and (watermark is None or batch.watermark > watermark):
+                watermark = batch.watermark
+            save_run_progress(engine, run)
+            if on_batch is not None:
+                on_batch(len(batch.frame))
+        run.watermark = watermark
+        if watermark:
+            set_watermark(engine, "crashes", source, watermark)
+        log.info(run.summary())
+    return run

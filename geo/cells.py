@@ -1,0 +1,102 @@
+"""Vectorised H3 (v4) operations on columns of cells.
+
+Cells travel as pandas ``str`` series of 15-character hex ids (Arrow-backed, so cheap to pass to
+and from h3ronpy); no function here loops over points in Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import h3
+import h3ronpy
+import h3ronpy.vector
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+
+def _cell_ids(cells: pd.Series | Iterable[str]) -> pa.Array:
+    return h3ronpy.cells_parse(pa.array(pd.Series(cells, dtype="str")))
+
+
+def _to_series(cells: pa.Array, index: pd.Index | None = None) -> pd.Series:
+    return pd.Series(pa.array(h3ronpy.cells_to_string(cells)), index=index, dtype="str")
+
+
+def is_valid_latlng(lat: np.ndarray, lng: np.ndarray) -> np.ndarray:
+    return np.isfinite(lat) & np.isfinite(lng) & (np.abs(lat) <= 90) & (np.abs(lng) <= 180)
+
+
+def points_to_cells(lat: pd.Series, lng: pd.Series, res: int) -> pd.Series:
+    """The H3 cell of every point; raises ValueError for a non-finite coordinate."""
+    lat_values = np.asarray(lat, dtype=np.float64)
+    lng_values = np.asarray(lng, dtype=np.float64)
+    if not is_valid_latlng(lat_values, lng_values).all():
+        raise ValueError("points_to_cells needs finite coordinates; reject bad rows first")
+    cells = h3ronpy.vector.coordinates_to_cells(lat_values, lng_values, res)
+    return _to_series(cells, index=lat.index if isinstance(lat, pd.Series) else None)
+
+
+def cells_to_parents(cells: pd.Series, res: int) -> pd.Series:
+    """The ancestor of every cell at a coarser resolution (same index)."""
+    return _to_series(h3ronpy.change_resolution(_cell_ids(cells), res), index=cells.index)
+
+
+def cells_to_latlng(cells: pd.Series) -> pd.DataFrame:
+    """Cell centres as columns ``lat`` and ``lng`` (same index)."""
+    unique = pd.unique(cells)
+    centres = np.array([h3.cell_to_latlng(c) for c in unique]).reshape(-1, 2)
+    lookup = pd.DataFrame({"lat": centres[:, 0], "lng": centres[:, 1]}, index=unique)
+    return lookup.reindex(cells.to_numpy()).set_index(cells.index)
+
+
+def cells_to_boundaries(cells: Iterable[str]) -> dict[str, list[tuple[float, float]]]:
+    """Closed polygon rings in ``(lng, lat)`` order, ready for GeoJSON."""
+    rings = {}
+    for cell in cells:
+        ring = [(lng, lat) for lat, lng in h3.cell_to_boundary(cell)]
+        rings[cell] = [*ring, ring[0]]
+    return rings
+
+
+def cells_resolution(cells: pd.Series) -> int:
+    """The single resolution of a non-empty column of cells."""
+    resolutions = np.unique(np.asarray(h3ronpy.cells_resolution(_cell_ids(cells))))
+    if len(resolutions) != 1:
+        raise ValueError(f"cells mix resolutions {resolutions.tolist()}")
+    return int(resolutions[0])
+
+
+def grid_disk_pairs(cells: Iterable[str], k: int) -> pd.DataFrame:
+    """Every (cell, neighbour, distance) with distance ≤ k, including the cell itself at 0."""
+    rows: list[tuple[str, str, int]] = []
+    for cell in pd.unique(pd.Series(list(cells), dtype="str")):
+        for distance, ring in enumerate(h3.grid_ring(cell, d) for d in range(k + 1)):
+            rows.extend((cell, other, distance) for other in ring)
+    return pd.DataFrame(rows, columns=["h3_cell", "neighbour", "distance"]).astype(
+        {"h3_cell": "str", "neighbour": "str", "distance": "int8"}
+    )
+
+
+def grid_distance(a: str, b: str) -> int:
+    return int(h3.grid_distance(a, b))
+
+
+def majority_labels(
+    cells: pd.Series, labels: pd.Series, weights: pd.Series | None = None
+) -> pd.Series:
+    """For each cell, its most frequent (or heaviest) non-blank label; ties go alphabetically."""
+    frame = pd.DataFrame(
+        {
+            "cell": cells.to_numpy(),
+            "label": labels.to_numpy(),
+            "weight": 1 if weights is None else weights.to_numpy(),
+        }
+    ).dropna()
+    frame = frame[frame["label"].str.strip() != ""]
+    if frame.empty:
+        return pd.Series(dtype="str", name="label")
+    totals = frame.groupby(["cell", "label"])["weight"].sum().rename("n").reset_index()
+    totals = totals.sort_values(["cell", "n", "label"], ascending=[True, False, True])
+    return totals.drop_duplicates("cell").set_index("cell")["label"]
