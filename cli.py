@@ -76,6 +76,7 @@ def _main(
 @app.command()
 def demo(
     seed: Annotated[int, typer.Option(help="Seed of the synthetic city")] = 42,
+    years: Annotated[int, typer.Option(min=1, max=10, help="Years of history")] = 3,
     rebuild: Annotated[bool, typer.Option(help="Delete the warehouse and model first")] = False,
     if_missing: Annotated[bool, typer.Option(help="Do nothing when a warehouse exists")] = False,
     train: Annotated[bool, typer.Option(help="Also train and score (needs the model layer)")] = True,
@@ -88,7 +89,7 @@ def demo(
     if if_missing and warehouse_exists(settings):
         typer.echo(f"warehouse exists at {settings.resolved_database_url}; skipping the demo build")
         return
-    runs = build_demo_warehouse(settings, seed=seed, rebuild=rebuild)
+    runs = build_demo_warehouse(settings, seed=seed, years=years, rebuild=rebuild)
     for run in runs:
         typer.echo(run.summary())
     if train:

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine, make_url
 
 from core import schema as s
@@ -409,7 +410,7 @@ def _stage_casts(table: sa.Table, columns: Sequence[str], sqlite: bool) -> str:
         return ", ".join(f"x.{_quote(c)}" for c in columns)
     parts = []
     for c in columns:
-        col_type = table.columns[c].type.compile(dialect=sa.dialects.postgresql.dialect())
+        col_type = table.columns[c].type.compile(dialect=postgresql.dialect())
         parts.append(f"CAST(x.{_quote(c)} AS {col_type})")
     return ", ".join(parts)
 
@@ -617,7 +618,10 @@ DATASET_TABLES: dict[str, tuple[sa.Table, sa.Column[Any]]] = {
 
 
 def warehouse_status(engine: Engine) -> dict[str, Any]:
-    """Per dataset and source: rows, date range, last run with its accounting, watermark, rejects."""
+    """Per dataset and source: rows, date range, last run with its accounting, watermark, rejects.
+
+    Runs and watermarks are recorded under the name of the table they load.
+    """
     datasets: dict[str, Any] = {}
     with engine.connect() as conn:
         for dataset, (table, day) in DATASET_TABLES.items():
@@ -635,7 +639,7 @@ def warehouse_status(engine: Engine) -> dict[str, Any]:
                 }
             runs = conn.execute(
                 sa.select(etl_runs_table)
-                .where(etl_runs_table.c.dataset == dataset)
+                .where(etl_runs_table.c.dataset == table.name)
                 .order_by(etl_runs_table.c.started_at.desc(), etl_runs_table.c.run_id.desc())
             ).mappings()
             for run in runs:
@@ -654,7 +658,8 @@ def warehouse_status(engine: Engine) -> dict[str, Any]:
             for source, entry in sources.items():
                 entry["watermark"] = conn.execute(
                     sa.select(watermarks_table.c.value).where(
-                        watermarks_table.c.dataset == dataset, watermarks_table.c.source == source
+                        watermarks_table.c.dataset == table.name,
+                        watermarks_table.c.source == source,
                     )
                 ).scalar_one_or_none()
             datasets[dataset] = sources

@@ -162,7 +162,7 @@ def normalize_crashes(
     lat, lat_ok = _numbers(text[s.LAT])
     lng, lng_ok = _numbers(text[s.LNG])
     counts = {c: _numbers(text[c]) for c in s.INJURY_COLUMNS}
-    collision_id = _derive_ids(text) if shape.derives_id else text[s.COLLISION_ID]
+    collision_id = _derive_ids(raw) if shape.derives_id else text[s.COLLISION_ID]
     updated_at = _timestamps(text[s.SOURCE_UPDATED_AT])
 
     codes = np.zeros(len(text), dtype=np.int8)
@@ -180,7 +180,8 @@ def normalize_crashes(
     in_city = lat.between(s.CITY_LAT_MIN, s.CITY_LAT_MAX) & lng.between(s.CITY_LNG_MIN, s.CITY_LNG_MAX)
     flag(~in_city, "coordinates outside the city")
     for values, parsed in counts.values():
-        flag(text[values.name].notna() & ~parsed, "unparseable count")
+        too_big = values.fillna(0) > _COUNT_MAX  # does not fit the stored integer
+        flag((text[values.name].notna() & ~parsed) | too_big, "unparseable count")
         flag(values.fillna(0) < 0, "negative count")
         flag(values.fillna(0) % 1 != 0, "fractional count")
     newest_first = updated_at.rank(method="first", ascending=False, na_option="bottom")
@@ -200,7 +201,7 @@ def normalize_crashes(
             s.CROSS_STREET: text[s.CROSS_STREET],
             s.FACTOR_1: text[s.FACTOR_1],
             s.VEHICLE_1: text[s.VEHICLE_1],
-            **{c: values.astype("Int32") for c, (values, _) in counts.items()},
+            **{c: values.where(keep).astype("Int32") for c, (values, _) in counts.items()},
             s.SOURCE: pd.Series(source, index=text.index, dtype="str"),
             s.SOURCE_UPDATED_AT: updated_at,
         }
@@ -236,6 +237,7 @@ REJECT_REASONS: tuple[str, ...] = (
     "duplicate collision_id",
 )
 
+_COUNT_MAX = np.iinfo(np.int32).max
 _NUMBER = r"^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)$"
 _TIME = r"^(?P<hour>[0-9]{1,2}):(?P<minute>[0-9]{2})(?::[0-9]{2}(?:[.][0-9]*)?)?$"
 
@@ -252,7 +254,9 @@ def _to_text(raw: pd.DataFrame, shape: CrashShape) -> pd.DataFrame:
         original = stripped_names.get(source_name)
         if original is None:
             continue
-        trimmed = pc.utf8_trim_whitespace(_arrow(raw[original].astype("str")))
+        # NUL cannot be stored in PostgreSQL text; it never means anything in these sources
+        no_nul = pc.replace_substring(_arrow(raw[original].astype("str")), "\x00", "")
+        trimmed = pc.utf8_trim_whitespace(no_nul)
         blank_as_null = pc.if_else(pc.equal(trimmed, ""), None, trimmed)
         renamed[target] = pd.Series(blank_as_null, index=raw.index, dtype="str")
     wanted = (RAW_DATE, RAW_TIME, RAW_HOUR, RAW_OFF_STREET, s.COLLISION_ID, s.SOURCE_UPDATED_AT)
@@ -274,9 +278,10 @@ def _numbers(text: pd.Series) -> tuple[pd.Series, pd.Series]:
 
 def _dates(text: pd.Series, date_format: str) -> pd.Series:
     """Calendar days (NaT where unparseable); anything after the first 10 characters is ignored."""
-    head = pc.utf8_slice_codeunits(_arrow(text), 0, 10)
-    days = pc.strptime(head, format=date_format, unit="us", error_is_null=True)
-    return pd.Series(days.to_numpy(zero_copy_only=False), index=text.index).astype("datetime64[us]")
+    head = pd.Series(pc.utf8_slice_codeunits(_arrow(text), 0, 10), index=text.index, dtype="str")
+    # pandas, not pc.strptime: Arrow rolls impossible days over (02/30/2022 became 03/02/2022)
+    days = pd.to_datetime(head, format=date_format, errors="coerce")
+    return days.astype("datetime64[us]")
 
 
 def _minutes_of_day(text: pd.DataFrame) -> tuple[np.ndarray, pd.Series]:
@@ -287,8 +292,11 @@ def _minutes_of_day(text: pd.DataFrame) -> tuple[np.ndarray, pd.Series]:
     else:
         parts = pc.extract_regex(_arrow(text[RAW_TIME]), _TIME)
         parsed = pd.Series(parts.is_valid().to_numpy(zero_copy_only=False), index=text.index)
-        hours = pd.Series(pc.cast(parts.field("hour"), pa.float64()).to_numpy(zero_copy_only=False))
-        minutes = pd.Series(pc.cast(parts.field("minute"), pa.float64()).to_numpy(zero_copy_only=False))
+        # struct_field, not .field(): it keeps a non-matching time null instead of ""
+        hour = pc.cast(pc.struct_field(parts, "hour"), pa.float64())
+        minute = pc.cast(pc.struct_field(parts, "minute"), pa.float64())
+        hours = pd.Series(hour.to_numpy(zero_copy_only=False))
+        minutes = pd.Series(minute.to_numpy(zero_copy_only=False))
         hours.index = minutes.index = text.index
     ok = parsed & hours.between(0, 23) & minutes.between(0, 59) & (hours % 1 == 0)
     total = (hours * 60 + minutes).where(ok, 0).to_numpy(dtype=np.float64)
@@ -301,11 +309,20 @@ def _timestamps(text: pd.Series) -> pd.Series:
     return stamps.dt.tz_convert(s.CITY_TZ).dt.tz_localize(None).astype("datetime64[us]")
 
 
-def _derive_ids(text: pd.DataFrame) -> pd.Series:
-    """A deterministic id from the row's content, for files that carry none ("d" + 15 hex digits)."""
-    content = text[[RAW_DATE, RAW_HOUR, s.LAT, s.LNG, *s.INJURY_COLUMNS, s.FACTOR_1]]
+def _derive_ids(raw: pd.DataFrame) -> pd.Series:
+    """A deterministic id from the whole row, for files that carry none ("d" + 15 hex digits).
+
+    Every column counts (trimmed; column order does not), so exact duplicate rows share an id
+    while rows that differ only in a column the shape does not map (say, the second vehicle's
+    contributing factor) stay two crashes.
+    """
+    names = sorted(raw.columns, key=lambda name: str(name).strip())
+    content = pd.DataFrame(
+        {str(name).strip(): raw[name].astype("str").str.strip() for name in names},
+        index=raw.index,
+    )
     hashed = pd.util.hash_pandas_object(content, index=False).to_numpy(dtype=np.uint64)
-    return pd.Series(np.char.mod("d%015x", hashed >> np.uint64(4)), index=text.index, dtype="str")
+    return pd.Series(np.char.mod("d%015x", hashed >> np.uint64(4)), index=raw.index, dtype="str")
 
 
 # ------------------------------------------------------------------------------------------
@@ -340,7 +357,7 @@ def ingest_crash_batches(
     """
     today = today or dt.date.today()
     watermark: str | None = None
-    with etl_run(engine, "crashes", source) as run:
+    with etl_run(engine, crashes_table.name, source) as run:
         run.watermark = resume_state
         for batch in batches:
             result = normalize_crashes(
@@ -360,6 +377,6 @@ def ingest_crash_batches(
                 on_batch(len(batch.frame))
         run.watermark = watermark
         if watermark:
-            set_watermark(engine, "crashes", source, watermark)
+            set_watermark(engine, crashes_table.name, source, watermark)
         log.info(run.summary())
     return run

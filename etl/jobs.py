@@ -107,13 +107,19 @@ def _traffic_raw(
     raise SourceError(f"traffic comes from socrata, csv or demo, not {source}")
 
 
-def build_demo_warehouse(settings: Settings, *, seed: int = 42, rebuild: bool = False) -> list[RunRecord]:
-    """Generate the demo city and load its files through the normal ETL, as any source would."""
+def build_demo_warehouse(
+    settings: Settings, *, seed: int = 42, years: int = 3, rebuild: bool = False
+) -> list[RunRecord]:
+    """Generate the demo city and load its files through the normal ETL, as any source would.
+
+    The city ends on ``DemoConfig.end`` (its as-of date) and covers ``years`` whole years.
+    """
     engine = get_engine(settings.resolved_database_url)
     if rebuild:
         metadata.drop_all(engine)
     create_schema(engine)
-    config = DemoConfig(seed=seed)
+    end = DemoConfig.end
+    config = DemoConfig(seed=seed, start=dt.date(end.year - years + 1, 1, 1), end=end)
     city = generate_demo_city(config)
     paths = write_demo_files(city, settings.var_dir / "demo")
     runs = [_ingest_crash_file(engine, settings, paths["crashes"], source=DEMO_SOURCE)]

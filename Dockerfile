@@ -1,0 +1,25 @@
+# Vision Zero Risk: the app on the demo city (or any warehouse given by VZ_DATABASE_URL).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    VZ_VAR_DIR=/data
+
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libgomp1 \
+ && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /app
+COPY requirements.txt pyproject.toml ./
+RUN pip install -r requirements.txt
+COPY . .
+RUN pip install --no-deps --no-build-isolation -e .
+
+VOLUME ["/data"]
+EXPOSE 8501
+HEALTHCHECK --interval=30s --timeout=5s --start-period=120s \
+  CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health')"
+
+# Builds the demo warehouse and model on first start (a no-op when /data already has one).
+CMD ["sh", "-c", "vz demo --if-missing && vz serve --port 8501"]

@@ -1,0 +1,527 @@
+"""NYC DOT automated traffic-volume counts (dataset 7ym2-wayt) into ``traffic_counts``.
+
+Three input shapes map to one: the Socrata JSON rows (lower-case string fields), the CSV export
+(``RequestID, Boro, Yr, M, D, HH, MM, Vol, SegmentID, WktGeom, …``) and hourly extracts without
+``MM`` or ``WktGeom``. Column names are matched case-insensitively.
+
+Rules (each rejected row gets one of these reasons):
+
+- **Hourly rows.** A stored row is one hour of one count (``count_id =
+  "{request}:{segment}:{direction}:{YYYY-MM-DD}:{HH}"``); 15-minute rows are summed into their
+  hour (``source_rows`` says how many). An hour whose quarters arrive in different batches is
+  replaced by the later batch's partial sum, so load a count request in one batch.
+- **Duplicates.** Rows repeating (request, segment, direction, date, hour, minute) in one batch
+  are not summed: the first is kept and the rest rejected as "duplicate count key". (The 2024
+  hourly extract has 95 such pairs with slightly different volumes, e.g. 1,330 and 1,355: the
+  same hour recorded twice, which summing would double.)
+- **Volumes** may carry thousands separators ("1,330"); blank, non-numeric or negative → reject.
+- **Geometry.** ``WktGeom`` is ``POINT (x y)`` in EPSG:2263 (NY State Plane Long Island, US
+  feet), reprojected to WGS84. A row without it takes its segment's point from, in order: another
+  row of the batch, the ``segment_points`` argument (``segment_id, lat, lng`` in WGS84), then
+  points already in the warehouse (``load_traffic`` passes both). Otherwise it is rejected as
+  "no geometry for segment": the hourly 2024 extract has no geometry at all, so without a
+  segment→point lookup every one of its rows is rejected.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import pandas as pd
+import requests
+import sqlalchemy as sa
+from pyproj import Transformer
+from sqlalchemy.engine import Engine
+
+from core import schema as s
+from core.settings import Settings, get_settings
+from core.warehouse import (
+    RunRecord,
+    UpsertCounts,
+    etl_run,
+    read_frame,
+    traffic_table,
+    upsert,
+    write_rejects,
+)
+from etl.http import SourceError, make_session
+from etl.socrata import iter_pages
+from geo.cells import cells_resolution, cells_to_parents, grid_disk_pairs, points_to_cells
+
+log = logging.getLogger(__name__)
+
+DATASET: Final = traffic_table.name
+SOURCE_ROWS: Final = "source_rows"  # input rows summed into one hourly row
+STATE_PLANE_NY_LI: Final = 2263  # EPSG: NAD83 / New York Long Island (ftUS)
+WGS84: Final = 4326
+MIN_HOURS_PER_DAY: Final = 20
+REQUIRED_FIELDS: Final = ("requestid", "segmentid", "yr", "m", "d", "hh", "vol")
+TYPICAL_VOLUME: Final = "typical_volume"
+VOLUME_IMPUTED: Final = "volume_imputed"
+
+NO_GEOMETRY: Final = "no geometry for segment"
+DUPLICATE_KEY: Final = "duplicate count key"
+
+_POINT = re.compile(
+    r"^\s*POINT\s*\(\s*([-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)\s+"
+    r"([-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)\s*\)\s*$",
+    re.IGNORECASE,
+)
+
+# --------------------------------------------------------------------------------------------
+# geometry
+
+
+@lru_cache(maxsize=1)
+def _state_plane_to_wgs84() -> Transformer:
+    return Transformer.from_crs(STATE_PLANE_NY_LI, WGS84, always_xy=True)
+
+
+def state_plane_to_latlng(x: pd.Series, y: pd.Series) -> pd.DataFrame:
+    """EPSG:2263 feet to WGS84, vectorised: columns ``lat``, ``lng`` (same index)."""
+    lng, lat = _state_plane_to_wgs84().transform(
+        np.asarray(x, dtype="float64"), np.asarray(y, dtype="float64")
+    )
+    return pd.DataFrame({s.LAT: lat, s.LNG: lng}, index=x.index).astype("float64")
+
+
+def wkt_points_to_xy(wkt: pd.Series) -> pd.DataFrame:
+    """``POINT (x y)`` text to float columns ``x``, ``y``; anything else is NaN.
+
+    Parses each distinct string once (a segment repeats its point on every row).
+    """
+    codes, uniques = pd.factorize(wkt.astype("str"))
+    parts = pd.Series(uniques, dtype="str").str.extract(_POINT)
+    xy = np.full((len(wkt), 2), np.nan)
+    known = codes >= 0
+    for i in (0, 1):
+        parsed = pd.to_numeric(parts[i], errors="coerce").to_numpy(dtype="float64")
+        xy[known, i] = parsed[codes[known]]
+    return pd.DataFrame(xy, columns=["x", "y"], index=wkt.index)
+
+
+def _in_city(lat: pd.Series, lng: pd.Series) -> pd.Series:
+    return lat.between(s.CITY_LAT_MIN, s.CITY_LAT_MAX) & lng.between(s.CITY_LNG_MIN, s.CITY_LNG_MAX)
+
+
+# --------------------------------------------------------------------------------------------
+# parsing helpers
+
+
+def _text(values: pd.Series) -> pd.Series:
+    """Stripped ``str``; blanks become missing."""
+    text = values.astype("str").str.strip()
+    return text.where(text != "")
+
+
+def _ids(values: pd.Series) -> pd.Series:
+    """Identifiers as text; all-digit ids lose leading zeros so CSV and API spellings agree."""
+    text = _text(values)
+    digits = text.str.fullmatch(r"\d+").fillna(False).astype(bool)
+    stripped = text.str.lstrip("0").where(lambda t: t != "", "0")
+    return text.where(~digits, stripped)
+
+
+def _numbers(values: pd.Series) -> pd.Series:
+    """Finite floats (thousands separators allowed); everything else NaN."""
+    numbers = pd.to_numeric(_text(values).str.replace(",", "", regex=False), errors="coerce")
+    numbers = numbers.astype("float64")
+    return numbers.where(np.isfinite(numbers))
+
+
+def _whole(values: pd.Series, lo: int, hi: int) -> pd.Series:
+    """Whole numbers within ``lo..hi`` as float; anything else NaN."""
+    numbers = _numbers(values)
+    return numbers.where((numbers % 1 == 0) & numbers.between(lo, hi))
+
+
+def _field(frame: pd.DataFrame, name: str) -> pd.Series:
+    if name in frame.columns:
+        return frame[name]
+    return pd.Series(np.nan, index=frame.index, dtype="str")
+
+
+def _join_reasons(reasons: list[tuple[pd.Series, str]], index: pd.Index) -> pd.Series:
+    """One ``"; "``-joined reason per row from ``(mask, reason)`` pairs; "" when none applies."""
+    hits = np.column_stack(
+        [np.zeros(len(index), dtype=bool)]
+        + [mask.fillna(False).to_numpy(dtype=bool) for mask, _ in reasons]
+    )[:, 1:]
+    out = np.full(len(index), "", dtype=object)
+    names = [reason for _, reason in reasons]
+    for row in np.flatnonzero(hits.any(axis=1)):
+        out[row] = "; ".join(n for n, hit in zip(names, hits[row], strict=True) if hit)
+    return pd.Series(out, index=index, dtype="str")
+
+
+def _json_records(frame: pd.DataFrame) -> list[str]:
+    """Each row as a JSON object, missing values as null (for the rejects ``raw`` column)."""
+    if frame.empty:
+        return []
+    text = frame.to_json(orient="records", lines=True, force_ascii=False, date_format="iso")
+    return text.rstrip("\n").split("\n")  # JSON escapes newlines inside values
+
+
+def _canonical_points(points: pd.DataFrame | None) -> pd.DataFrame:
+    """A ``segment_id → (lat, lng)`` lookup: ids canonical, first row per segment, valid points."""
+    if points is None or points.empty:
+        return pd.DataFrame(
+            {s.LAT: pd.Series(dtype="float64"), s.LNG: pd.Series(dtype="float64")},
+            index=pd.Index([], dtype="str", name=s.SEGMENT_ID),
+        )
+    lookup = pd.DataFrame(
+        {
+            s.SEGMENT_ID: _ids(points[s.SEGMENT_ID]),
+            s.LAT: pd.to_numeric(points[s.LAT], errors="coerce").astype("float64"),
+            s.LNG: pd.to_numeric(points[s.LNG], errors="coerce").astype("float64"),
+        }
+    )
+    lookup = lookup.loc[lookup[s.SEGMENT_ID].notna() & _in_city(lookup[s.LAT], lookup[s.LNG])]
+    return lookup.drop_duplicates(s.SEGMENT_ID).set_index(s.SEGMENT_ID)
+
+
+# --------------------------------------------------------------------------------------------
+# adapter
+
+
+def normalize_traffic(
+    raw: pd.DataFrame,
+    *,
+    source: str,
+    res: int,
+    segment_points: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Raw count rows (any of the three shapes, all text) to hourly counts and rejects.
+
+    ``clean`` has the ``TRAFFIC_SCHEMA`` columns (``h3_cell`` at ``res``) plus ``source_rows``;
+    ``len(raw) == clean.source_rows.sum() + len(rejects)``. See the module docstring for rules.
+    """
+    rows = raw.rename(columns=lambda c: str(c).strip().lower())
+    missing = [c for c in REQUIRED_FIELDS if c not in rows.columns]
+    if missing:
+        raise SourceError(f"traffic {source}: missing columns {', '.join(missing)}")
+    index = rows.index
+
+    request = _ids(rows["requestid"])
+    segment = _ids(rows["segmentid"])
+    direction = _text(_field(rows, "direction")).str.upper()
+    year = _whole(rows["yr"], 1900, 2100)
+    day = pd.to_datetime(
+        pd.DataFrame(
+            {"year": year, "month": _whole(rows["m"], 1, 12), "day": _whole(rows["d"], 1, 31)}
+        ),
+        errors="coerce",
+    ).astype("datetime64[us]")
+    hour = _whole(rows["hh"], 0, 23)
+    minute = _whole(rows["mm"], 0, 59) if "mm" in rows.columns else pd.Series(0.0, index=index)
+    volume = _numbers(rows["vol"])
+    reasons = _join_reasons(
+        [
+            (request.isna(), "missing request id"),
+            (segment.isna(), "missing segment id"),
+            (day.isna() | hour.isna() | minute.isna(), "unparseable date/time"),
+            (volume.isna(), "missing or non-numeric volume"),
+            (volume < 0, "negative volume"),
+        ],
+        index,
+    )
+    counted_at = (day + pd.to_timedelta(hour, unit="h")).astype("datetime64[us]")
+    count_id = (
+        request
+        + ":"
+        + segment
+        + ":"
+        + direction.fillna("")
+        + ":"
+        + day.dt.strftime("%Y-%m-%d")
+        + ":"
+        + hour.astype("Int64").astype("str").str.zfill(2)
+    )
+
+    valid = reasons == ""
+    duplicate = valid & pd.DataFrame({"id": count_id, "mm": minute}).where(valid).duplicated()
+    reasons = reasons.where(~duplicate, DUPLICATE_KEY)
+
+    # geometry: own point, else the segment's point from the batch, the argument, the warehouse
+    wkt = _text(_field(rows, "wktgeom"))
+    xy = wkt_points_to_xy(wkt)
+    own = state_plane_to_latlng(xy["x"], xy["y"])
+    own_ok = xy["x"].notna() & xy["y"].notna() & _in_city(own[s.LAT], own[s.LNG])
+    batch_points = pd.DataFrame({s.SEGMENT_ID: segment, **own}).loc[own_ok & segment.notna()]
+    given = [batch_points] if segment_points is None else [batch_points, segment_points]
+    lookup = _canonical_points(pd.concat(given, ignore_index=True))
+    looked_up = lookup.reindex(segment.to_numpy()).set_index(index)
+    lat = own[s.LAT].where(own_ok, looked_up[s.LAT])
+    lng = own[s.LNG].where(own_ok, looked_up[s.LNG])
+    valid = reasons == ""
+    geometry_reasons = _join_reasons(
+        [
+            (valid & wkt.notna() & xy["x"].isna(), "unparseable WktGeom"),
+            (valid & xy["x"].notna() & ~own_ok, "point outside NYC"),
+            (valid & wkt.isna() & lat.isna(), NO_GEOMETRY),
+        ],
+        index,
+    )
+    reasons = reasons.where(geometry_reasons == "", geometry_reasons)
+
+    rejected = (reasons != "").to_numpy()
+    record_key = count_id.fillna(request.fillna("?") + ":" + segment.fillna("?"))
+    rejects = pd.DataFrame(
+        {
+            s.RECORD_KEY: record_key[rejected].to_numpy(),
+            s.REASON: reasons[rejected].to_numpy(),
+            s.RAW: _json_records(raw.loc[rejected]),
+        },
+        columns=list(s.REJECT_COLUMNS),
+    ).astype("str")
+
+    kept = pd.DataFrame(
+        {
+            s.COUNT_ID: count_id,
+            s.SEGMENT_ID: segment,
+            s.DIRECTION: direction,
+            s.COUNTED_AT: counted_at,
+            s.VOLUME: volume,
+            s.LAT: lat,
+            s.LNG: lng,
+            s.BOROUGH: _text(_field(rows, "boro")).str.upper(),
+            s.STREET: _text(_field(rows, "street")),
+        }
+    ).loc[~rejected]
+    hourly = kept.groupby(s.COUNT_ID, sort=False, dropna=False).agg(
+        **{c: (c, "first") for c in kept.columns if c not in (s.COUNT_ID, s.VOLUME)},
+        **{s.VOLUME: (s.VOLUME, "sum"), SOURCE_ROWS: (s.VOLUME, "size")},
+    )
+    hourly = hourly.reset_index()
+    clean = hourly.assign(
+        **{s.SOURCE: source, s.H3_CELL: points_to_cells(hourly[s.LAT], hourly[s.LNG], res)}
+    )
+    columns = [*s.TRAFFIC_COLUMNS, s.H3_CELL, SOURCE_ROWS]
+    clean = clean.loc[:, columns].astype(
+        {
+            s.COUNT_ID: "str",
+            s.SEGMENT_ID: "str",
+            s.DIRECTION: "str",
+            s.COUNTED_AT: "datetime64[us]",
+            s.VOLUME: "float64",
+            s.LAT: "float64",
+            s.LNG: "float64",
+            s.BOROUGH: "str",
+            s.STREET: "str",
+            s.SOURCE: "str",
+            s.H3_CELL: "str",
+            SOURCE_ROWS: "int64",
+        }
+    )
+    return clean, rejects
+
+
+# --------------------------------------------------------------------------------------------
+# I/O at the edges
+
+
+def read_traffic_csv(path: Path | str) -> pd.DataFrame:
+    """A traffic-count CSV exactly as written: every cell a string, blanks as ``""``."""
+    return pd.read_csv(path, dtype="str", keep_default_na=False, na_filter=False)
+
+
+def fetch_traffic(
+    settings: Settings | None = None,
+    *,
+    where: str | None = None,
+    session: requests.Session | None = None,
+) -> pd.DataFrame:
+    """All rows of the traffic dataset matching a SoQL ``where``, as text columns.
+
+    Pages come from the shared SODA client (``etl.socrata.iter_pages``, keyset paging over
+    ``:id``); the system fields it selects (``:id``, ``:updated_at``) ride along unused.
+    A count request is fetched whole before normalising, so its quarter-hours meet in one batch.
+    """
+    settings = settings or get_settings()
+    http = session or make_session(settings)
+    rows: list[dict[str, Any]] = []
+    pages = 0
+    for page in iter_pages(
+        http,
+        settings,
+        settings.traffic_dataset,
+        where=where,
+        after_id=None,
+        page_size=settings.socrata_page_size,
+    ):
+        rows.extend(page.records)
+        pages += 1
+    log.info("fetched %d traffic rows in %d pages", len(rows), pages)
+    if not rows:
+        return pd.DataFrame({c: pd.Series(dtype="str") for c in REQUIRED_FIELDS})
+    return pd.DataFrame.from_records(rows).astype("str")
+
+
+# --------------------------------------------------------------------------------------------
+# warehouse
+
+
+def read_segment_points(engine: Engine) -> pd.DataFrame:
+    """One stored point per segment (``segment_id, lat, lng``, averaged over its counts)."""
+    t = traffic_table.c
+    query = sa.select(
+        t[s.SEGMENT_ID],
+        sa.func.avg(t[s.LAT]).label(s.LAT),
+        sa.func.avg(t[s.LNG]).label(s.LNG),
+    ).group_by(t[s.SEGMENT_ID])
+    frame = read_frame(engine, query)
+    if frame.empty:
+        frame = pd.DataFrame(columns=[s.SEGMENT_ID, s.LAT, s.LNG])
+    return frame.astype({s.SEGMENT_ID: "str", s.LAT: "float64", s.LNG: "float64"})
+
+
+def read_traffic(
+    engine: Engine, start: dt.date | None = None, end: dt.date | None = None
+) -> pd.DataFrame:
+    """Stored hourly counts (``TRAFFIC_SCHEMA`` columns) from ``start`` to ``end``, inclusive."""
+    t = traffic_table.c
+    query = sa.select(*(t[c] for c in (*s.TRAFFIC_COLUMNS, s.H3_CELL)))
+    if start is not None:
+        query = query.where(t[s.COUNTED_AT] >= dt.datetime.combine(start, dt.time()))
+    if end is not None:
+        query = query.where(t[s.COUNTED_AT] < dt.datetime.combine(end, dt.time()) + dt.timedelta(1))
+    frame = read_frame(engine, query)
+    if frame.empty:
+        frame = pd.DataFrame(columns=[*s.TRAFFIC_COLUMNS, s.H3_CELL])
+    return frame.astype(
+        {
+            **dict.fromkeys((s.COUNT_ID, s.SEGMENT_ID, s.DIRECTION, s.BOROUGH, s.STREET), "str"),
+            **dict.fromkeys((s.SOURCE, s.H3_CELL), "str"),
+            s.COUNTED_AT: "datetime64[us]",
+            **dict.fromkeys((s.VOLUME, s.LAT, s.LNG), "float64"),
+        }
+    )
+
+
+def ingest_traffic(
+    engine: Engine, clean: pd.DataFrame, rejects: pd.DataFrame, *, source: str, rows_in: int
+) -> RunRecord:
+    """Upsert hourly counts and store rejects in one recorded run, counting input rows.
+
+    An input row counts as loaded, updated or unchanged with the hourly row it was summed into,
+    so ``rows_in == loaded + updated + unchanged + rejected``. Idempotent.
+    """
+    summed = int(clean[SOURCE_ROWS].sum()) if not clean.empty else 0
+    if rows_in != summed + len(rejects):
+        raise ValueError(f"rows_in {rows_in} != {summed} summed + {len(rejects)} rejected")
+    counts = clean.drop(columns=[SOURCE_ROWS])
+    s.TRAFFIC_SCHEMA.validate(counts)
+    with etl_run(engine, DATASET, source) as run:
+        run.rows_in = rows_in
+        run.rows_rejected = write_rejects(engine, run, rejects)
+        for n, group in counts.groupby(clean[SOURCE_ROWS], sort=True):
+            done = upsert(engine, traffic_table, group, run_id=run.run_id)
+            k = int(n)
+            run.counts += UpsertCounts(done.loaded * k, done.updated * k, done.unchanged * k)
+        if not counts.empty:
+            run.watermark = counts[s.COUNTED_AT].max().isoformat()
+        if not run.balanced:
+            raise RuntimeError(f"unbalanced run: {run.summary()}")
+    log.info(run.summary())
+    return run
+
+
+def load_traffic(
+    engine: Engine,
+    raw: pd.DataFrame,
+    *,
+    source: str,
+    segment_points: pd.DataFrame | None = None,
+    settings: Settings | None = None,
+) -> RunRecord:
+    """Normalise a raw batch (segment points: batch, then argument, then warehouse) and ingest."""
+    settings = settings or get_settings()
+    known = read_segment_points(engine)
+    points = known if segment_points is None else pd.concat([segment_points, known])
+    clean, rejects = normalize_traffic(
+        raw, source=source, res=settings.h3_fine_res, segment_points=points
+    )
+    return ingest_traffic(engine, clean, rejects, source=source, rows_in=len(raw))
+
+
+# --------------------------------------------------------------------------------------------
+# volumes per hex
+
+
+def hex_day_volume(counts: pd.DataFrame, res: int) -> pd.DataFrame:
+    """Daily vehicle totals per hex at ``res``: columns ``h3_cell, date, volume``.
+
+    Per segment and direction a day counts only with at least 20 counted hours (``MIN_HOURS_PER
+    _DAY``), summed as counted (not scaled up to 24 h); an hour counted by two requests is
+    averaged. A hex-day sums every qualifying segment and direction in the hex, so hexes with
+    more counted approaches show more volume.
+    """
+    if counts.empty:
+        return pd.DataFrame(
+            {
+                s.H3_CELL: pd.Series(dtype="str"),
+                s.DATE: pd.Series(dtype="datetime64[us]"),
+                s.VOLUME: pd.Series(dtype="float64"),
+            }
+        )
+    frame = counts.assign(
+        **{
+            s.DATE: counts[s.COUNTED_AT].dt.normalize(),
+            "hour": counts[s.COUNTED_AT].dt.hour,
+            s.DIRECTION: counts[s.DIRECTION].fillna(""),
+        }
+    )
+    keys = [s.H3_CELL, s.SEGMENT_ID, s.DIRECTION, s.DATE]
+    hourly = frame.groupby([*keys, "hour"], as_index=False)[s.VOLUME].mean()
+    daily = hourly.groupby(keys, as_index=False).agg(
+        **{s.VOLUME: (s.VOLUME, "sum"), "hours": ("hour", "nunique")}
+    )
+    daily = daily.loc[daily["hours"] >= MIN_HOURS_PER_DAY]
+    daily = daily.assign(**{s.H3_CELL: cells_to_parents(daily[s.H3_CELL], res)})
+    out = daily.groupby([s.H3_CELL, s.DATE], as_index=False)[s.VOLUME].sum()
+    return out.astype({s.H3_CELL: "str", s.DATE: "datetime64[us]", s.VOLUME: "float64"})
+
+
+def typical_volume(hex_day: pd.DataFrame, cells: pd.Series, neighbours_k: int = 2) -> pd.DataFrame:
+    """A typical daily volume for every cell in ``cells`` (unique, in order).
+
+    Counted hexes: the median of their daily totals (``volume_imputed=False``). Others get an
+    estimate (``volume_imputed=True``): the inverse-distance-weighted mean (weight 1/rings) of the
+    counted hexes within ``neighbours_k`` rings, else the citywide median of counted hexes, else
+    NaN when nothing was counted. DOT counts are sparse and placed where studies are requested,
+    so an imputed value is a rough prior, not a measurement.
+    """
+    universe = pd.Series(pd.unique(pd.Series(cells, dtype="str")), dtype="str")
+    counted = hex_day.groupby(s.H3_CELL)[s.VOLUME].median().astype("float64")
+    if not counted.empty and not universe.empty:
+        have, want = cells_resolution(counted.index.to_series()), cells_resolution(universe)
+        if have != want:
+            raise ValueError(f"hex_day is at resolution {have}, cells at {want}")
+    measured = universe.map(counted)
+    missing = universe.loc[measured.isna()]
+    pairs = grid_disk_pairs(missing, neighbours_k) if len(missing) and len(counted) else None
+    if pairs is not None:
+        pairs = pairs.loc[(pairs["distance"] > 0) & pairs["neighbour"].isin(counted.index)]
+        pairs = pairs.assign(
+            weight=1.0 / pairs["distance"].astype("float64"),
+            volume=pairs["neighbour"].map(counted).astype("float64"),
+        )
+        weighted = pairs.assign(wv=pairs["weight"] * pairs["volume"]).groupby("h3_cell")
+        idw = weighted["wv"].sum() / weighted["weight"].sum()
+    else:
+        idw = pd.Series(dtype="float64")
+    citywide = float(counted.median()) if len(counted) else float("nan")
+    estimate = universe.map(idw).astype("float64").fillna(citywide)
+    return pd.DataFrame(
+        {
+            s.H3_CELL: universe,
+            TYPICAL_VOLUME: measured.astype("float64").fillna(estimate),
+            VOLUME_IMPUTED: measured.isna().to_numpy(),
+        }
+    )
