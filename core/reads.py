@@ -64,7 +64,9 @@ def crash_date_range(engine: Engine) -> tuple[dt.date | None, dt.date | None]:
     """Oldest and newest ``crash_date`` (both None without crashes)."""
     c = crashes_table.c
     with engine.connect() as conn:
-        first, last = conn.execute(sa.select(sa.func.min(c.crash_date), sa.func.max(c.crash_date))).one()
+        first, last = conn.execute(
+            sa.select(sa.func.min(c.crash_date), sa.func.max(c.crash_date))
+        ).one()
     return _as_date(first), _as_date(last)
 
 

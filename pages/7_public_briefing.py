@@ -1,0 +1,12 @@
+"""Public briefing: tomorrow's outlook by borough and district, aggregate only, large type,
+printable and safe to project."""
+
+import streamlit as st
+
+from app import components as ui
+from app import services
+
+ui.use_css("briefing.css")
+with st.container(key="briefing"):
+    brief = ui.load(services.briefing)
+    ui.briefing(brief)
