@@ -62,7 +62,9 @@ def _parse_date(value: str | None, option: str) -> dt.date | None:
 
 @app.callback()
 def _main(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging, tracebacks")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Debug logging, tracebacks")
+    ] = False,
 ) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
@@ -79,7 +81,9 @@ def demo(
     years: Annotated[int, typer.Option(min=1, max=10, help="Years of history")] = 3,
     rebuild: Annotated[bool, typer.Option(help="Delete the warehouse and model first")] = False,
     if_missing: Annotated[bool, typer.Option(help="Do nothing when a warehouse exists")] = False,
-    train: Annotated[bool, typer.Option(help="Also train and score (needs the model layer)")] = True,
+    train: Annotated[
+        bool, typer.Option(help="Also train and score (needs the model layer)")
+    ] = True,
 ) -> None:
     """Build the demo warehouse: generate the synthetic city, load it through the normal ETL,
     then train the model and score tomorrow."""
@@ -161,7 +165,9 @@ def status(
 
 @app.command()
 def train(
-    train_end: Annotated[str | None, typer.Option(help="Last training day (default: as-of)")] = None,
+    train_end: Annotated[
+        str | None, typer.Option(help="Last training day (default: as-of)")
+    ] = None,
 ) -> None:
     """Train a model, backtest it against the baselines, log it to MLflow and register it."""
     from model.jobs import train_job
@@ -185,7 +191,9 @@ def backtest(
     start: Annotated[str, typer.Option(help="First test day")],
     end: Annotated[str, typer.Option(help="Last test day")],
     folds: Annotated[int, typer.Option(help="Rolling-origin folds")] = 1,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object, a key per method")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object, a key per method")
+    ] = False,
 ) -> None:
     """Model and baselines side by side on the same held-out days."""
     from model.jobs import backtest_job

@@ -3,6 +3,8 @@
 - H3 assignment alone (points/s), vectorised h3ronpy against a Python loop over h3-py.
 - CSV ingest end to end (read, validate, H3, upsert) of a 2.2-million-row file in the NYC export
   shape, into a fresh SQLite warehouse, then the same file again (nothing changes); peak memory.
+- Socrata JSON pages: 200,000 records in four 50,000-record pages served by `responses`,
+  fetched and parsed alone, then end to end into SQLite.
 
 The input is the demo city's crash CSV over ten years (about 600 crashes a day), generated once
 into var/bench/. Each ingest runs in a fresh process so its peak memory is its own.
@@ -33,7 +35,9 @@ def make_input(folder: Path, years: int, per_day: float) -> Path:
         return path
     folder.mkdir(parents=True, exist_ok=True)
     end = dt.date(2025, 12, 31)
-    config = DemoConfig(start=dt.date(end.year - years + 1, 1, 1), end=end, mean_daily_crashes=per_day)
+    config = DemoConfig(
+        start=dt.date(end.year - years + 1, 1, 1), end=end, mean_daily_crashes=per_day
+    )
     generate_demo_city(config).crashes.to_csv(path, index=False, lineterminator="\n")
     return path
 
@@ -57,8 +61,73 @@ def bench_h3(n: int = 2_200_000) -> None:
     for a, b in zip(lat.to_numpy()[:sample], lng.to_numpy()[:sample], strict=True):
         h3.latlng_to_cell(a, b, 10)
     loop = sample / (time.perf_counter() - start)
-    print(f"H3 assignment (res 10, {n:,} points): {vectorised / 1e6:.2f} M points/s vectorised "
-          f"(geo.cells.points_to_cells); Python loop over h3-py: {loop / 1e6:.2f} M points/s")
+    print(
+        f"H3 assignment (res 10, {n:,} points): {vectorised / 1e6:.2f} M points/s vectorised "
+        f"(geo.cells.points_to_cells); Python loop over h3-py: {loop / 1e6:.2f} M points/s"
+    )
+
+
+def socrata_pages(total: int, page_size: int) -> list[str]:
+    """``total`` distinct crash records in the API's JSON shape, ``page_size`` to a page."""
+    template = json.loads((ROOT / "tests/etl/fixtures/socrata_crashes_page3.json").read_text())[1]
+    pages = []
+    for start in range(0, total, page_size):
+        records = [
+            {
+                **template,
+                ":id": f"row-{i:09d}",
+                "collision_id": str(5_000_000 + i),
+                "crash_date": f"2021-{1 + i % 12:02d}-{1 + i % 28:02d}T00:00:00.000",
+                "crash_time": f"{i % 24}:{i % 60:02d}",
+                "latitude": f"{40.60 + (i % 997) / 5000:.6f}",
+                "longitude": f"{-74.00 + (i % 991) / 5000:.6f}",
+            }
+            for i in range(start, start + page_size)
+        ]
+        pages.append(json.dumps(records))
+    return [*pages, "[]"]
+
+
+def bench_socrata(total: int = 200_000, page_size: int = 50_000) -> None:
+    import tempfile
+
+    import responses
+    from responses.registries import OrderedRegistry
+
+    from core.settings import Settings
+    from core.warehouse import create_schema, get_engine
+    from etl import socrata
+    from etl.http import make_session
+
+    settings = Settings(socrata_page_size=page_size)
+    url = f"https://{settings.socrata_domain}/resource/{settings.crashes_dataset}.json"
+    pages = socrata_pages(total, page_size)
+    with responses.RequestsMock(registry=OrderedRegistry) as mock:
+        for body in pages:
+            mock.add(responses.GET, url, body=body, content_type="application/json")
+        start = time.perf_counter()
+        batches = socrata.socrata_crash_batches(
+            make_session(settings), settings, since=None, resume_after=None
+        )
+        rows = sum(len(batch.frame) for batch in batches)
+        parsed = rows / (time.perf_counter() - start)
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        responses.RequestsMock(registry=OrderedRegistry) as mock,
+    ):
+        for body in pages:
+            mock.add(responses.GET, url, body=body, content_type="application/json")
+        engine = get_engine(f"sqlite:///{folder}/socrata.sqlite")
+        create_schema(engine)
+        start = time.perf_counter()
+        run = socrata.ingest_socrata_crashes(engine, settings)
+        loaded = run.rows_in / (time.perf_counter() - start)
+        engine.dispose()
+    print(
+        f"Socrata JSON ({total:,} records, {page_size:,} a page):"
+        f" fetch + parse {parsed:,.0f} rows/s;"
+        f" end to end into SQLite {loaded:,.0f} rows/s"
+    )
 
 
 def ingest_once(csv_path: Path, db_path: Path) -> dict[str, float]:
@@ -88,7 +157,9 @@ def ingest_once(csv_path: Path, db_path: Path) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--years", type=int, default=10)
     parser.add_argument("--rows-per-day", type=float, default=600.0)
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
@@ -98,22 +169,32 @@ def main() -> None:
         return
 
     bench_h3()
+    bench_socrata()
     folder = ROOT / "var" / "bench"
     start = time.perf_counter()
     csv_path = make_input(folder, args.years, args.rows_per_day)
     size_mb = csv_path.stat().st_size / 1e6
-    print(f"input: {csv_path.name}, {size_mb:,.0f} MB (ready in {time.perf_counter() - start:.1f} s)")
+    print(
+        f"input: {csv_path.name}, {size_mb:,.0f} MB (ready in {time.perf_counter() - start:.1f} s)"
+    )
     db_path = folder / "bench_warehouse.sqlite"
     for stale in folder.glob("bench_warehouse.sqlite*"):
         stale.unlink()
     for label in ("first ingest", "re-run, nothing changes"):
-        out = subprocess.run(
-            [sys.executable, __file__, "--child", str(csv_path), str(db_path)],
-            check=True, capture_output=True, text=True,
-        ).stdout.strip().splitlines()[-1]
+        out = (
+            subprocess.run(
+                [sys.executable, __file__, "--child", str(csv_path), str(db_path)],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
         figures = json.loads(out)
         print(
-            f"CSV ingest end to end, {label}: {figures['rows']:,.0f} rows in {figures['seconds']:.1f} s"
+            f"CSV ingest end to end, {label}: {figures['rows']:,.0f} rows"
+            f" in {figures['seconds']:.1f} s"
             f" = {figures['rows_per_s']:,.0f} rows/s; peak memory {figures['peak_gib']:.2f} GiB"
             f" ({figures['loaded']:,.0f} loaded, {figures['unchanged']:,.0f} unchanged,"
             f" {figures['rejected']:,.0f} rejected)"

@@ -1,1 +1,1 @@
-"""Shared bottom layer: settings, canonical schemas and warehouse access. Imports nothing above it."""
+"""Shared bottom layer: settings, canonical schemas, warehouse access. Imports nothing above."""

@@ -24,7 +24,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VZ_", extra="ignore")
 
     var_dir: Path = DEFAULT_VAR_DIR
-    database_url: str = Field(default="", description="SQLAlchemy URL; default: SQLite under var_dir")
+    database_url: str = Field(
+        default="", description="SQLAlchemy URL; default: SQLite under var_dir"
+    )
     mlflow_tracking_uri: str = Field(default="", description="default: SQLite store under var_dir")
     h3_res: int = Field(default=8, ge=7, le=9, description="analysis resolution")
     h3_fine_res: int = Field(default=10, ge=9, le=12, description="resolution stored per crash")

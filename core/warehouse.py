@@ -230,7 +230,9 @@ def create_schema(engine: Engine) -> None:
             sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")
         ).scalar_one_or_none()
         if found is None:
-            conn.execute(meta_table.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+            conn.execute(
+                meta_table.insert().values(key="schema_version", value=str(SCHEMA_VERSION))
+            )
         elif int(found) != SCHEMA_VERSION:
             raise WarehouseError(
                 f"warehouse schema version {found} is not {SCHEMA_VERSION}: "
@@ -375,7 +377,8 @@ def upsert(
         wins = _wins(q(table.name), "excluded", "row_hash" in columns, newer_column)
         upsert_sql = (
             f"INSERT INTO {q(table.name)} ({col_list}) "
-            f"SELECT {_stage_casts(table, columns, is_sqlite(engine))} FROM {stage} AS x WHERE 1 = 1 "
+            f"SELECT {_stage_casts(table, columns, is_sqlite(engine))} "
+            f"FROM {stage} AS x WHERE 1 = 1 "
             f"ON CONFLICT ({', '.join(q(k) for k in keys)}) DO UPDATE SET {updates} WHERE {wins}"
         )
         count_sql = sa.select(sa.func.count()).select_from(table)
@@ -453,7 +456,8 @@ class RunRecord:
         c = self.counts
         return (
             f"{self.dataset} from {self.source}: {self.rows_in:,} in = {c.loaded:,} loaded"
-            f" + {c.updated:,} updated + {c.unchanged:,} unchanged + {self.rows_rejected:,} rejected"
+            f" + {c.updated:,} updated + {c.unchanged:,} unchanged"
+            f" + {self.rows_rejected:,} rejected"
         )
 
 
@@ -463,13 +467,17 @@ def _now() -> dt.datetime:
 
 @contextmanager
 def etl_run(engine: Engine, dataset: str, source: str) -> Iterator[RunRecord]:
-    """Record one ETL run: ``running`` at the start, ``ok`` or ``failed`` with its counts at the end."""
+    """Record one ETL run: ``running`` at the start, then ``ok`` or ``failed`` with its counts."""
     drop_stale_stages(engine)
     run = RunRecord(run_id=uuid.uuid4().hex, dataset=dataset, source=source)
     with engine.begin() as conn:
         conn.execute(
             etl_runs_table.insert().values(
-                run_id=run.run_id, dataset=dataset, source=source, started_at=_now(), status="running"
+                run_id=run.run_id,
+                dataset=dataset,
+                source=source,
+                started_at=_now(),
+                status="running",
             )
         )
     try:
@@ -597,7 +605,9 @@ def table_counts(engine: Engine) -> dict[str, int]:
 def crash_date_range(engine: Engine) -> tuple[dt.date | None, dt.date | None]:
     with engine.connect() as conn:
         low, high = conn.execute(
-            sa.select(sa.func.min(crashes_table.c.crash_date), sa.func.max(crashes_table.c.crash_date))
+            sa.select(
+                sa.func.min(crashes_table.c.crash_date), sa.func.max(crashes_table.c.crash_date)
+            )
         ).one()
     return _as_date(low), _as_date(high)
 
@@ -674,8 +684,7 @@ def _run_summary(run: Any) -> dict[str, Any]:
         status=run["status"],
         started_at=str(run["started_at"]),
         finished_at=str(run["finished_at"]) if run["finished_at"] else None,
-        balanced=summary["rows_in"]
-        == sum(summary[n] for n in counted if n != "rows_in"),
+        balanced=summary["rows_in"] == sum(summary[n] for n in counted if n != "rows_in"),
         message=run["message"],
     )
     return summary

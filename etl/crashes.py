@@ -91,7 +91,11 @@ CSV_TRIMMED = CrashShape(
     {
         "CRASH DATE": RAW_DATE,
         "hour": RAW_HOUR,
-        **{k: v for k, v in _COMMON_CSV.items() if k.startswith(("LAT", "LONG", "NUMBER", "CONTRIB"))},
+        **{
+            k: v
+            for k, v in _COMMON_CSV.items()
+            if k.startswith(("LAT", "LONG", "NUMBER", "CONTRIB"))
+        },
     },
     "%m/%d/%Y",
     frozenset({"CRASH DATE", "hour", "LATITUDE", "LONGITUDE"}),
@@ -137,7 +141,8 @@ def detect_csv_shape(header: Iterable[str]) -> CrashShape:
             return shape
     raise CrashShapeError(
         "unrecognised crash CSV header: expected the NYC Open Data export "
-        "(CRASH DATE, CRASH TIME, COLLISION_ID, …), the pre-2019 export (DATE, TIME, UNIQUE KEY, …) "
+        "(CRASH DATE, CRASH TIME, COLLISION_ID, …), the pre-2019 export "
+        "(DATE, TIME, UNIQUE KEY, …) "
         "or a trimmed file (CRASH DATE, hour, LATITUDE, LONGITUDE)"
     )
 
@@ -177,7 +182,9 @@ def normalize_crashes(
     flag(text[s.LAT].isna() | text[s.LNG].isna(), "missing coordinates")
     flag(~(lat_ok & lng_ok), "unparseable coordinates")
     flag((lat == 0) | (lng == 0), "zero coordinates")
-    in_city = lat.between(s.CITY_LAT_MIN, s.CITY_LAT_MAX) & lng.between(s.CITY_LNG_MIN, s.CITY_LNG_MAX)
+    in_city = lat.between(s.CITY_LAT_MIN, s.CITY_LAT_MAX) & lng.between(
+        s.CITY_LNG_MIN, s.CITY_LNG_MAX
+    )
     flag(~in_city, "coordinates outside the city")
     for values, parsed in counts.values():
         too_big = values.fillna(0) > _COUNT_MAX  # does not fit the stored integer
@@ -219,7 +226,9 @@ def normalize_crashes(
         },
         index=rejected.index,
     )
-    return NormalizedCrashes(clean=clean.reset_index(drop=True), rejects=rejects.reset_index(drop=True))
+    return NormalizedCrashes(
+        clean=clean.reset_index(drop=True), rejects=rejects.reset_index(drop=True)
+    )
 
 
 REJECT_REASONS: tuple[str, ...] = (
@@ -266,7 +275,7 @@ def _to_text(raw: pd.DataFrame, shape: CrashShape) -> pd.DataFrame:
 
 
 def _numbers(text: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Decimal numbers (NaN where blank or not a number) and whether each blank-free value parsed."""
+    """Decimal numbers (NaN where blank or not a number) and whether each value parsed."""
     values = _arrow(text)
     parsed = pc.fill_null(pc.match_substring_regex(values, _NUMBER), False)
     numbers = pc.cast(pc.if_else(parsed, values, None), pa.float64())

@@ -34,23 +34,25 @@ def read_csv_batches(path: Path, block_bytes: int = DEFAULT_BLOCK_BYTES) -> Iter
     header = read_header(path)
     if len(set(header)) != len(header):
         raise CsvFileError(f"{path}: the header repeats a column name")
-    reader = pacsv.open_csv(
-        path,
-        read_options=pacsv.ReadOptions(block_size=block_bytes, encoding="utf-8-sig"),
-        convert_options=pacsv.ConvertOptions(
-            column_types={name: pa.string() for name in header},
-            strings_can_be_null=False,
-            quoted_strings_can_be_null=False,
-        ),
-    )
-    try:
+    try:  # open_csv parses the first block already
+        reader = pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=block_bytes, encoding="utf-8-sig"),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.string() for name in header},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
         for batch in reader:
             yield batch.to_pandas()
     except pa.ArrowInvalid as exc:
         raise CsvFileError(f"{path}: malformed CSV ({str(exc).splitlines()[0]})") from exc
 
 
-def crash_csv_batches(path: Path, block_bytes: int = DEFAULT_BLOCK_BYTES) -> Iterator[RawCrashBatch]:
+def crash_csv_batches(
+    path: Path, block_bytes: int = DEFAULT_BLOCK_BYTES
+) -> Iterator[RawCrashBatch]:
     shape = detect_csv_shape(read_header(path))
     for frame in read_csv_batches(path, block_bytes):
         yield RawCrashBatch(frame=frame, shape=shape)

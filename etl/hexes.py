@@ -60,6 +60,8 @@ def assign_area_layer(engine: Engine, layer: str, areas: pd.DataFrame, res: int)
     )
     names = cells_to_areas(cells[s.H3_CELL], areas)
     rows = cells.assign(layer=layer, res=res, area=names).dropna(subset=["area"])
-    count = replace_rows(engine, areas_table, rows[["layer", "res", s.H3_CELL, "area"]], layer=layer, res=res)
+    count = replace_rows(
+        engine, areas_table, rows[["layer", "res", s.H3_CELL, "area"]], layer=layer, res=res
+    )
     log.info("area layer %s: %d of %d hexes assigned", layer, count, len(cells))
     return count

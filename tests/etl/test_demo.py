@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import time
 from pathlib import Path
 
 import h3
@@ -461,10 +460,8 @@ def test_write_demo_files_round_trips(tmp_path: Path) -> None:
 
 # --- the default city ----------------------------------------------------------------------
 @pytest.mark.slow
-def test_default_city_size_speed_and_effects() -> None:
-    t0 = time.process_time()  # CPU seconds: the 15 s budget, robust to a busy CI machine
+def test_default_city_size_and_effects() -> None:
     city = generate_demo_city(DemoConfig())
-    assert time.process_time() - t0 < 15.0
     c = city.crashes
     assert 300_000 < len(c) < 360_000
     days = pd.to_datetime(c["CRASH DATE"], format="%m/%d/%Y")

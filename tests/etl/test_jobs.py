@@ -38,7 +38,9 @@ def test_demo_build_loads_every_source_with_balanced_accounting(demo_settings: S
 
 def test_demo_hex_universe_looks_like_a_city(demo_settings: Settings) -> None:
     engine = get_engine(demo_settings.resolved_database_url)
-    hexes = read_frame(engine, "SELECT borough, COUNT(*) AS n FROM hex_cells WHERE res = 8 GROUP BY borough")
+    hexes = read_frame(
+        engine, "SELECT borough, COUNT(*) AS n FROM hex_cells WHERE res = 8 GROUP BY borough"
+    )
     assert hexes["n"].sum() >= 1000
     assert hexes["borough"].notna().sum() == 5
 
@@ -54,7 +56,11 @@ def vz(*args: str, var_dir: Path, **env: str) -> subprocess.CompletedProcess[str
     environment.pop("VZ_DATABASE_URL", None)
     return subprocess.run(
         [sys.executable, str(ROOT / "cli.py"), *args],
-        capture_output=True, text=True, env=environment, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
+        check=False,
     )
 
 
@@ -71,7 +77,15 @@ def test_status_without_warehouse_says_what_to_run(tmp_path: Path) -> None:
 
 def test_missing_and_malformed_files_fail_in_one_line(tmp_path: Path) -> None:
     assert_one_line_failure(
-        vz("ingest", "crashes", "--source", "csv", "--file", str(tmp_path / "nope.csv"), var_dir=tmp_path),
+        vz(
+            "ingest",
+            "crashes",
+            "--source",
+            "csv",
+            "--file",
+            str(tmp_path / "nope.csv"),
+            var_dir=tmp_path,
+        ),
         "no such file",
     )
     bad = tmp_path / "bad.csv"
@@ -92,7 +106,12 @@ def test_unreachable_api_fails_in_one_line_and_keeps_what_was_loaded(tmp_path: P
     assert loaded.returncode == 0, loaded.stderr
     assert "1 in = 1 loaded" in loaded.stdout
     refused = vz(
-        "ingest", "weather", "--source", "open-meteo", "--since", "2022-01-01",
+        "ingest",
+        "weather",
+        "--source",
+        "open-meteo",
+        "--since",
+        "2022-01-01",
         var_dir=tmp_path,
         VZ_OPEN_METEO_ARCHIVE_URL="http://127.0.0.1:9/v1/archive",
         VZ_HTTP_RETRIES="0",
