@@ -50,7 +50,9 @@ def test_points_to_cells_refuses_non_finite_coordinates() -> None:
     st.integers(9, 12),
     st.integers(5, 8),
 )
-def test_parent_of_a_point_cell_contains_the_point(lat: float, lng: float, fine: int, coarse: int) -> None:
+def test_parent_of_a_point_cell_contains_the_point(
+    lat: float, lng: float, fine: int, coarse: int
+) -> None:
     fine_cell = points_to_cells(pd.Series([lat]), pd.Series([lng]), fine)
     parent = cells_to_parents(fine_cell, coarse)
     assert parent.iloc[0] == h3.cell_to_parent(fine_cell.iloc[0], coarse)

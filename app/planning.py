@@ -1,0 +1,1183 @@
+"""Services and page parts of the what-if, deployment-planner and model-health pages.
+
+Services return typed results and raise ``services.Unavailable`` (with the fixing command)
+when something is missing; the computation itself lives in ``model.planner`` (plans,
+coverage, exports, briefing) and ``model.score`` (what-if). The rendering helpers below are
+the parts only these three pages use; shared parts come from ``app.components``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import logging
+import math
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, cast
+
+import numpy as np
+import pandas as pd
+import pydeck as pdk
+import streamlit as st
+
+from app import components as ui
+from app import services as sv
+from app import state
+from core import schema as s
+from core.settings import get_settings
+from model import planner
+
+if TYPE_CHECKING:
+    from model.score import WeatherOverrides
+
+log = logging.getLogger(__name__)
+
+CHANGES_EXPLAINED: Final = 50  # class changes explained per what-if (TreeSHAP, ~1 ms a hex)
+HISTORY_DAYS: Final = 90  # past forecast days the plan's hit rate is replayed on
+WEEKDAYS: Final = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+CHANGE_LAYER_ID: Final = "what-if-change"
+NEUTRAL_RGB: Final = (247, 247, 247)
+# ColorBrewer RdBu ends: blue for fewer expected crashes, red for more.
+FEWER_RGB: Final = (33, 102, 172)
+MORE_RGB: Final = (178, 24, 43)
+
+# URL parameters of these pages
+UNITS: Final = "units"
+SPACING: Final = "spacing"
+RANK: Final = "rank"
+
+
+# ------------------------------------------------------------------------------------------
+# what-if: the scenario and its place in the URL
+
+SCENARIO_FIELDS: Final = ("precip_mm", "snow_cm", "temp_c", "wind_ms", "weekday", "holiday")
+# slider ranges and their step (a scenario is always on the sliders' grid)
+SLIDERS: Final = {
+    "precip_mm": (0.0, 60.0),
+    "snow_cm": (0.0, 40.0),
+    "temp_c": (-15.0, 40.0),
+    "wind_ms": (0.0, 25.0),
+}
+SLIDER_STEP: Final = 0.5
+
+
+def _clamp(name: str, value: float) -> float:
+    """``value`` on the grid of slider ``name`` (within its range, in steps)."""
+    low, high = SLIDERS[name]
+    return round(min(max(value, low), high) / SLIDER_STEP) * SLIDER_STEP
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """The weather and day a what-if is scored with (temperature is the day's high)."""
+
+    precip_mm: float
+    snow_cm: float
+    temp_c: float
+    wind_ms: float
+    weekday: int  # 0 = Monday
+    holiday: bool
+
+    def to_param(self) -> str:
+        """Compact URL text: ``precip_mm:12,snow_cm:0,…,holiday:0``."""
+        return ",".join(f"{name}:{float(getattr(self, name)):g}" for name in SCENARIO_FIELDS)
+
+    @classmethod
+    def from_param(cls, text: str | None, default: Scenario) -> Scenario:
+        """The scenario a URL names; values it lacks or garbles come from ``default``."""
+        if not text:
+            return default
+        values: dict[str, float] = {}
+        for part in text.split(","):
+            key, _, raw = part.partition(":")
+            try:
+                value = float(raw)
+            except ValueError:
+                value = math.nan
+            if key.strip() in SCENARIO_FIELDS and math.isfinite(value):
+                values[key.strip()] = value
+            else:
+                log.info("ignoring what-if value %r", part)
+        return cls(
+            **{name: _clamp(name, values.get(name, getattr(default, name))) for name in SLIDERS},
+            weekday=int(values.get("weekday", default.weekday)) % 7,
+            holiday=bool(values.get("holiday", default.holiday)),
+        )
+
+    def overrides(self, base: WhatIfBase) -> WeatherOverrides:
+        """The model's overrides: only what differs from the forecast as the sliders show it
+        (so the untouched sliders score exactly the forecast); the low temperature moves
+        with the high one."""
+        from model.score import WeatherOverrides
+
+        shown = base.on_sliders
+
+        def changed(name: str) -> Any:
+            value = getattr(self, name)
+            return None if value == getattr(shown, name) else value
+
+        shift = self.temp_c - base.forecast.temp_c
+        warmer = changed("temp_c") is not None and math.isfinite(base.tmin_c)
+        return WeatherOverrides(
+            precip_mm=changed("precip_mm"),
+            snow_cm=changed("snow_cm"),
+            tmax_c=changed("temp_c"),
+            tmin_c=base.tmin_c + shift if warmer else None,
+            wind_ms=changed("wind_ms"),
+            weekday=changed("weekday"),
+            holiday=changed("holiday"),
+        )
+
+
+def _first(features: pd.DataFrame, column: str, fallback: float) -> float:
+    if column not in features.columns or features.empty:
+        return fallback
+    value = float(features[column].iloc[0])
+    return value if math.isfinite(value) else fallback
+
+
+@dataclass(frozen=True)
+class WhatIfBase:
+    """The day a what-if starts from: its forecast weather and the model that scores it."""
+
+    target_date: dt.date
+    model_version: str
+    forecast: Scenario
+    tmin_c: float
+    weather_kind: str
+    n_hexes: int
+
+    @property
+    def on_sliders(self) -> Scenario:
+        """The forecast as the sliders can show it (on their range and step)."""
+        given = self.forecast
+        return replace(
+            given,
+            precip_mm=_clamp("precip_mm", given.precip_mm),
+            snow_cm=_clamp("snow_cm", given.snow_cm),
+            temp_c=_clamp("temp_c", given.temp_c),
+            wind_ms=_clamp("wind_ms", given.wind_ms),
+        )
+
+
+@st.cache_data(ttl=sv.CACHE_TTL_S, show_spinner="Scoring the forecast…")
+def _base_predictions(
+    url: str, tracking_uri: str, version: str, target_date: dt.date
+) -> pd.DataFrame:
+    """``model.predict`` of the day's features (cached: the what-if re-scores only the change)."""
+    model, _ = sv.registered_model(version)
+    return model.predict(sv.day_features(target_date, version)).reset_index(drop=True)
+
+
+def what_if_base() -> WhatIfBase:
+    """The newest forecast day (tomorrow when stored) with its weather, scored by the champion."""
+    info = sv.overview()
+    day = info.default_forecast_date or info.tomorrow
+    if day is None:
+        raise sv.Unavailable("The warehouse holds no crashes to forecast from.", sv.FIX_DEMO)
+    _, version = sv.registered_model()
+    features = sv.day_features(day, version)
+    forecast = Scenario(
+        precip_mm=_first(features, s.PRECIP_MM, 0.0),
+        snow_cm=_first(features, s.SNOW_CM, 0.0),
+        temp_c=_first(features, s.TMAX_C, 15.0),
+        wind_ms=_first(features, s.WIND_MS, 3.0),
+        weekday=int(_first(features, "weekday", day.weekday())),
+        holiday=_first(features, "is_holiday", 0.0) >= 0.5,
+    )
+    kind = str(features["weather_kind"].iloc[0]) if "weather_kind" in features else "forecast"
+    return WhatIfBase(
+        target_date=day,
+        model_version=version,
+        forecast=forecast,
+        tmin_c=_first(features, s.TMIN_C, math.nan),
+        weather_kind=kind,
+        n_hexes=len(features),
+    )
+
+
+@dataclass(frozen=True)
+class WhatIfResult:
+    """Every hex re-scored under a scenario, next to the forecast.
+
+    ``hexes``: ``h3_cell``, ``risk_class``, ``base_risk_class``, ``expected_crashes``,
+    ``base_expected_crashes``, ``delta_expected_crashes``. ``changes``: the hexes that change
+    class with their strongest reason (``model.planner.class_change_reasons``; the
+    ``CHANGES_EXPLAINED`` largest changes).
+    """
+
+    base: WhatIfBase
+    scenario: Scenario
+    hexes: pd.DataFrame
+    changes: pd.DataFrame
+    seconds: float
+
+    @property
+    def expected_total(self) -> float:
+        return float(self.hexes["expected_crashes"].sum())
+
+    @property
+    def forecast_total(self) -> float:
+        return float(self.hexes["base_expected_crashes"].sum())
+
+    @property
+    def class_counts(self) -> tuple[int, ...]:
+        counts = np.bincount(self.hexes["risk_class"], minlength=len(s.RISK_CLASSES))
+        return tuple(int(c) for c in counts)
+
+    @property
+    def hexes_up(self) -> int:
+        return int((self.hexes["risk_class"] > self.hexes["base_risk_class"]).sum())
+
+    @property
+    def hexes_down(self) -> int:
+        return int((self.hexes["risk_class"] < self.hexes["base_risk_class"]).sum())
+
+
+@st.cache_data(ttl=sv.CACHE_TTL_S, max_entries=64, show_spinner=False)
+def _score_scenario(
+    url: str, tracking_uri: str, version: str, target_date: dt.date, overrides: WeatherOverrides
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from model.score import what_if
+
+    model, _ = sv.registered_model(version)
+    features = sv.day_features(target_date, version).reset_index(drop=True)
+    base = _base_predictions(url, tracking_uri, version, target_date)
+    scored = what_if(model, features, overrides, base_predictions=base)
+    changes = planner.class_change_reasons(
+        model, features, overrides, scored, limit=CHANGES_EXPLAINED
+    )
+    columns = [s.H3_CELL, "risk_class", "base_risk_class", "expected_crashes",
+               "base_expected_crashes", "delta_expected_crashes"]  # fmt: skip
+    return scored[columns], changes
+
+
+def what_if(base: WhatIfBase, scenario: Scenario) -> WhatIfResult:
+    """Re-score every hex of the base day under ``scenario`` (nothing is stored)."""
+    settings = get_settings()
+    started = time.perf_counter()
+    hexes, changes = _score_scenario(
+        settings.resolved_database_url,
+        settings.resolved_mlflow_tracking_uri,
+        base.model_version,
+        base.target_date,
+        scenario.overrides(base),
+    )
+    return WhatIfResult(base, scenario, hexes, changes, time.perf_counter() - started)
+
+
+# ------------------------------------------------------------------------------------------
+# deployment planner
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A deployment plan for one day and area, with its expected and past coverage.
+
+    ``picks``: the forecast rows picked, in order, with ``rank``. ``hit_rate`` replays the
+    rule on past forecast days with outcomes (None when there are none); ``hit_rate_source``
+    says which days those are.
+    """
+
+    target_date: dt.date
+    model_version: str
+    area_label: str
+    n_units: int
+    min_spacing: int
+    rank_by: planner.RankBy
+    picks: pd.DataFrame
+    grid: pd.DataFrame  # the area's forecast hexes, drawn under the picks in the briefing
+    expected_total: float
+    coverage: float
+    hit_rate: planner.PlanHitRate | None
+    hit_rate_source: str
+    is_demo: bool
+    is_tomorrow: bool
+
+    @property
+    def n_hexes(self) -> int:
+        return len(self.grid)
+
+    @property
+    def expected_covered(self) -> float:
+        return float(self.picks["expected_crashes"].sum())
+
+    @property
+    def file_stem(self) -> str:
+        return f"deployment-plan-{self.target_date.isoformat()}"
+
+    def table(self) -> pd.DataFrame:
+        """The ranked picks as text, for a static table."""
+        frame = planner.export_frame(self.picks)
+        return pd.DataFrame(
+            {
+                "Rank": frame["rank"],
+                "Hex": frame[s.H3_CELL],
+                "Borough": frame[s.BOROUGH].str.title(),
+                "Risk": frame["risk_class"],
+                "Expected crashes": frame["expected_crashes"].map("{:.2f}".format),
+                "Chance of a crash": frame["chance_of_crash"].map("{:.0%}".format),
+                "Why": frame["reasons"].str.replace("; ", " · "),
+            }
+        )
+
+    def csv(self) -> bytes:
+        return planner.plan_to_csv(self.picks)
+
+    def geojson(self) -> bytes:
+        return planner.plan_to_geojson_bytes(
+            self.picks, target_date=self.target_date, model_version=self.model_version
+        )
+
+    def briefing(self, fmt: planner.BriefingFormat) -> bytes:
+        """The printable one-page briefing (pure: safe to draw outside a script run)."""
+        sheet = planner.BriefingSheet(
+            target_date=self.target_date,
+            model_version=self.model_version,
+            area=self.area_label,
+            n_units=self.n_units,
+            min_spacing=self.min_spacing,
+            rank_by=self.rank_by,
+            coverage=self.coverage,
+            hit_rate=self.hit_rate.share if self.hit_rate else None,
+            hit_rate_days=self.hit_rate.days if self.hit_rate else 0,
+            is_demo=self.is_demo,
+        )
+        return planner.render_briefing(self.picks, self.grid, sheet, fmt)
+
+
+def _area_label(layer: str, area: str | None) -> str:
+    if area is None:
+        return "Whole city"
+    return area.title() if layer == sv.BOROUGH_LAYER else f"{layer} {area}"
+
+
+def _plan_history(layer: str, area: str | None, before: dt.date) -> tuple[pd.DataFrame, int]:
+    """Stored forecasts of past days whose crashes are in (the newest ``HISTORY_DAYS``), one
+    row per hex and day; and how many of those days are provisional."""
+    info = sv.overview()
+    newest = info.newest_crash_date
+    if newest is None:
+        return pd.DataFrame(), 0
+    days = [d for d in info.prediction_dates if d <= newest and d < before][-HISTORY_DAYS:]
+    frames = []
+    for day in days:
+        hexes = sv.forecast_day(day, layer, area).hexes
+        frames.append(hexes.assign(date=pd.Timestamp(day)))
+    provisional = sum((newest - d).days < info.expected_lag_days for d in days)
+    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), provisional
+
+
+def deployment_plan(
+    day: dt.date | None,
+    layer: str,
+    area: str | None,
+    n_units: int,
+    min_spacing: int,
+    rank_by: planner.RankBy,
+) -> Plan:
+    """Pick ``n_units`` hexes for ``day`` in the area and measure the plan (see model.planner)."""
+    forecast = sv.forecast_day(day, layer, area)
+    if forecast.hexes.empty:
+        where = _area_label(layer, area)
+        raise sv.Unavailable(f"No hexes with a forecast in {where}.", sv.FIX_SCORE)
+    picks = planner.pick_hexes(forecast.hexes, n_units, min_spacing=min_spacing, rank_by=rank_by)
+    history, provisional = _plan_history(layer, area, forecast.target_date)
+    hit_rate = None
+    source = (
+        "No past forecast day has its crashes in yet, so the rule cannot be replayed. "
+        f"Forecasts of past days appear as the nightly `{sv.FIX_SCORE}` runs."
+    )
+    if not history.empty:
+        hit_rate = planner.plan_hit_rates(
+            history, n_units, min_spacing=min_spacing, rank_by=rank_by
+        )
+        source = (
+            f"Replayed on the {hit_rate.days} past days whose stored forecasts have their "
+            f"crashes in ({history['date'].min():%d %b} – {history['date'].max():%d %b %Y})"
+            + (f"; the newest {provisional} are still provisional" if provisional else "")
+            + ". The backtest's hex-by-hex predictions are not stored with the model, so they "
+            "cannot be used here."
+        )
+    return Plan(
+        target_date=forecast.target_date,
+        model_version=forecast.model_version,
+        area_label=_area_label(layer, area),
+        n_units=n_units,
+        min_spacing=min_spacing,
+        rank_by=rank_by,
+        picks=picks,
+        grid=forecast.hexes[[s.H3_CELL, "risk_class"]],
+        expected_total=forecast.summary.expected_crashes,
+        coverage=planner.expected_coverage(picks, forecast.hexes),
+        hit_rate=hit_rate,
+        hit_rate_source=source,
+        is_demo=sv.overview().is_demo,
+        is_tomorrow=forecast.is_tomorrow,
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# model health
+
+
+@dataclass(frozen=True)
+class ModelHealth:
+    """The champion and how it does.
+
+    ``backtest``: metrics (rows) by method (columns: model and baselines), from the training
+    run. ``importance``: mean |SHAP| per feature label, largest first. ``confusion``: counts
+    of predicted (columns) by realised class (rows) over the stored forecasts with outcomes;
+    ``calibration``: quantile bins with mean ``expected`` and ``observed`` crashes per hex-day.
+    ``realized``: ``model.monitor.realized_performance``. ``versions``: ``list_versions``.
+    """
+
+    version: str
+    train_start: dt.date
+    train_end: dt.date
+    res: int
+    objective: str
+    thresholds: tuple[float, ...]
+    backtest_window: str | None
+    backtest: pd.DataFrame
+    importance: pd.Series
+    importance_kind: str
+    outcome_days: int
+    confusion: pd.DataFrame
+    calibration: pd.DataFrame
+    realized: pd.DataFrame
+    versions: pd.DataFrame
+
+    @property
+    def champion_and_challenger(self) -> pd.DataFrame:
+        aliases = self.versions["aliases"].fillna("")
+        return self.versions[aliases.str.contains("champion|challenger")]
+
+
+@st.cache_data(ttl=sv.CACHE_TTL_S, show_spinner="Reading the training run…")
+def _run_artifacts(tracking_uri: str, run_id: str) -> dict[str, Any]:
+    """The backtest table and SHAP summary logged with a training run (empty when absent)."""
+    from model.registry import make_client
+
+    client = make_client(tracking_uri)
+    out: dict[str, Any] = {"backtest": pd.DataFrame(), "shap": {}}
+    with tempfile.TemporaryDirectory(prefix="vz-health-") as scratch:
+        try:
+            table = Path(client.download_artifacts(run_id, "backtest/table.csv", scratch))
+            out["backtest"] = pd.read_csv(table, index_col="method")
+            summary = Path(client.download_artifacts(run_id, "shap/summary.json", scratch))
+            out["shap"] = json.loads(summary.read_text(encoding="utf-8"))
+        except Exception as exc:  # a run logged without these artifacts
+            log.warning("run %s: artifacts missing: %s", run_id, exc)
+    return out
+
+
+@st.cache_data(ttl=sv.CACHE_TTL_S, show_spinner=False)
+def _versions(tracking_uri: str) -> pd.DataFrame:
+    from model.registry import list_versions
+
+    return list_versions(tracking_uri)
+
+
+@st.cache_data(ttl=sv.CACHE_TTL_S, show_spinner="Comparing past forecasts with what happened…")
+def _realized(url: str, res: int, version: str, newest: dt.date | None) -> pd.DataFrame:
+    """Realised performance of ``version``; ``newest`` (crash date) keys the cache to the data."""
+    from core.warehouse import get_engine
+    from model.monitor import realized_performance
+
+    return realized_performance(get_engine(url), res=res, model_version=version)
+
+
+def _outcome_rows(version: str) -> tuple[pd.DataFrame, int]:
+    """Hex-days of ``version``'s stored forecasts with outcomes (class, expected, actual
+    crashes) over the newest ``HISTORY_DAYS`` such days, and the number of days."""
+    info = sv.overview()
+    newest = info.newest_crash_date
+    days = [d for d in info.prediction_dates if newest is not None and d <= newest]
+    frames = []
+    for day in days[-HISTORY_DAYS:]:
+        forecast = sv.forecast_day(day)
+        if forecast.model_version == version:
+            frames.append(forecast.hexes[["risk_class", "expected_crashes", "actual_crashes"]])
+    if not frames:
+        return pd.DataFrame(columns=["risk_class", "expected_crashes", "actual_crashes"]), 0
+    return pd.concat(frames, ignore_index=True), len(frames)
+
+
+def _confusion(rows: pd.DataFrame, thresholds: tuple[float, ...]) -> pd.DataFrame:
+    from model.classes import classify
+
+    labels = list(s.RISK_CLASSES)
+    if rows.empty:
+        return pd.DataFrame(0, index=labels, columns=labels)
+    actual = classify(rows["actual_crashes"].astype("float64").to_numpy(), thresholds)
+    table = pd.crosstab(
+        pd.Categorical([labels[k] for k in actual], categories=labels),
+        pd.Categorical([labels[int(k)] for k in rows["risk_class"]], categories=labels),
+        dropna=False,
+    )
+    return table.rename_axis(index="Realised class", columns="Forecast class")
+
+
+def model_health() -> ModelHealth:
+    """The champion's training, backtest, explanations and live performance."""
+    from model.features import feature_label
+    from model.metrics import calibration_table
+
+    settings = get_settings()
+    model, version = sv.registered_model()
+    versions = _versions(settings.resolved_mlflow_tracking_uri)
+    row = versions[versions["version"] == version]
+    run_id = str(row["run_id"].iloc[0]) if len(row) else None
+    artifacts = (
+        _run_artifacts(settings.resolved_mlflow_tracking_uri, run_id)
+        if run_id
+        else {"backtest": pd.DataFrame(), "shap": {}}
+    )
+    shap = artifacts["shap"]
+    importance = pd.Series(shap.get("importance", {}), dtype="float64")
+    importance.index = [feature_label(str(name)) for name in importance.index]
+    outcomes, outcome_days = _outcome_rows(version)
+    calibration = (
+        calibration_table(outcomes.rename(columns={"actual_crashes": "y_crashes"}))
+        if len(outcomes)
+        else pd.DataFrame(columns=["bin", "rows", "expected", "observed"])
+    )
+    info = sv.overview()
+    realized = _realized(settings.resolved_database_url, model.res, version, info.newest_crash_date)
+    return ModelHealth(
+        version=version,
+        train_start=model.train_start,
+        train_end=model.train_end,
+        res=model.res,
+        objective=str(model.metadata.get("objective", "?")),
+        thresholds=tuple(model.thresholds),
+        backtest_window=str(row["backtest_window"].iloc[0]) if len(row) else None,
+        backtest=artifacts["backtest"],
+        importance=importance.sort_values(ascending=False),
+        importance_kind=str(shap.get("kind", "")),
+        outcome_days=outcome_days,
+        confusion=_confusion(outcomes, tuple(model.thresholds)),
+        calibration=calibration,
+        realized=realized,
+        versions=versions,
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# URL-bound widgets of these pages
+
+
+def slider_param(
+    label: str,
+    *,
+    key: str,
+    param: str,
+    low: int,
+    high: int,
+    default: int,
+    help: str | None = None,
+) -> int:
+    """An integer slider whose value lives in the URL parameter ``param``."""
+    from_url = state.get_float(param)
+    value = int(from_url) if from_url is not None and low <= from_url <= high else default
+    state.seed(key, value, valid=lambda v: isinstance(v, int) and low <= v <= high)
+    chosen = st.slider(
+        label, low, high, key=key, on_change=state.to_url, args=(param, key, default), help=help
+    )
+    state.sync(param, chosen, default)
+    return int(chosen)
+
+
+# ------------------------------------------------------------------------------------------
+# what-if page parts
+
+SCENARIO_KEYS: Final = {
+    "precip_mm": "wi_precip",
+    "snow_cm": "wi_snow",
+    "temp_c": "wi_temp",
+    "wind_ms": "wi_wind",
+    "weekday": "wi_weekday",
+    "holiday": "wi_holiday",
+}
+
+
+def _scenario_from_widgets(forecast: Scenario) -> Scenario:
+    values = {field: st.session_state.get(key) for field, key in SCENARIO_KEYS.items()}
+    return replace(forecast, **{k: v for k, v in values.items() if v is not None})
+
+
+def _scenario_to_url(forecast: Scenario) -> None:
+    scenario = _scenario_from_widgets(forecast)
+    state.sync(state.SCENARIO, scenario.to_param(), forecast.to_param())
+
+
+def _reset_scenario(forecast: Scenario) -> None:
+    for field, key in SCENARIO_KEYS.items():
+        st.session_state[key] = getattr(forecast, field)
+    state.set_params(**{state.SCENARIO: None})
+
+
+def scenario_controls(base: WhatIfBase) -> Scenario:
+    """Sliders and day options seeded from the URL (else the forecast); returns the scenario."""
+    forecast = base.on_sliders
+    wanted = Scenario.from_param(state.get_str(state.SCENARIO), forecast)
+    for field, key in SCENARIO_KEYS.items():
+        state.seed(key, getattr(wanted, field))
+    on_change: dict[str, Any] = {"on_change": _scenario_to_url, "args": (forecast,)}
+    labels = {
+        "precip_mm": "Precipitation (mm)",
+        "snow_cm": "Snowfall (cm)",
+        "temp_c": "Temperature, day's high (°C)",
+        "wind_ms": "Wind (m/s)",
+    }
+    weather, day = st.columns([3, 1])
+    with weather:
+        columns = st.columns(2)
+        for i, (name, (low, high)) in enumerate(SLIDERS.items()):
+            columns[i // 2].slider(
+                labels[name],
+                low,
+                high,
+                step=SLIDER_STEP,
+                format="%.1f",
+                key=SCENARIO_KEYS[name],
+                **on_change,
+            )
+    with day:
+        st.selectbox(
+            "Day of the week",
+            range(7),
+            format_func=WEEKDAYS.__getitem__,
+            key="wi_weekday",
+            **on_change,
+        )
+        st.toggle("Public holiday", key="wi_holiday", **on_change)
+        st.button(
+            "Reset to the forecast",
+            icon=":material/restart_alt:",
+            on_click=_reset_scenario,
+            args=(forecast,),
+        )
+    scenario = _scenario_from_widgets(forecast)
+    state.sync(state.SCENARIO, scenario.to_param(), forecast.to_param())
+    return scenario
+
+
+def _describe(scenario: Scenario) -> str:
+    return (
+        f"{scenario.precip_mm:g} mm rain, {scenario.snow_cm:g} cm snow, high "
+        f"{scenario.temp_c:g} °C, wind {scenario.wind_ms:.1f} m/s, {WEEKDAYS[scenario.weekday]}"
+        + (", public holiday" if scenario.holiday else "")
+    )
+
+
+def _changes(scenario: Scenario, forecast: Scenario) -> str:
+    """What the scenario changes, in words ("the forecast itself" when nothing)."""
+    units = {
+        "precip_mm": "mm rain",
+        "snow_cm": "cm snow",
+        "temp_c": "°C high",
+        "wind_ms": "m/s wind",
+    }
+    parts = [
+        f"{getattr(scenario, name):g} {unit} instead of {getattr(forecast, name):g}"
+        for name, unit in units.items()
+        if getattr(scenario, name) != getattr(forecast, name)
+    ]
+    if scenario.weekday != forecast.weekday:
+        parts.append(f"a {WEEKDAYS[scenario.weekday]}")
+    if scenario.holiday != forecast.holiday:
+        parts.append("a public holiday" if scenario.holiday else "not a holiday")
+    return "; ".join(parts) + ", the rest as forecast" if parts else "the forecast itself"
+
+
+def what_if_summary(result: WhatIfResult) -> None:
+    """Headline numbers: citywide expected crashes with and without the scenario."""
+    base = result.base
+    st.markdown(
+        f"Forecast for **{ui.long_date(base.target_date)}** (model {base.model_version}, "
+        f"{base.weather_kind} weather: {_describe(base.forecast)}). "
+        f"Scenario: **{_changes(result.scenario, base.on_sliders)}**."
+    )
+    change = result.expected_total - result.forecast_total
+    columns = st.columns(4)
+    columns[0].metric("Expected crashes, forecast", f"{result.forecast_total:,.0f}")
+    columns[1].metric(
+        "Expected crashes, scenario",
+        f"{result.expected_total:,.0f}",
+        delta=f"{change:+,.1f}",
+        delta_color="inverse",
+    )
+    columns[2].metric("Hexes up a class", f"{result.hexes_up:,}")
+    columns[3].metric("Hexes down a class", f"{result.hexes_down:,}")
+    st.caption(f"Re-scored {base.n_hexes:,} hexes in {result.seconds * 1000:,.0f} ms.")
+
+
+def _change_colour(delta: float, scale: float) -> list[int]:
+    """Diverging RdBu-like colour: blue fewer, red more expected crashes, grey no change."""
+    weight = min(abs(delta) / scale, 1.0) if scale > 0 else 0.0
+    end = MORE_RGB if delta > 0 else FEWER_RGB
+    rgb = [round(n + (e - n) * weight) for n, e in zip(NEUTRAL_RGB, end, strict=True)]
+    return [*rgb, 210]
+
+
+def change_deck(result: WhatIfResult) -> pdk.Deck:
+    """The change map: every hex coloured by its change in expected crashes."""
+    hexes = result.hexes
+    deltas = hexes["delta_expected_crashes"].to_numpy(dtype=np.float64)
+    scale = float(np.quantile(np.abs(deltas), 0.98)) if len(deltas) else 0.0
+    labels = s.RISK_CLASSES
+    columns = zip(
+        hexes[s.H3_CELL],
+        hexes["base_risk_class"],
+        hexes["risk_class"],
+        hexes["base_expected_crashes"],
+        hexes["expected_crashes"],
+        deltas,
+        strict=True,
+    )
+    records = [
+        {
+            "h": cell,
+            "c": _change_colour(delta, scale),
+            "t": f"{labels[int(old)]} → {labels[int(new)]}\n"
+            f"{before:.2f} → {after:.2f} expected crashes ({delta:+.2f})",
+        }
+        for cell, old, new, before, after, delta in columns
+    ]
+    layer = pdk.Layer(
+        "H3HexagonLayer",
+        data=records,
+        id=CHANGE_LAYER_ID,
+        get_hexagon="h",
+        get_fill_color="c",
+        get_line_color=[255, 255, 255, 120],
+        line_width_min_pixels=0.5,
+        stroked=True,
+        filled=True,
+        extruded=False,
+        pickable=True,
+    )
+    return ui.CompactDeck(
+        layers=[layer],
+        initial_view_state=ui._view_state(hexes[s.H3_CELL]),
+        map_style=None,
+        tooltip={"text": "{t}", "style": {"fontSize": "13px", "whiteSpace": "pre-line"}},
+    )
+
+
+def change_map(result: WhatIfResult) -> None:
+    st.pydeck_chart(
+        change_deck(result),
+        height=520,
+        key="what_if_map",
+        alt="Map of the change in expected crashes under the scenario",
+    )
+    st.markdown(
+        '<div class="vz-legend"><strong>Change against the forecast:</strong>'
+        f'<span class="vz-chip"><span class="vz-swatch" style="background:rgb{FEWER_RGB}">'
+        "</span>fewer crashes expected</span>"
+        f'<span class="vz-chip"><span class="vz-swatch" style="background:rgb{NEUTRAL_RGB}">'
+        "</span>no change</span>"
+        f'<span class="vz-chip"><span class="vz-swatch" style="background:rgb{MORE_RGB}">'
+        "</span>more crashes expected</span></div>",
+        unsafe_allow_html=True,
+    )
+
+
+def class_changes_table(result: WhatIfResult) -> None:
+    changes = result.changes
+    if changes.empty:
+        st.info("No hex changes its risk class under this scenario.")
+        return
+    n_changed = result.hexes_up + result.hexes_down
+    if n_changed > len(changes):
+        st.caption(f"The {len(changes)} largest of {n_changed:,} class changes, with the reason.")
+    labels = s.RISK_CLASSES
+    table = pd.DataFrame(
+        {
+            "Hex": changes[s.H3_CELL],
+            "Forecast class": [labels[int(k)] for k in changes["base_risk_class"]],
+            "Scenario class": [labels[int(k)] for k in changes["risk_class"]],
+            "Change in expected crashes": changes["delta_expected_crashes"],
+            "Main reason": changes["reason"],
+        }
+    )
+    st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "Change in expected crashes": st.column_config.NumberColumn(format="%+.2f"),
+            "Main reason": st.column_config.TextColumn(width="large"),
+        },
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# deployment planner page parts
+
+
+def plan_controls() -> tuple[int, int, planner.RankBy]:
+    """Units, spacing and ranking, all in the URL."""
+    units, spacing, rank = st.columns([2, 2, 1])
+    with units:
+        n_units = slider_param(
+            "Units to deploy", key="plan_units", param=UNITS, low=1, high=planner.MAX_UNITS,
+            default=10,
+        )  # fmt: skip
+    with spacing:
+        min_spacing = slider_param(
+            "Minimum spacing (H3 rings)",
+            key="plan_spacing",
+            param=SPACING,
+            low=1,
+            high=planner.MAX_SPACING,
+            default=2,
+            help="Picks are at least this many hex rings apart: 1 allows neighbouring hexes, "
+            "2 keeps one hex between units, and so on.",
+        )
+    with rank:
+        rank_by = ui.select_param(
+            "Rank by",
+            list(planner.RANK_BY_OPTIONS),
+            key="plan_rank",
+            param=RANK,
+            default="expected_crashes",
+            format_func=planner.RANK_BY_OPTIONS.__getitem__,
+        )
+    return n_units, min_spacing, cast(planner.RankBy, rank_by)
+
+
+def plan_summary(plan: Plan) -> None:
+    where = "across the whole city" if plan.area_label == "Whole city" else f"in {plan.area_label}"
+    when = "tomorrow, " if plan.is_tomorrow else ""
+    st.subheader(f"{len(plan.picks)} units {where} for {when}{ui.long_date(plan.target_date)}")
+    if len(plan.picks) < plan.n_units:
+        st.info(
+            f"Only {len(plan.picks)} of the {plan.n_units} units could be placed: the area has "
+            f"no more hexes {plan.min_spacing} or more rings from every pick. Lower the spacing "
+            "or widen the area."
+        )
+    hit = plan.hit_rate.share if plan.hit_rate else None
+    columns = st.columns(3)
+    columns[0].metric(
+        "Expected share of the day's crashes covered",
+        f"{plan.coverage:.0%}",
+        help=f"{plan.expected_covered:,.1f} of {plan.expected_total:,.1f} expected crashes in "
+        f"{plan.area_label} fall in the picked hexes ({len(plan.picks)} of {plan.n_hexes}).",
+    )
+    columns[1].metric(
+        "Same rule on past days: crashes covered",
+        "—" if hit is None else f"{hit:.0%}",
+        help="Share of the crashes that actually happened in the hexes this rule would have "
+        "picked, pooled over the past days.",
+    )
+    columns[2].metric("Past days replayed", f"{plan.hit_rate.days if plan.hit_rate else 0}")
+    if plan.hit_rate is not None and plan.hit_rate.best_day is not None:
+        st.caption(
+            f"{plan.hit_rate_source} Worst day {plan.hit_rate.worst_day:.0%}, best day "
+            f"{plan.hit_rate.best_day:.0%}; the plans expected {plan.hit_rate.expected_share:.0%}."
+        )
+    else:
+        st.caption(plan.hit_rate_source)
+
+
+def plan_map(plan: Plan, forecast: sv.ForecastDay) -> None:
+    """The area's risk map with the picked hexes outlined."""
+    cells = pd.DataFrame(
+        {
+            s.H3_CELL: forecast.hexes[s.H3_CELL],
+            "risk_class": forecast.hexes["risk_class"],
+            "tooltip": ui.forecast_tooltips(forecast.hexes, outcomes_known=False),
+        }
+    )
+    ranks = dict(zip(plan.picks[s.H3_CELL], plan.picks["rank"], strict=True))
+    cells = cells.assign(
+        tooltip=[
+            (f"Unit {ranks[c]}\n" if c in ranks else "") + tip
+            for c, tip in zip(cells[s.H3_CELL], cells["tooltip"], strict=True)
+        ]
+    )
+    ui.hex_map(
+        cells,
+        key="plan_map",
+        outlined=list(plan.picks[s.H3_CELL]),
+        selectable=False,
+        height=480,
+        alt="Map of the picked hexes over the risk map",
+    )
+    st.caption("Outlined: the picked hexes. Hover a hex for its unit number and reasons.")
+
+
+def plan_table(plan: Plan) -> None:
+    """The ranked picks with their reasons in full (a static table wraps long text)."""
+    st.table(plan.table(), hide_index=True)
+    st.caption(
+        "Chance of a crash: of at least one crash in the hex that day (Poisson, from the "
+        "expected crashes). Why: what raises the hex's risk most, strongest first."
+    )
+
+
+def plan_downloads(plan: Plan) -> None:
+    """CSV, GeoJSON and the printable briefing (PNG and PDF, drawn on download)."""
+    columns = st.columns(4)
+    columns[0].download_button(
+        "Plan as CSV", plan.csv(), f"{plan.file_stem}.csv", "text/csv",
+        icon=":material/table:", key="plan_csv", on_click="ignore",
+    )  # fmt: skip
+    columns[1].download_button(
+        "Plan as GeoJSON", plan.geojson(), f"{plan.file_stem}.geojson", "application/geo+json",
+        icon=":material/map:", key="plan_geojson", on_click="ignore",
+    )  # fmt: skip
+    columns[2].download_button(
+        "Briefing (PNG)", functools.partial(plan.briefing, "png"), f"{plan.file_stem}.png",
+        "image/png", icon=":material/image:", key="plan_png", on_click="ignore",
+    )  # fmt: skip
+    columns[3].download_button(
+        "Briefing (PDF)", functools.partial(plan.briefing, "pdf"), f"{plan.file_stem}.pdf",
+        "application/pdf", icon=":material/print:", key="plan_pdf", on_click="ignore",
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------
+# model health page parts
+
+HEALTH_METRICS: Final = {
+    "poisson_deviance": "Poisson deviance (lower is better)",
+    "recall_at_k": "Recall@K",
+    "hit_rate_10": "Hit rate, top 10% of hexes",
+    "hit_rate_20": "Hit rate, top 20% of hexes",
+    "pai_10": "PAI, top 10%",
+    "daily_total_mae": "MAE of the citywide daily total",
+    "calibration_error_rel": "Calibration error (relative)",
+    "class_log_loss": "Class log loss",
+    "qwk": "Quadratic weighted kappa",
+}
+METHOD_NAMES: Final = {
+    "model": "Model",
+    "historical_average": "Historical average (365 d)",
+    "ewma_history": "Exponentially weighted history",
+    "neighbour_smoothed": "Neighbour-smoothed history",
+}
+
+
+def champion_header(health: ModelHealth) -> None:
+    cuts = ", ".join(f"{t:.3g}" for t in health.thresholds)
+    st.markdown(
+        f"Champion **version {health.version}**, trained on hex-days "
+        f"**{health.train_start} – {health.train_end}** at H3 resolution {health.res} "
+        f"({health.objective} objective). Class cut points (expected crashes): {cuts}."
+    )
+
+
+def backtest_table(health: ModelHealth) -> None:
+    if health.backtest.empty:
+        st.info(f"The training run of version {health.version} has no backtest table.")
+        return
+    window = health.backtest_window or "—"
+    st.caption(f"Held-out test days {window}, every method on the same days.")
+    metrics = [m for m in HEALTH_METRICS if m in health.backtest.columns]
+    table = health.backtest[metrics].T.rename(index=HEALTH_METRICS, columns=METHOD_NAMES)
+    st.dataframe(
+        table.rename_axis("Metric"),
+        width="stretch",
+        column_config={c: st.column_config.NumberColumn(format="%.3f") for c in table.columns},
+    )
+
+
+def confusion_chart(health: ModelHealth) -> None:
+    import altair as alt
+
+    if health.outcome_days == 0:
+        st.info("No stored forecast of this model has its crashes in yet.")
+        return
+    data = health.confusion.stack().rename("Hex-days").reset_index()
+    order = list(s.RISK_CLASSES)
+    base = alt.Chart(data, height=300).encode(
+        x=alt.X(
+            "Forecast class:N",
+            sort=order,
+            axis=alt.Axis(labelAngle=-30, labelLimit=200, labelOverlap=False),
+        ),
+        y=alt.Y(
+            "Realised class:N",
+            sort=order[::-1],
+            axis=alt.Axis(labelLimit=200, labelOverlap=False),
+        ),
+    )
+    cells = base.mark_rect().encode(
+        color=alt.Color("Hex-days:Q", scale=alt.Scale(scheme="blues", type="symlog"), legend=None),
+        tooltip=["Realised class", "Forecast class", "Hex-days"],
+    )
+    dark = float(data["Hex-days"].max()) ** 0.5
+    text = base.mark_text(fontSize=12).encode(
+        text="Hex-days:Q",
+        color=alt.condition(alt.datum["Hex-days"] > dark, alt.value("white"), alt.value("black")),
+    )
+    st.altair_chart(cells + text, width="stretch")
+    whole = [k for k, cut in enumerate(health.thresholds, start=1) if cut <= 1.0]
+    note = (
+        f" Cut points below one crash make any hex-day with a crash at least "
+        f"{s.RISK_CLASSES[whole[-1]]}, and one without a crash Safe."
+        if whole
+        else ""
+    )
+    st.caption(
+        f"Over {health.outcome_days} forecast day(s) with outcomes. The realised class is the "
+        f"class of the number of crashes that happened, under the same cut points.{note}"
+    )
+
+
+def calibration_chart(health: ModelHealth) -> None:
+    import altair as alt
+
+    if health.calibration.empty:
+        st.info("No stored forecast of this model has its crashes in yet.")
+        return
+    data = health.calibration
+    top = float(max(data["expected"].max(), data["observed"].max()))
+    diagonal = (
+        alt.Chart(pd.DataFrame({"x": [0.0, top], "y": [0.0, top]}))
+        .mark_line(color="#8c8c8c", strokeDash=[4, 4])
+        .encode(x="x:Q", y="y:Q")
+    )
+    points = alt.Chart(data).mark_line(point=True, color=ui.INCREASE_COLOUR).encode(
+        x=alt.X("expected:Q", title="Expected crashes per hex-day (bin mean)"),
+        y=alt.Y("observed:Q", title="Crashes that happened (bin mean)"),
+        tooltip=["bin", "rows", alt.Tooltip("expected:Q", format=".3f"),
+                 alt.Tooltip("observed:Q", format=".3f")],
+    )  # fmt: skip
+    st.altair_chart(diagonal + points, width="stretch")
+    st.caption(
+        "Ten bins of hex-days by expected crashes; on the dashed line the forecast is exact."
+    )
+
+
+def importance_chart(health: ModelHealth, top: int = 15) -> None:
+    import altair as alt
+
+    if health.importance.empty:
+        st.info("The training run has no SHAP summary.")
+        return
+    data = health.importance.head(top).rename("value").rename_axis("Feature").reset_index()
+    title = (
+        "Mean |SHAP| (log expected crashes)"
+        if health.importance_kind == "mean_abs_shap"
+        else ("Share of gain")
+    )
+    chart = (
+        alt.Chart(data)
+        .mark_bar(color="#3b6ea5")
+        .encode(
+            x=alt.X("value:Q", title=title),
+            y=alt.Y("Feature:N", sort="-x", title=None, axis=alt.Axis(labelLimit=320)),
+            tooltip=["Feature", alt.Tooltip("value:Q", format=".3f")],
+        )
+    )
+    st.altair_chart(chart, width="stretch")
+
+
+def live_performance(health: ModelHealth) -> None:
+    import altair as alt
+
+    realized = health.realized
+    if realized.empty:
+        st.info(
+            "No stored forecast has its crashes in yet: crash records arrive several days late. "
+            f"Forecasts accumulate as `{sv.FIX_SCORE}` runs each night."
+        )
+        return
+    frame = realized.assign(
+        target_date=pd.to_datetime(realized["target_date"]),
+        status=realized["provisional"].map({True: "provisional", False: "final"}),
+    )
+    long = frame.melt(
+        id_vars=["target_date", "status"],
+        value_vars=["hit_rate_10", "baseline_hit_rate_10"],
+        var_name="Method",
+        value_name="Hit rate",
+    ).replace({"Method": {"hit_rate_10": "Model", "baseline_hit_rate_10": "Historical average"}})
+    chart = (
+        alt.Chart(long)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("target_date:T", title=None),
+            y=alt.Y(
+                "Hit rate:Q", axis=alt.Axis(format="%"), title="Crashes in the top 10% of hexes"
+            ),
+            color=alt.Color("Method:N"),
+            shape=alt.Shape("status:N", title="Outcomes"),
+            tooltip=["target_date:T", "Method", alt.Tooltip("Hit rate:Q", format=".0%"), "status"],
+        )
+    )
+    st.altair_chart(chart, width="stretch")
+    n_provisional = int(frame["provisional"].sum())
+    if n_provisional:
+        st.caption(
+            f"{n_provisional} of {len(frame)} day(s) are provisional: their crash records are "
+            "still arriving, so their numbers will move."
+        )
+    table = pd.DataFrame(
+        {
+            "Day": frame["target_date"].dt.date,
+            "Outcomes": frame["status"],
+            "Crashes": frame["actual_crashes"].astype("int64"),
+            "Forecast total": frame["predicted_crashes"],
+            "Hit rate @10%": frame["hit_rate_10"] * 100,
+            "Baseline hit rate": frame["baseline_hit_rate_10"] * 100,
+            "Recall@K": frame["recall_at_k"] * 100,
+            "Baseline Recall@K": frame["baseline_recall_at_k"] * 100,
+        }
+    ).sort_values("Day", ascending=False)
+    percent = st.column_config.NumberColumn(format="%.1f%%")
+    st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "Forecast total": st.column_config.NumberColumn(format="%.0f"),
+            "Hit rate @10%": percent,
+            "Baseline hit rate": percent,
+            "Recall@K": percent,
+            "Baseline Recall@K": percent,
+        },
+    )
+
+
+def versions_table(health: ModelHealth) -> None:
+    versions = health.champion_and_challenger
+    if len(versions) < 2:
+        st.caption(
+            "No challenger yet: a newly trained version becomes the challenger when it does not "
+            "beat the champion on the same backtest."
+        )
+    shown = versions if len(versions) else health.versions.head(3)
+    table = pd.DataFrame(
+        {
+            "Version": shown["version"],
+            "Alias": shown["aliases"],
+            "Trained on": shown["train_window"],
+            "Backtest days": shown["backtest_window"],
+            "Poisson deviance": shown["model.poisson_deviance"],
+            "Recall@K": shown["model.recall_at_k"] * 100,
+            "Hit rate @10%": shown["model.hit_rate_10"] * 100,
+            "Decision": shown["reason"],
+        }
+    )
+    st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "Poisson deviance": st.column_config.NumberColumn(format="%.4f"),
+            "Recall@K": st.column_config.NumberColumn(format="%.1f%%"),
+            "Hit rate @10%": st.column_config.NumberColumn(format="%.1f%%"),
+            "Decision": st.column_config.TextColumn(width="large"),
+        },
+    )

@@ -1,0 +1,303 @@
+"""App benchmark: prints figures, asserts nothing.
+
+- cold start: Streamlit server started → the risk map's deck.gl canvas drawn in Chromium
+  (with its parts shown apart: server healthy, title shown, last section shown);
+- page switch: a click on another page in the sidebar → that page's last section shown;
+- what-if round trip: one keyboard step of the rain slider → the new citywide total shown
+  (re-score + re-render), and the re-scoring alone in-process;
+- map payload: the pydeck JSON of the risk map (``app.components.build_deck``) and of the
+  what-if change map for 8,000 synthetic hexes with three reasons each.
+
+Targets: cold start ≤ 5 s, what-if ≤ 700 ms, page switch ≤ 1.5 s, payload ≤ 1.5 MB.
+
+    python bench/app.py [--var-dir var] [--repeat 5]
+
+The warehouse and model in ``--var-dir`` are used as they are; without one, a demo
+warehouse (1 year) is built, trained and scored into a temporary folder (``model.jobs``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+TIMEOUT_MS = 60_000
+PAYLOAD_HEXES = 8_000
+TARGETS = {"cold start": 5.0, "page switch": 1.5, "what-if": 0.7, "payload MB": 1.5}
+
+
+def environment(var_dir: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "VZ_VAR_DIR": str(var_dir),
+        "VZ_DATABASE_URL": f"sqlite:///{var_dir / 'warehouse.sqlite'}",
+        "VZ_MLFLOW_TRACKING_URI": f"sqlite:///{var_dir / 'mlflow.sqlite'}",
+        "VZ_PUBLIC_MODE": "0",
+    }
+
+
+def build_demo(var_dir: Path) -> None:
+    from core.settings import Settings
+    from etl.jobs import build_demo_warehouse
+    from model.jobs import score_job, train_job
+
+    settings = Settings(var_dir=var_dir)
+    build_demo_warehouse(settings, years=1)
+    train_job(settings)
+    score_job(settings)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_healthy(url: str, server: subprocess.Popen[bytes], deadline_s: float = 60.0) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"server exited with code {server.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"{url} not healthy after {deadline_s:.0f} s")
+
+
+def wait_drawn(canvas: object) -> None:
+    """Until the deck.gl canvas is no longer uniform (drawn)."""
+    from matplotlib.image import imread
+
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while time.monotonic() < deadline:
+        pixels = imread(io.BytesIO(canvas.screenshot()), format="png")  # type: ignore[attr-defined]
+        if float(pixels[..., :3].std()) > 0.01:
+            return
+    raise TimeoutError("the map stayed blank")
+
+
+def browser_figures(var_dir: Path, repeat: int) -> dict[str, float]:
+    """Cold start, page switch and what-if round trip in Chromium."""
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [
+        sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
+        "--server.port", str(port), "--server.address", "127.0.0.1",
+        "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+    figures: dict[str, float] = {}
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=os.environ.get("VZ_CHROMIUM", "/usr/bin/chromium"), args=CHROMIUM_ARGS
+        )
+        page = chromium.new_page(viewport={"width": 1440, "height": 1000})
+        started = time.perf_counter()
+        server = subprocess.Popen(
+            command, cwd=ROOT, env=environment(var_dir),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            wait_healthy(url, server)
+            figures["server healthy"] = time.perf_counter() - started
+            page.goto(url)
+            expect(page.get_by_role("heading", name="Tomorrow's risk map")).to_be_visible()
+            figures["title shown"] = time.perf_counter() - started
+            expect(page.get_by_role("heading", name="Riskiest hexes")).to_be_visible()
+            figures["page script done"] = time.perf_counter() - started
+            canvas = page.get_by_test_id("stDeckGlJsonChart").locator("canvas").first
+            expect(canvas).to_be_visible()
+            wait_drawn(canvas)
+            figures["cold start"] = time.perf_counter() - started
+
+            def switch(link: str, heading: str) -> float:
+                started = time.perf_counter()
+                page.get_by_role("link", name=link).click()
+                expect(page.get_by_role("heading", name=heading)).to_be_visible()
+                return time.perf_counter() - started
+
+            switches = [
+                switch(link, heading)
+                for _ in range(repeat)
+                for link, heading in (
+                    ("Deployment planner", "Ranked picks"),
+                    ("Tomorrow's risk map", "Riskiest hexes"),
+                )
+            ]
+            figures["page switch"] = statistics.median(switches)
+
+            page.get_by_role("link", name="What-if weather").click()
+            expect(page.get_by_role("heading", name="Hexes that change class")).to_be_visible()
+            change = (
+                page.get_by_test_id("stMetric")
+                .filter(has_text="Expected crashes, scenario")
+                .get_by_test_id("stMetricDelta")
+            )
+            thumb = (
+                page.get_by_test_id("stSlider")
+                .filter(has_text="Precipitation (mm)")
+                .get_by_role("slider")
+            )
+            thumb.focus()
+            rounds = []
+            for _ in range(repeat):  # one keyboard step (0.5 mm) per round
+                before = change.inner_text()
+                started = time.perf_counter()
+                thumb.press("ArrowRight")
+                expect(change).not_to_have_text(before)
+                rounds.append(time.perf_counter() - started)
+                expect(page.get_by_test_id("stStatusWidget")).to_have_count(0)
+            figures["what-if"] = statistics.median(rounds)
+        finally:
+            server.terminate()
+            server.wait(timeout=15)
+            chromium.close()
+    return figures
+
+
+def rescoring_seconds(var_dir: Path, repeat: int) -> float:
+    """The what-if re-scoring alone (model + cached features), median over ``repeat``."""
+    os.environ.update(environment(var_dir))
+    from core.settings import get_settings
+    from core.warehouse import get_engine
+    from model import planner
+    from model.registry import load_champion
+    from model.score import WeatherOverrides, day_features, tomorrow, what_if
+
+    settings = get_settings()
+    engine = get_engine(settings.resolved_database_url)
+    model, _ = load_champion(settings.resolved_mlflow_tracking_uri)
+    features = day_features(engine, model, tomorrow(engine, settings)).features
+    features = features.reset_index(drop=True)
+    base = model.predict(features)
+    times = []
+    for step in range(repeat):
+        overrides = WeatherOverrides(precip_mm=5.0 + 5 * step)
+        started = time.perf_counter()
+        scored = what_if(model, features, overrides, base_predictions=base)
+        planner.class_change_reasons(model, features, overrides, scored, limit=50)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def payload_bytes(n_hexes: int) -> dict[str, int]:
+    """Bytes of the deck JSON for ``n_hexes`` synthetic hexes: risk map and change map."""
+    import h3
+    import numpy as np
+    import pandas as pd
+
+    from app import components
+    from app.planning import Scenario, WhatIfBase, WhatIfResult, change_deck
+    from core.schema import RISK_CLASSES
+
+    rng = np.random.default_rng(0)
+    cells = sorted(h3.grid_disk(h3.latlng_to_cell(40.72, -73.95, 8), 52))[:n_hexes]
+    classes = rng.integers(0, 5, len(cells))
+    reasons = [
+        "▲ many crashes here in the past year (312)",
+        "▲ usually dangerous: long-run crash rate high",
+        "▲ heavy rain forecast (18 mm)",
+    ]
+    hexes = pd.DataFrame(
+        {
+            "h3_cell": cells,
+            "risk_label": [RISK_CLASSES[k] for k in classes],
+            "p_risk": rng.uniform(0.3, 0.9, len(cells)),
+            "expected_crashes": rng.gamma(1.0, 0.3, len(cells)),
+            "actual_crashes": pd.array([pd.NA] * len(cells), dtype="Int64"),
+            "reasons": [reasons] * len(cells),
+        }
+    )
+    risk = components.build_deck(
+        pd.DataFrame(
+            {
+                "h3_cell": cells,
+                "risk_class": classes,
+                "tooltip": components.forecast_tooltips(hexes, outcomes_known=False),
+            }
+        )
+    )
+    scenario = Scenario(0.0, 0.0, 10.0, 3.0, 0, False)
+    change = change_deck(
+        WhatIfResult(
+            base=WhatIfBase(pd.Timestamp("2026-01-01").date(), "1", scenario, 5.0, "forecast", 0),
+            scenario=scenario,
+            hexes=pd.DataFrame(
+                {
+                    "h3_cell": cells,
+                    "risk_class": classes,
+                    "base_risk_class": classes,
+                    "expected_crashes": hexes["expected_crashes"] * 1.2,
+                    "base_expected_crashes": hexes["expected_crashes"],
+                    "delta_expected_crashes": hexes["expected_crashes"] * 0.2,
+                }
+            ),
+            changes=pd.DataFrame(),
+            seconds=0.0,
+        )
+    )
+    return {
+        "risk map": len(risk.to_json().encode("utf-8")),
+        "change map": len(change.to_json().encode("utf-8")),
+    }
+
+
+def report(name: str, value: float, unit: str, target: float | None) -> None:
+    verdict = "" if target is None else ("  ok" if value <= target else f"  over {target} {unit}")
+    print(f"{name:<32} {value:9.3f} {unit}{verdict}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--var-dir", type=Path, help="warehouse + model folder to serve")
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="vz-bench-app-") as scratch:
+        var_dir = args.var_dir
+        if var_dir is None:
+            var_dir = Path(scratch)
+            print(f"building a demo warehouse and model in {var_dir} …")
+            build_demo(var_dir)
+        for name, size in payload_bytes(PAYLOAD_HEXES).items():
+            report(f"payload, {name} ({PAYLOAD_HEXES:,} hexes)", size / 1e6, "MB", 1.5)
+        report(
+            "what-if re-scoring (in process)", rescoring_seconds(var_dir, args.repeat), "s", None
+        )
+        figures = browser_figures(var_dir, args.repeat)
+        report("server start → health", figures["server healthy"], "s", None)
+        report("cold start → title shown", figures["title shown"], "s", None)
+        report("cold start → whole page shown", figures["page script done"], "s", None)
+        report("cold start → map drawn", figures["cold start"], "s", TARGETS["cold start"])
+        report("page switch (median)", figures["page switch"], "s", TARGETS["page switch"])
+        report("what-if round trip (median)", figures["what-if"], "s", TARGETS["what-if"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""Model performance figures on a synthetic NYC-sized city (no data files needed).
+
+~1,100 res-8 hexes x 10 years = ~4 M hex-day rows. Prints: feature-panel build time and peak
+memory, training time (crash + injury boosters, early stopping + refit), scoring one day for
+every hex with SHAP contributions, and the per-round cost of Poisson vs 5-class multiclass.
+
+    PYTHONPATH=. python bench/model.py [--years 10] [--threads 2] [--skip-train]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import resource
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+# bench/ holds scripts named like packages (bench/etl.py): keep them from shadowing the real ones
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import h3  # noqa: E402
+import lightgbm as lgb  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from core import schema as s  # noqa: E402
+from model.config import load_model_params  # noqa: E402
+from model.features import (  # noqa: E402
+    CRASHES,
+    INJURIES,
+    KILLED,
+    WEATHER_KIND,
+    FeatureInputs,
+    add_targets,
+    build_features,
+    feature_columns,
+)
+from model.train import train_model  # noqa: E402
+
+END = dt.date(2024, 12, 31)
+
+
+def synthetic_city(years: int, rings: int = 19, seed: int = 0) -> FeatureInputs:
+    """A res-8 hex disk over NYC (rings=19: 1,141 hexes), ~300 crashes a day."""
+    rng = np.random.default_rng(seed)
+    cells = sorted(h3.grid_disk(h3.latlng_to_cell(40.72, -73.95, 8), rings))
+    dates = pd.date_range(END - dt.timedelta(days=365 * years - 1), END, freq="D")
+    base = rng.lognormal(np.log(300 / len(cells)) - 0.5, 1.0, len(cells))
+    rain = np.where(rng.random(len(dates)) < 0.3, rng.gamma(1.0, 8.0, len(dates)), 0.0)
+    day_mult = (1 + 0.025 * np.minimum(rain, 25)) * np.asarray([1, 1, 1, 1.05, 1.15, 0.95, 0.8])[
+        dates.day_of_week
+    ]
+    counts = rng.poisson(day_mult[:, None] * base[None, :]).astype(np.int64)
+    day_idx, hex_idx = np.nonzero(counts)
+    n = counts[day_idx, hex_idx]
+    crashes = pd.DataFrame(
+        {
+            s.H3_CELL: pd.Series(np.asarray(cells)[hex_idx], dtype="str"),
+            s.DATE: dates[day_idx].astype("datetime64[us]"),
+            CRASHES: n,
+            INJURIES: rng.binomial(n, 0.3),
+            KILLED: rng.binomial(n, 0.002),
+        }
+    )
+    centres = np.array([h3.cell_to_latlng(c) for c in cells])
+    boroughs = np.array(["MANHATTAN", "BRONX", "BROOKLYN", "QUEENS", "STATEN ISLAND"])
+    hexes = pd.DataFrame(
+        {
+            s.H3_CELL: pd.Series(cells, dtype="str"),
+            s.BOROUGH: pd.Series(boroughs[rng.integers(0, 5, len(cells))], dtype="str"),
+            s.LAT: centres[:, 0],
+            s.LNG: centres[:, 1],
+        }
+    )
+    weather = pd.DataFrame(
+        {
+            s.DATE: dates.astype("datetime64[us]"),
+            s.PRECIP_MM: rain,
+            s.SNOW_CM: 0.0,
+            s.SNOW_DEPTH_CM: 0.0,
+            s.TMAX_C: 15 + 10 * np.sin(2 * np.pi * dates.day_of_year / 365),
+            s.TMIN_C: 5 + 10 * np.sin(2 * np.pi * dates.day_of_year / 365),
+            s.WIND_MS: rng.gamma(4.0, 1.0, len(dates)),
+            WEATHER_KIND: s.OBSERVED,
+        }
+    )
+    counted = rng.choice(len(cells), 80, replace=False)
+    volume = pd.DataFrame(
+        {
+            s.H3_CELL: pd.Series(np.asarray(cells)[counted], dtype="str"),
+            "typical_volume": rng.uniform(5e3, 8e4, len(counted)),
+            "volume_imputed": False,
+        }
+    )
+    return FeatureInputs(crashes=crashes, hexes=hexes, weather=weather, volume=volume, res=8)
+
+
+def peak_rss_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--years", type=int, default=10)
+    parser.add_argument("--threads", type=int, help="LightGBM threads (default: params.yaml)")
+    parser.add_argument("--skip-train", action="store_true")
+    args = parser.parse_args(argv)
+    params = load_model_params()
+    if args.threads is not None:
+        params = params.with_overrides(lightgbm={"num_threads": args.threads})
+
+    inputs = synthetic_city(args.years)
+    days = pd.date_range(inputs.record_start + pd.Timedelta(days=28), END, freq="D")
+    print(
+        f"city: {len(inputs.cells):,} hexes, {len(days):,} days, "
+        f"{int(inputs.crashes[CRASHES].sum()):,} crashes; peak RSS so far {peak_rss_gib():.2f} GiB"
+    )
+
+    tracemalloc.start()
+    started = time.perf_counter()
+    features = build_features(inputs, days, params.features)
+    build_s = time.perf_counter() - started
+    _, traced_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    started = time.perf_counter()
+    panel = add_targets(features, inputs)
+    targets_s = time.perf_counter() - started
+    print(
+        f"build_features: {len(features):,} rows x {features.shape[1]} columns in {build_s:.1f} s, "
+        f"peak traced allocation {traced_peak / 2**30:.2f} GiB, frame "
+        f"{features.memory_usage(deep=True).sum() / 2**30:.2f} GiB; add_targets {targets_s:.1f} s"
+    )
+    del features
+
+    names = list(feature_columns(params.features))
+    sample = panel.iloc[-2_000_000:]
+    matrix = sample[names].to_numpy(np.float32)
+    y = sample["y_crashes"].to_numpy()
+    per_round = {}
+    for objective, extra in (("poisson", {}), ("multiclass", {"num_class": 5})):
+        target = np.minimum(y, 4) if objective == "multiclass" else y
+        booster_params = {**params.lightgbm.booster_params(), "objective": objective, **extra}
+        data = lgb.Dataset(matrix, target, free_raw_data=False).construct()
+        started = time.perf_counter()
+        lgb.train(booster_params, data, num_boost_round=20)
+        per_round[objective] = (time.perf_counter() - started) / 20
+    print(
+        f"per boosting round on {len(sample):,} rows ({params.lightgbm.num_threads} threads): "
+        + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in per_round.items())
+        + f" (multiclass / poisson = {per_round['multiclass'] / per_round['poisson']:.1f}x)"
+    )
+
+    if not args.skip_train:
+        started = time.perf_counter()
+        model = train_model(panel, params, train_start=days[0].date(), train_end=END)
+        train_s = time.perf_counter() - started
+        meta = model.metadata
+        print(
+            f"train_model: {meta['training_rows']:,} rows in {train_s:.0f} s "
+            f"(crash booster {meta['crash_seconds']:.0f} s, {meta['best_iteration']} rounds; "
+            f"injury booster {meta.get('injury_seconds', 0):.0f} s) with "
+            f"{params.lightgbm.num_threads} threads"
+        )
+        target_day = END + dt.timedelta(days=1)
+        started = time.perf_counter()
+        day = build_features(inputs, [target_day], params.features)
+        featured = time.perf_counter() - started
+        predicted = model.predict(day)
+        contributions, base = model.explain(day)
+        total = time.perf_counter() - started
+        assert np.allclose(base + contributions.sum(axis=1), predicted["score"], atol=1e-6)
+        print(
+            f"score one day: {len(day):,} hexes, features {featured:.2f} s, "
+            f"predict + SHAP {total - featured:.3f} s, total {total:.2f} s"
+        )
+    print(f"peak RSS of the whole run: {peak_rss_gib():.2f} GiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Crash-risk model: features, training, risk classes, baselines, metrics and backtests."""

@@ -1,0 +1,314 @@
+"""Rolling-origin backtest: the model and every baseline on exactly the same hex-days.
+
+Each test day is scored as the evening before would score it: history features use only
+crashes dated before the day. The target day's weather is the *observed* weather, a stand-in
+for the forecast that would have been available (backtests therefore slightly flatter the
+weather features; forecast archives are not stored for past years).
+
+Fold ``j`` trains on ``train_start .. train_end + offset_j`` and tests on block ``j`` of the
+test days, where ``offset_j`` moves the origin with the block (expanding window). Everything a
+method chooses (model early stopping and dispersion, baseline half-life and ring weights, class
+thresholds) is chosen inside the fold's training window: never on test days.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from core import schema as s
+from model.baselines import ewma_history, expected_on_grid, historical_average, neighbour_smoothed
+from model.classes import class_probabilities, classify, estimate_dispersion, fit_thresholds
+from model.config import ModelParams
+from model.features import Y_CRASHES, FeatureInputs, add_targets, build_features
+from model.metrics import (
+    EXPECTED,
+    PROBABILITY_COLUMNS,
+    evaluate_day_predictions,
+    per_day_metrics,
+    poisson_deviance,
+)
+from model.risk_model import RiskModel
+from model.train import train_model
+
+log = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float64]
+MODEL = "model"
+
+
+@dataclass
+class BacktestFold:
+    fold: int
+    train_start: dt.date
+    train_end: dt.date
+    test_start: dt.date
+    test_end: dt.date
+    models: dict[str, RiskModel]
+    choices: dict[str, Any]  # baseline settings picked on the validation slice
+    thresholds: dict[str, list[float]]
+    dispersion: dict[str, float]
+    seconds: float
+
+
+@dataclass
+class BacktestResult:
+    """``table``: method x metric over all folds' test rows; ``per_day``: one row per method
+    and test day; ``predictions``: the scored hex-days (``expected_<method>`` per method)."""
+
+    table: pd.DataFrame
+    per_day: pd.DataFrame
+    params: dict[str, Any]
+    folds: list[BacktestFold]
+    predictions: pd.DataFrame = field(repr=False, default_factory=pd.DataFrame)
+
+    @property
+    def methods(self) -> list[str]:
+        return list(self.table.index)
+
+
+def _date_range(start: dt.date, end: dt.date) -> pd.DatetimeIndex:
+    return pd.date_range(pd.Timestamp(start), pd.Timestamp(end), freq="D").astype("datetime64[us]")
+
+
+def _rows_between(
+    frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp
+) -> npt.NDArray[np.bool_]:
+    return ((frame[s.DATE] >= start) & (frame[s.DATE] <= end)).to_numpy()
+
+
+def _pick_baselines(
+    inputs: FeatureInputs,
+    panel: pd.DataFrame,
+    validation: npt.NDArray[np.bool_],
+    params: ModelParams,
+) -> tuple[dict[str, FloatArray], dict[str, Any]]:
+    """Each baseline's expected crashes on ``panel`` rows; grid choices made on ``validation``."""
+    dates = pd.DatetimeIndex(panel[s.DATE].unique())
+    y = panel[Y_CRASHES].to_numpy()
+    b = params.baselines
+    expected = {
+        "historical_average": expected_on_grid(
+            historical_average(inputs, dates, window_days=b.history_window_days), panel
+        )
+    }
+    choices: dict[str, Any] = {"historical_average": {"window_days": b.history_window_days}}
+
+    def best(candidates: dict[Any, FloatArray]) -> tuple[Any, FloatArray]:
+        scores = {k: poisson_deviance(y[validation], v[validation]) for k, v in candidates.items()}
+        key = min(scores, key=lambda k: scores[k])
+        return key, candidates[key]
+
+    halflife, expected["ewma_history"] = best(
+        {
+            h: expected_on_grid(ewma_history(inputs, dates, halflife_days=h), panel)
+            for h in b.ewma_halflives_days
+        }
+    )
+    choices["ewma_history"] = {"halflife_days": halflife}
+    weights, expected["neighbour_smoothed"] = best(
+        {
+            w: expected_on_grid(
+                neighbour_smoothed(
+                    inputs, dates, window_days=b.neighbour_window_days, ring_weights=w
+                ),
+                panel,
+            )
+            for w in b.neighbour_ring_weights
+        }
+    )
+    choices["neighbour_smoothed"] = {
+        "window_days": b.neighbour_window_days,
+        "ring_weights": list(weights),
+    }
+    return expected, choices
+
+
+def _class_columns(
+    expected: FloatArray, thresholds: list[float], dispersion: float
+) -> dict[str, Any]:
+    probs = class_probabilities(expected, thresholds, dispersion)
+    return {
+        "risk_class": classify(expected, thresholds),
+        **{name: probs[:, i] for i, name in enumerate(PROBABILITY_COLUMNS)},
+    }
+
+
+def run_backtest(
+    inputs: FeatureInputs,
+    *,
+    train_end: dt.date,
+    start: dt.date,
+    end: dt.date,
+    folds: int = 1,
+    params: ModelParams | None = None,
+    train_start: dt.date | None = None,
+    variants: Mapping[str, ModelParams] | None = None,
+) -> BacktestResult:
+    """Train up to ``train_end``, score every day of ``start..end``, model beside all baselines.
+
+    ``variants`` adds more model configurations (name -> params) scored on the same rows, for
+    design studies. ``train_start`` defaults to the record start plus ``warmup_days``.
+    """
+    params = params or ModelParams()
+    if not train_end < start <= end:
+        raise ValueError("need train_end < start <= end")
+    record_start = inputs.record_start
+    if record_start is None:
+        raise ValueError("no crashes in the inputs")
+    first_train = (
+        train_start or (record_start + pd.Timedelta(days=params.backtest.warmup_days)).date()
+    )
+    model_params = {MODEL: params, **(variants or {})}
+
+    test_days = _date_range(start, end)
+    blocks = [b for b in np.array_split(np.arange(len(test_days)), folds) if len(b)]
+    started = time.perf_counter()
+    panel_dates = _date_range(first_train, end)
+    panels: dict[str, pd.DataFrame] = {}  # one per distinct feature set; all share one grid
+    for p in model_params.values():
+        key = p.features.model_dump_json()
+        if key not in panels:
+            panels[key] = add_targets(build_features(inputs, panel_dates, p.features), inputs)
+    panel = panels[params.features.model_dump_json()]
+    log.info("backtest panel: %d rows in %.1f s", len(panel), time.perf_counter() - started)
+
+    fold_results: list[BacktestFold] = []
+    scored: list[pd.DataFrame] = []
+    per_day: list[pd.DataFrame] = []
+    for j, block in enumerate(blocks):
+        fold_started = time.perf_counter()
+        test_start = test_days[block[0]]
+        test_end = test_days[block[-1]]
+        fold_train_end = pd.Timestamp(train_end) + (test_start - pd.Timestamp(start))
+        models = {
+            name: train_model(
+                panels[p.features.model_dump_json()],
+                p,
+                train_start=first_train,
+                train_end=fold_train_end.date(),
+            )
+            for name, p in model_params.items()
+        }
+        # baselines need no training; their choices come from the fold's validation slice
+        validation_start = fold_train_end - pd.Timedelta(days=params.training.validation_days - 1)
+        reference_start = fold_train_end - pd.Timedelta(days=params.training.reference_days - 1)
+        span = _rows_between(panel, min(validation_start, reference_start), test_end)
+        rows = panel.loc[span].reset_index(drop=True)
+        validation = _rows_between(rows, validation_start, fold_train_end)
+        reference = _rows_between(rows, reference_start, fold_train_end)
+        test = _rows_between(rows, test_start, test_end)
+        baseline_expected, choices = _pick_baselines(inputs, rows, validation, params)
+
+        y = rows[Y_CRASHES].to_numpy()
+        test_rows = rows.loc[test, [s.H3_CELL, s.DATE, Y_CRASHES]].reset_index(drop=True)
+        thresholds: dict[str, list[float]] = {}
+        dispersion: dict[str, float] = {}
+        method_frames: dict[str, pd.DataFrame] = {}
+        for name, model in models.items():
+            own_panel = panels[model_params[name].features.model_dump_json()]
+            predicted = model.predict(own_panel.loc[span].reset_index(drop=True).loc[test])
+            thresholds[name], dispersion[name] = model.thresholds, model.dispersion
+            method_frames[name] = test_rows.assign(
+                **{
+                    EXPECTED: predicted["expected_crashes"].to_numpy(),
+                    "risk_class": predicted["risk_class"].to_numpy(),
+                    **{c: predicted[c].to_numpy() for c in PROBABILITY_COLUMNS},
+                }
+            )
+        for name, expected in baseline_expected.items():
+            thresholds[name] = fit_thresholds(expected[reference], params.classes.quantiles)
+            dispersion[name] = estimate_dispersion(
+                y[validation],
+                expected[validation],
+                lower=params.classes.min_dispersion,
+                upper=params.classes.max_dispersion,
+            )
+            method_frames[name] = test_rows.assign(
+                **{
+                    EXPECTED: expected[test],
+                    **_class_columns(expected[test], thresholds[name], dispersion[name]),
+                }
+            )
+        for name, frame in method_frames.items():
+            scored.append(frame.assign(method=name, fold=j))
+            per_day.append(per_day_metrics(frame).assign(method=name, fold=j))
+        fold_results.append(
+            BacktestFold(
+                fold=j,
+                train_start=first_train,
+                train_end=fold_train_end.date(),
+                test_start=test_start.date(),
+                test_end=test_end.date(),
+                models=models,
+                choices=choices,
+                thresholds=thresholds,
+                dispersion=dispersion,
+                seconds=time.perf_counter() - fold_started,
+            )
+        )
+        log.info(
+            "fold %d (%s..%s) done in %.1f s",
+            j,
+            test_start.date(),
+            test_end.date(),
+            time.perf_counter() - fold_started,
+        )
+
+    predictions = pd.concat(scored, ignore_index=True)
+    table = {}
+    for name in [*model_params, *baseline_expected]:
+        rows_of_method = predictions.loc[predictions["method"] == name]
+        fold_thresholds = {f.fold: f.thresholds[name] for f in fold_results}
+        table[name] = _evaluate_folds(rows_of_method, fold_thresholds)
+    return BacktestResult(
+        table=pd.DataFrame.from_dict(table, orient="index").rename_axis("method"),
+        per_day=pd.concat(per_day, ignore_index=True),
+        params={
+            "train_start": first_train,
+            "train_end": train_end,
+            "start": start,
+            "end": end,
+            "folds": len(blocks),
+            "model_params": params.model_dump(mode="json"),
+            "variants": sorted(variants or {}),
+        },
+        folds=fold_results,
+        predictions=predictions,
+    )
+
+
+def _evaluate_folds(frame: pd.DataFrame, thresholds: dict[int, list[float]]) -> dict[str, float]:
+    """Metrics over all folds; class metrics use each fold's own thresholds for the true class."""
+    if len(thresholds) == 1:
+        return evaluate_day_predictions(frame, thresholds=next(iter(thresholds.values())))
+    overall = evaluate_day_predictions(frame.drop(columns=["risk_class"]))
+    by_fold = [
+        (len(part), evaluate_day_predictions(part, thresholds=thresholds[int(fold)]))
+        for fold, part in frame.groupby("fold")
+    ]
+    total = sum(n for n, _ in by_fold)
+    for key in ("macro_f1", "qwk", "dangerous_share", "class_log_loss"):
+        if all(key in m for _, m in by_fold):
+            overall[key] = sum(n * m[key] for n, m in by_fold) / total
+    return overall
+
+
+def backtest_to_json(result: BacktestResult) -> dict[str, dict[str, float | None]]:
+    """One key per method: its metrics (NaN as null), ready for MLflow or the app."""
+    out: dict[str, dict[str, float | None]] = {}
+    for method, row in result.table.iterrows():
+        out[str(method)] = {
+            str(k): (None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v))
+            for k, v in row.items()
+        }
+    return out

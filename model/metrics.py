@@ -1,0 +1,165 @@
+"""Evaluation of hex-day predictions, identical for the model and every baseline.
+
+Ranking metrics are computed per day and pooled over days (sums of hits over sums of
+opportunities), so busy days weigh more. Ties in the predicted ranking get fractional
+credit (the expectation under random tie-breaking), so a baseline with many equal values is
+neither favoured nor punished by an arbitrary order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from sklearn.metrics import cohen_kappa_score, f1_score
+
+from core import schema as s
+from core.schema import RISK_CLASSES
+from model.classes import classify
+
+FloatArray = npt.NDArray[np.float64]
+
+EXPECTED: Final = "expected_crashes"
+Y: Final = "y_crashes"
+AREA_SHARES: Final = (0.10, 0.20)
+CALIBRATION_BINS: Final = 10
+PROBABILITY_COLUMNS: Final = tuple(f"p_class_{i}" for i in range(len(RISK_CLASSES)))
+
+
+def poisson_deviance(y: npt.ArrayLike, expected: npt.ArrayLike) -> float:
+    """Mean Poisson unit deviance ``2 * (y log(y / mu) - (y - mu))``; ``mu`` floored at 1e-9."""
+    counts = np.asarray(y, dtype=np.float64)
+    mu = np.maximum(np.asarray(expected, dtype=np.float64), 1e-9)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_term = np.where(counts > 0, counts * np.log(counts / mu), 0.0)
+    return float(np.mean(2.0 * (log_term - (counts - mu))))
+
+
+def top_share(scores: FloatArray, slots: int) -> FloatArray:
+    """How much of each item the top ``slots`` select; items tied at the cut share the rest."""
+    selected = np.zeros(len(scores))
+    if slots <= 0 or len(scores) == 0:
+        return selected
+    if slots >= len(scores):
+        return selected + 1.0
+    cut = np.partition(scores, len(scores) - slots)[len(scores) - slots]
+    above = scores > cut
+    tied = scores == cut
+    selected[above] = 1.0
+    selected[tied] = (slots - int(above.sum())) / int(tied.sum())
+    return selected
+
+
+def per_day_metrics(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per date: totals, Recall@K parts and captured crashes at each area share."""
+    rows = []
+    for day, group in frame.groupby(s.DATE, sort=True):
+        y = group[Y].to_numpy(dtype=np.float64)
+        mu = group[EXPECTED].to_numpy(dtype=np.float64)
+        crashed = y > 0
+        k = int(crashed.sum())
+        record: dict[str, float | int | pd.Timestamp] = {
+            s.DATE: pd.Timestamp(str(day)),
+            "hexes": len(y),
+            "crashes": float(y.sum()),
+            "expected": float(mu.sum()),
+            "k": k,
+            "recall_hits": float(top_share(mu, k) @ crashed),
+        }
+        for share in AREA_SHARES:
+            slots = max(round(share * len(y)), 1)
+            record[f"captured_{int(share * 100)}"] = float(top_share(mu, slots) @ y)
+            record[f"area_{int(share * 100)}"] = slots / len(y)
+        rows.append(record)
+    return pd.DataFrame(rows)
+
+
+def calibration_table(frame: pd.DataFrame, bins: int = CALIBRATION_BINS) -> pd.DataFrame:
+    """Rows binned by predicted expected crashes (quantile bins): mean predicted vs observed."""
+    mu = frame[EXPECTED].to_numpy(dtype=np.float64)
+    y = frame[Y].to_numpy(dtype=np.float64)
+    ranks = pd.Series(mu).rank(method="first").to_numpy()
+    bin_index = np.minimum((ranks - 1) * bins // len(mu), bins - 1).astype(int)
+    table = pd.DataFrame({"bin": bin_index, "expected": mu, "observed": y})
+    out = table.groupby("bin").agg(
+        rows=("expected", "size"), expected=("expected", "mean"), observed=("observed", "mean")
+    )
+    return out.reset_index()
+
+
+def _class_metrics(frame: pd.DataFrame, thresholds: Sequence[float]) -> dict[str, float]:
+    true_class = classify(frame[Y].to_numpy(dtype=np.float64), thresholds)
+    predicted = frame["risk_class"].to_numpy(dtype=np.int64)
+    labels = sorted(set(true_class.tolist()) | set(predicted.tolist()))
+    out = {
+        "macro_f1": float(
+            f1_score(true_class, predicted, labels=labels, average="macro", zero_division=0)
+        ),
+        "qwk": float(
+            cohen_kappa_score(
+                true_class, predicted, weights="quadratic", labels=list(range(len(RISK_CLASSES)))
+            )
+        ),
+        "dangerous_share": float(np.mean(predicted == len(RISK_CLASSES) - 1)),
+    }
+    if all(c in frame.columns for c in PROBABILITY_COLUMNS):
+        probs = frame[list(PROBABILITY_COLUMNS)].to_numpy(dtype=np.float64)
+        probs = np.clip(probs, 1e-15, 1.0)
+        probs /= probs.sum(axis=1, keepdims=True)
+        out["class_log_loss"] = float(-np.mean(np.log(probs[np.arange(len(probs)), true_class])))
+    return out
+
+
+def summarize_days(days: pd.DataFrame) -> dict[str, float]:
+    """Pooled ranking metrics and the daily-total error from ``per_day_metrics`` rows."""
+    crashes = float(days["crashes"].sum())
+    out: dict[str, float] = {
+        "recall_at_k": float(days["recall_hits"].sum() / days["k"].sum())
+        if days["k"].sum()
+        else np.nan,
+    }
+    for share in AREA_SHARES:
+        pct = int(share * 100)
+        hit = float(days[f"captured_{pct}"].sum() / crashes) if crashes else np.nan
+        out[f"hit_rate_{pct}"] = hit
+        out[f"pai_{pct}"] = hit / float(days[f"area_{pct}"].mean())
+    error = days["expected"] - days["crashes"]
+    out["daily_total_mae"] = float(error.abs().mean())
+    out["daily_total_bias"] = float(error.mean())
+    return out
+
+
+def evaluate_day_predictions(
+    frame: pd.DataFrame, *, thresholds: Sequence[float] | None = None
+) -> dict[str, float]:
+    """Every metric for hex-day rows ``h3_cell, date, y_crashes, expected_crashes``.
+
+    With ``thresholds`` and a ``risk_class`` column also class metrics, where the true class
+    is the class of the realised count under the same thresholds: macro-F1, quadratic weighted
+    kappa and (with ``p_class_0..4``) multiclass log loss.
+    """
+    if frame.empty:
+        raise ValueError("no rows to evaluate")
+    y = frame[Y].to_numpy(dtype=np.float64)
+    mu = frame[EXPECTED].to_numpy(dtype=np.float64)
+    days = per_day_metrics(frame)
+    calibration = calibration_table(frame)
+    weights = calibration["rows"] / calibration["rows"].sum()
+    calibration_error = float(
+        (weights * (calibration["expected"] - calibration["observed"]).abs()).sum()
+    )
+    out: dict[str, float] = {
+        **summarize_days(days),
+        "poisson_deviance": poisson_deviance(y, mu),
+        "calibration_error": calibration_error,
+        "calibration_error_rel": calibration_error / float(y.mean()) if y.mean() > 0 else np.nan,
+        "days": float(len(days)),
+        "rows": float(len(frame)),
+        "mean_crashes_per_day": float(days["crashes"].mean()),
+    }
+    if thresholds is not None and "risk_class" in frame.columns:
+        out.update(_class_metrics(frame, thresholds))
+    return out

@@ -1,0 +1,361 @@
+"""Top reasons for a prediction, in plain words, from SHAP contributions.
+
+A reason is ``(feature, text, contribution)``: the feature behind it, a phrase built from
+the feature's meaning and its value ("heavy rain forecast (18 mm)", "Friday",
+"holiday: Thanksgiving Day", "many crashes here in the past month (9)"), and its SHAP
+contribution to the score (the log of expected crashes, so ``exp(contribution)`` is the
+factor it multiplies expected crashes by).
+
+By default only reasons that *raise* risk are listed (positive contributions, largest first).
+``direction="down"`` gives the reasons that *lower* it ("why is it safer"), ``"both"`` the
+largest in absolute value. Features whose phrases coincide (e.g. the rings of neighbours, or
+latitude and longitude) are merged into one reason with the summed contribution.
+Magnitude features get their adjective from the sign ("many"/"few" crashes, "busy"/"quiet");
+weather and calendar phrases describe the value itself.
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import math
+import re
+from collections.abc import Callable, Sequence
+from typing import Any, Final, Literal, NamedTuple
+
+import holidays
+import numpy as np
+import pandas as pd
+
+from core import schema as s
+from model.config import FeatureParams
+from model.features import FEATURE_LABELS
+
+Direction = Literal["up", "down", "both"]
+
+HEAVY_RAIN_MM: Final = 10.0
+RAIN_MM: Final = 2.0
+STRONG_WIND_MS: Final = 10.0
+HOT_C: Final = 30.0
+RECENT_CRASH_DAYS: Final = 7
+MIN_CONTRIBUTION: Final = 1e-6
+_CANDIDATES_PER_ROW: Final = 8  # top features examined per row before merging equal phrases
+
+
+class Reason(NamedTuple):
+    feature: str
+    text: str
+    contribution: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"feature": self.feature, "text": self.text, "contribution": self.contribution}
+
+
+# ------------------------------------------------------------------------------------------
+# phrases
+
+Template = Callable[[float, bool, "RowContext"], str]
+
+
+class RowContext(NamedTuple):
+    """What a template may look at besides the feature's own value."""
+
+    date: pd.Timestamp | None
+    holiday_name: str | None
+    known_boroughs: tuple[str, ...]
+
+
+def _window_words(days: int) -> str:
+    return {7: "week", 28: "month", 30: "month", 365: "year"}.get(days, f"{days} days")
+
+
+def _count(value: float) -> str:
+    return f"{round(value):d}" if math.isfinite(value) else "?"
+
+
+def _precip(value: float, up: bool, ctx: RowContext) -> str:
+    if not math.isfinite(value):
+        return "no rain forecast available"
+    if value >= HEAVY_RAIN_MM:
+        return f"heavy rain forecast ({value:.0f} mm)"
+    if value >= RAIN_MM:
+        return f"rain forecast ({value:.0f} mm)"
+    if value > 0:
+        return f"light rain forecast ({value:.1f} mm)"
+    return "dry day forecast"
+
+
+def _snow(value: float, up: bool, ctx: RowContext) -> str:
+    if math.isfinite(value) and value > 0:
+        return (
+            f"snow forecast ({value:.0f} cm)" if value >= 1 else f"snow forecast ({value:.1f} cm)"
+        )
+    return "no snow forecast"
+
+
+def _snow_depth(value: float, up: bool, ctx: RowContext) -> str:
+    if math.isfinite(value) and value > 0:
+        return f"snow on the ground ({value:.0f} cm)"
+    return "no snow on the ground"
+
+
+def _tmax(value: float, up: bool, ctx: RowContext) -> str:
+    if not math.isfinite(value):
+        return "temperature unknown"
+    if value >= HOT_C:
+        return f"hot day (high {value:.0f} °C)"
+    if value <= 0:
+        return f"freezing day (high {value:.0f} °C)"
+    return f"high temperature {value:.0f} °C"
+
+
+def _tmin(value: float, up: bool, ctx: RowContext) -> str:
+    if not math.isfinite(value):
+        return "temperature unknown"
+    if value < 0:
+        return f"freezing temperatures (low {value:.0f} °C)"
+    return f"low temperature {value:.0f} °C"
+
+
+def _wind(value: float, up: bool, ctx: RowContext) -> str:
+    if not math.isfinite(value):
+        return "wind unknown"
+    if value >= STRONG_WIND_MS:
+        return f"strong wind ({value:.0f} m/s)"
+    return f"light wind ({value:.0f} m/s)"
+
+
+def _weekday(value: float, up: bool, ctx: RowContext) -> str:
+    return calendar.day_name[int(value) % 7] if math.isfinite(value) else "day of the week"
+
+
+def _month(value: float, up: bool, ctx: RowContext) -> str:
+    if not math.isfinite(value) or not 1 <= int(value) <= 12:
+        return "time of year"
+    return f"month: {calendar.month_name[int(value)]}"
+
+
+def _day_of_year(value: float, up: bool, ctx: RowContext) -> str:
+    if ctx.date is not None:
+        part = "early" if ctx.date.day <= 10 else "mid" if ctx.date.day <= 20 else "late"
+        return f"time of year ({part} {calendar.month_name[ctx.date.month]})"
+    return f"time of year (day {_count(value)})"
+
+
+def _holiday(value: float, up: bool, ctx: RowContext) -> str:
+    if math.isfinite(value) and value >= 0.5:
+        return f"holiday: {ctx.holiday_name}" if ctx.holiday_name else "public holiday"
+    return "ordinary (non-holiday) day"
+
+
+def _history(stem: str, window: int) -> Template:
+    words = _window_words(window)
+
+    def phrase(value: float, up: bool, ctx: RowContext) -> str:
+        amount = "many" if up else "few"
+        if stem == "crashes":
+            return f"{amount} crashes here in the past {words} ({_count(value)})"
+        if stem == "injuries":
+            return f"{amount} people injured here in the past {words} ({_count(value)})"
+        if math.isfinite(value) and value > 0:  # killed
+            return f"people killed here in the past {words} ({_count(value)})"
+        return f"no one killed here in the past {words}"
+
+    return phrase
+
+
+def _days_since(value: float, up: bool, ctx: RowContext) -> str:
+    if not math.isfinite(value):
+        return "no crash history here"
+    if value <= RECENT_CRASH_DAYS:
+        return f"recent crash here ({_count(value)} days ago)"
+    return f"no crash here for {_count(value)} days"
+
+
+def _long_run(value: float, up: bool, ctx: RowContext) -> str:
+    if up:
+        return "usually dangerous: long-run crash rate high"
+    return "usually safe: long-run crash rate low"
+
+
+def _neighbours(value: float, up: bool, ctx: RowContext) -> str:
+    return "nearby hexes had many crashes" if up else "nearby hexes had few crashes"
+
+
+def _city(value: float, up: bool, ctx: RowContext) -> str:
+    level = "high" if up else "low"
+    return f"citywide crashes running {level} lately ({_count(value)} a day)"
+
+
+def _volume(value: float, up: bool, ctx: RowContext) -> str:
+    return "busy corridor (high traffic volume)" if up else "quiet streets (low traffic volume)"
+
+
+def _volume_imputed(value: float, up: bool, ctx: RowContext) -> str:
+    if math.isfinite(value) and value >= 0.5:
+        return "traffic volume estimated (not counted here)"
+    return "traffic volume counted here"
+
+
+def _borough(value: float, up: bool, ctx: RowContext) -> str:
+    if math.isfinite(value) and 0 <= int(value) < len(ctx.known_boroughs):
+        return f"borough: {ctx.known_boroughs[int(value)].title()}"
+    return "borough"
+
+
+def _location(value: float, up: bool, ctx: RowContext) -> str:
+    return "location in the city"
+
+
+_FIXED: Final[dict[str, Template]] = {
+    s.PRECIP_MM: _precip,
+    s.SNOW_CM: _snow,
+    s.SNOW_DEPTH_CM: _snow_depth,
+    s.TMAX_C: _tmax,
+    s.TMIN_C: _tmin,
+    s.WIND_MS: _wind,
+    "weekday": _weekday,
+    "month": _month,
+    "day_of_year": _day_of_year,
+    "is_holiday": _holiday,
+    "days_since_crash": _days_since,
+    "long_run_rate": _long_run,
+    "typical_volume": _volume,
+    "volume_imputed": _volume_imputed,
+    "borough_code": _borough,
+    s.LAT: _location,
+    s.LNG: _location,
+}
+_HISTORY: Final = re.compile(r"^(crashes|injuries|killed)_(\d+)d$")
+_RING: Final = re.compile(r"^ring\d+_crashes_\d+d$")
+_CITY: Final = re.compile(r"^city_crashes_\d+d$")
+
+
+def template_for(feature: str) -> Template:
+    """The phrase builder of a feature: fixed names, then name patterns, then its label."""
+    if feature in _FIXED:
+        return _FIXED[feature]
+    if match := _HISTORY.match(feature):
+        return _history(match.group(1), int(match.group(2)))
+    if _RING.match(feature):
+        return _neighbours
+    if _CITY.match(feature):
+        return _city
+    label = FEATURE_LABELS.get(feature, feature.replace("_", " "))
+
+    def fallback(value: float, up: bool, ctx: RowContext) -> str:
+        return f"{label}: {value:g}" if math.isfinite(value) else label
+
+    return fallback
+
+
+def reason_text(feature: str, value: float, contribution: float, ctx: RowContext) -> str:
+    """The plain-words phrase for one feature value and the sign of its contribution."""
+    return template_for(feature)(float(value), contribution > 0, ctx)
+
+
+# ------------------------------------------------------------------------------------------
+# top reasons per row
+
+
+def _holiday_names(dates: pd.Series, params: FeatureParams) -> list[str | None]:
+    days = pd.to_datetime(dates, errors="coerce")
+    valid = days.dropna()
+    if valid.empty:
+        return [None] * len(dates)
+    years = range(int(valid.dt.year.min()), int(valid.dt.year.max()) + 1)
+    book = holidays.country_holidays(
+        params.holiday_country, subdiv=params.holiday_subdivision, years=years
+    )
+    return [None if pd.isna(d) else book.get(d.date()) for d in days]
+
+
+def _contexts(features: pd.DataFrame, params: FeatureParams) -> list[RowContext]:
+    n = len(features)
+    if s.DATE in features.columns:
+        dates: list[pd.Timestamp | None] = [
+            None if pd.isna(d) else pd.Timestamp(d) for d in pd.to_datetime(features[s.DATE])
+        ]
+        names = _holiday_names(features[s.DATE], params)
+    else:
+        dates, names = [None] * n, [None] * n
+    return [RowContext(d, h, params.known_boroughs) for d, h in zip(dates, names, strict=True)]
+
+
+def top_reasons(
+    contributions: pd.DataFrame,
+    features: pd.DataFrame,
+    k: int = 3,
+    *,
+    direction: Direction = "up",
+    params: FeatureParams | None = None,
+) -> list[list[Reason]]:
+    """Up to ``k`` reasons per row of ``contributions`` (columns = feature names).
+
+    ``features`` holds the same rows (same order) with the feature values, and ``date`` when
+    holiday names and the time of year should be named.
+    """
+    if len(contributions) != len(features):
+        raise ValueError("contributions and features must have the same rows")
+    params = params or FeatureParams.model_validate({})
+    names = list(contributions.columns)
+    matrix = contributions.to_numpy(dtype=np.float64)
+    present = [n for n in names if n in features.columns]
+    values = np.full_like(matrix, np.nan)
+    if present:
+        positions = [names.index(n) for n in present]
+        values[:, positions] = features[present].to_numpy(dtype=np.float64, na_value=np.nan)
+    if direction == "up":
+        key = -matrix
+    elif direction == "down":
+        key = matrix
+    elif direction == "both":
+        key = -np.abs(matrix)
+    else:
+        raise ValueError(f"direction must be up, down or both, not {direction!r}")
+    n_candidates = min(len(names), max(k + _CANDIDATES_PER_ROW, 2 * k))
+    order = np.argsort(np.nan_to_num(key, nan=np.inf), axis=1, kind="stable")[:, :n_candidates]
+    contexts = _contexts(features, params)
+    out: list[list[Reason]] = []
+    for row, columns in enumerate(order):
+        merged: dict[str, list[Any]] = {}  # text -> [feature, contribution, best |contribution|]
+        for col in columns:
+            c = float(matrix[row, col])
+            if not math.isfinite(c) or abs(c) < MIN_CONTRIBUTION:
+                continue
+            if (direction == "up" and c <= 0) or (direction == "down" and c >= 0):
+                continue
+            text = reason_text(names[col], values[row, col], c, contexts[row])
+            if text in merged:
+                entry = merged[text]
+                entry[1] += c
+                if abs(c) > entry[2]:
+                    entry[0], entry[2] = names[col], abs(c)
+            else:
+                merged[text] = [names[col], c, abs(c)]
+        reasons = [Reason(f, t, float(c)) for t, (f, c, _) in merged.items()]
+        sign = {"up": -1.0, "down": 1.0}.get(direction)
+        reasons.sort(key=lambda r: sign * r.contribution if sign else -abs(r.contribution))
+        out.append(reasons[:k])
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# JSON for the predictions table
+
+
+def reasons_to_json(reasons: Sequence[Reason]) -> str:
+    """``[{"feature", "text", "contribution"}, …]`` with contributions rounded to 4 decimals."""
+    return json.dumps(
+        [{**r.to_dict(), "contribution": round(r.contribution, 4)} for r in reasons],
+        ensure_ascii=False,
+    )
+
+
+def reasons_from_json(text: str | None) -> list[Reason]:
+    if not text:
+        return []
+    return [
+        Reason(str(item["feature"]), str(item["text"]), float(item["contribution"]))
+        for item in json.loads(text)
+    ]

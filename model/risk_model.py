@@ -1,0 +1,194 @@
+"""The trained crash-risk model: expected crashes and injuries, risk classes, SHAP contributions.
+
+``score`` is the booster's raw margin, the log of the expected number of crashes (count
+objectives use a log link). SHAP contributions from ``explain`` add up to it exactly:
+``base + contributions.sum(axis=1) == score``; ``expected_crashes == exp(score)``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import lightgbm as lgb
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from core.schema import RISK_CLASSES
+from model.classes import class_probabilities, classify
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION: Final = 1
+BOOSTER_FILE: Final = "booster.txt"
+INJURY_BOOSTER_FILE: Final = "injury_booster.txt"
+MODEL_FILE: Final = "model.json"
+PROBABILITY_COLUMNS: Final = tuple(f"p_class_{i}" for i in range(len(RISK_CLASSES)))
+PREDICTION_COLUMNS: Final = (
+    "expected_crashes",
+    "expected_injuries",
+    "score",
+    "risk_class",
+    *PROBABILITY_COLUMNS,
+)
+
+
+class FeatureMismatchError(KeyError):
+    """Scoring features lack columns the model was trained on."""
+
+
+@dataclass
+class RiskModel:
+    """A count booster (expected crashes) plus the class design fixed at training time.
+
+    ``metadata`` holds at least ``objective``, ``dispersion`` (negative-binomial alpha used
+    for class probabilities), ``injuries_per_crash`` (fallback without an injury booster),
+    ``training_rows`` and ``best_iteration``.
+    """
+
+    booster: lgb.Booster
+    injury_booster: lgb.Booster | None
+    feature_names: list[str]
+    thresholds: list[float]
+    res: int
+    train_start: dt.date
+    train_end: dt.date
+    params: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        cuts = np.asarray(self.thresholds, dtype=np.float64)
+        if cuts.shape != (len(RISK_CLASSES) - 1,) or not np.all(np.diff(cuts) > 0):
+            raise ValueError(
+                f"thresholds must be 4 strictly ascending cut points: {self.thresholds}"
+            )
+
+    # ------------------------------------------------------------------ derived properties
+    @property
+    def dispersion(self) -> float:
+        return float(self.metadata.get("dispersion", 1.0))
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(RISK_CLASSES)
+
+    def class_table(self) -> pd.DataFrame:
+        """One row per class: name and the expected-crash range it covers (for the model card)."""
+        lower = [0.0, *self.thresholds]
+        upper = [*self.thresholds, float("inf")]
+        return pd.DataFrame(
+            {
+                "risk_class": range(len(RISK_CLASSES)),
+                "name": pd.Series(RISK_CLASSES, dtype="str"),
+                "expected_crashes_from": lower,
+                "expected_crashes_to": upper,
+            }
+        )
+
+    # ------------------------------------------------------------------ scoring
+    def feature_matrix(self, features: pd.DataFrame) -> npt.NDArray[np.float64]:
+        """The model's columns of ``features`` in training order, as a float matrix."""
+        missing = [c for c in self.feature_names if c not in features.columns]
+        if missing:
+            raise FeatureMismatchError(f"features lack model columns: {missing}")
+        return features[self.feature_names].to_numpy(dtype=np.float64, na_value=np.nan)
+
+    def predict(self, features: pd.DataFrame) -> pd.DataFrame:
+        """Expected crashes and injuries, raw score, risk class and class probabilities per row."""
+        matrix = self.feature_matrix(features)
+        if len(matrix) == 0:
+            return (
+                pd.DataFrame({c: pd.Series(dtype="float64") for c in PREDICTION_COLUMNS})
+                .astype({"risk_class": "int64"})
+                .set_index(features.index)
+            )
+        score = np.asarray(self.booster.predict(matrix, raw_score=True), dtype=np.float64)
+        expected = np.exp(score)
+        if self.injury_booster is not None:
+            injuries = np.asarray(self.injury_booster.predict(matrix), dtype=np.float64)
+        else:
+            injuries = expected * float(self.metadata.get("injuries_per_crash", 0.0))
+        probs = class_probabilities(expected, self.thresholds, self.dispersion)
+        frame = pd.DataFrame(
+            {
+                "expected_crashes": expected,
+                "expected_injuries": injuries,
+                "score": score,
+                "risk_class": classify(expected, self.thresholds),
+                **{name: probs[:, i] for i, name in enumerate(PROBABILITY_COLUMNS)},
+            },
+            index=features.index,
+        )
+        return frame
+
+    def explain(self, features: pd.DataFrame) -> tuple[pd.DataFrame, npt.NDArray[np.float64]]:
+        """SHAP contributions to ``score`` per feature and the base value of each row.
+
+        TreeSHAP via LightGBM's ``pred_contrib``; ``base + contributions.sum(axis=1) == score``.
+        """
+        matrix = self.feature_matrix(features)
+        if len(matrix) == 0:
+            empty = pd.DataFrame(columns=self.feature_names, index=features.index, dtype="float64")
+            return empty, np.zeros(0)
+        contrib = np.asarray(self.booster.predict(matrix, pred_contrib=True), dtype=np.float64)
+        frame = pd.DataFrame(contrib[:, :-1], columns=self.feature_names, index=features.index)
+        return frame, contrib[:, -1].copy()
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, folder: Path) -> None:
+        """Write ``booster.txt`` (and ``injury_booster.txt``) and ``model.json`` to ``folder``."""
+        folder.mkdir(parents=True, exist_ok=True)
+        self.booster.save_model(str(folder / BOOSTER_FILE))
+        if self.injury_booster is not None:
+            self.injury_booster.save_model(str(folder / INJURY_BOOSTER_FILE))
+        document = {
+            "format_version": FORMAT_VERSION,
+            "feature_names": self.feature_names,
+            "thresholds": self.thresholds,
+            "res": self.res,
+            "train_start": self.train_start.isoformat(),
+            "train_end": self.train_end.isoformat(),
+            "has_injury_booster": self.injury_booster is not None,
+            "params": self.params,
+            "metadata": self.metadata,
+        }
+        (folder / MODEL_FILE).write_text(
+            json.dumps(document, indent=2, sort_keys=True, default=_json_default), encoding="utf-8"
+        )
+
+    @classmethod
+    def load(cls, folder: Path) -> RiskModel:
+        document = json.loads((folder / MODEL_FILE).read_text(encoding="utf-8"))
+        if document.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{folder}: model format {document.get('format_version')} unsupported")
+        injury = (
+            lgb.Booster(model_file=str(folder / INJURY_BOOSTER_FILE))
+            if document["has_injury_booster"]
+            else None
+        )
+        return cls(
+            booster=lgb.Booster(model_file=str(folder / BOOSTER_FILE)),
+            injury_booster=injury,
+            feature_names=list(document["feature_names"]),
+            thresholds=[float(t) for t in document["thresholds"]],
+            res=int(document["res"]),
+            train_start=dt.date.fromisoformat(document["train_start"]),
+            train_end=dt.date.fromisoformat(document["train_end"]),
+            params=dict(document["params"]),
+            metadata=dict(document["metadata"]),
+        )
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, tuple | set):
+        return list(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

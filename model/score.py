@@ -1,0 +1,480 @@
+"""Score every hex for one target day, explain it, store it; what-if re-scoring.
+
+**Which weather a day is scored with** (``weather=`` of ``score_day`` / ``day_features``):
+
+- ``"forecast"`` (default, the nightly job): the newest stored *forecast* for the target day
+  issued before the cutoff (default: midnight starting the target day, i.e. anything known
+  the evening before; pass ``issued_before`` to replay an earlier cutoff). Forecast values the
+  provider does not give (snow depth from Open-Meteo) are filled with the newest observed
+  value of the three days before the target (snow on the ground persists), else climatology.
+  ``weather_kind="forecast"``.
+- No forecast stored: climatology (mean observed values within ±7 days of the day of year
+  over all years, ``etl.weather.climatology``), flagged ``weather_kind="climatology"``.
+- ``"observed"`` (backfills and backtests of past days only): the observed weather of the
+  target day, ``weather_kind="observed"``; the outcome's weather is then known, which a real
+  forecast would not have been, so such rows must not be read as forecast skill.
+
+History features always use only crashes dated before the target day (``build_features``),
+so scoring a past day with ``"forecast"`` replays what the evening before would have shown.
+
+Predictions go to the ``predictions`` table, one row per hex, replacing the
+``(target_date, res, model_version)`` set in one transaction (idempotent).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from sqlalchemy.engine import Engine
+
+from core import schema as s
+from core.settings import Settings, get_settings
+from core.warehouse import predictions_table, replace_rows
+from model.config import FeatureParams, ModelParams
+from model.features import (
+    WEATHER_FEATURES,
+    WEATHER_KIND,
+    FeatureInputs,
+    build_features,
+    load_feature_inputs,
+)
+from model.monitor import as_of_date
+from model.reasons import reasons_to_json, top_reasons
+from model.risk_model import PREDICTION_COLUMNS, RiskModel
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "ScoredDay",
+    "WeatherOverrides",
+    "as_of_date",
+    "day_features",
+    "explain_hex",
+    "score_day",
+    "tomorrow",
+    "what_if",
+    "write_predictions",
+]
+
+WeatherMode = Literal["forecast", "observed"]
+CLIMATOLOGY: Final = "climatology"
+TOP_REASONS: Final = 3
+PERSISTENCE_DAYS: Final = 3  # snow depth: newest observation this many days back, at most
+WHAT_IF_COLUMNS: Final = {
+    "precip_mm": s.PRECIP_MM,
+    "snow_cm": s.SNOW_CM,
+    "tmax_c": s.TMAX_C,
+    "tmin_c": s.TMIN_C,
+    "wind_ms": s.WIND_MS,
+}
+
+
+# ------------------------------------------------------------------------------------------
+# dates
+
+
+def tomorrow(engine: Engine, settings: Settings | None = None) -> dt.date:
+    """The day after the warehouse's as-of date (today when live, else the newest crash date)."""
+    as_of = as_of_date(engine, settings)
+    if as_of is None:
+        raise ValueError("the warehouse holds no crashes: there is no as-of date to score after")
+    return as_of + dt.timedelta(days=1)
+
+
+def forecast_cutoff(target_date: dt.date) -> dt.datetime:
+    """Default cutoff for forecasts of ``target_date``: midnight at its start (exclusive)."""
+    return dt.datetime.combine(target_date, dt.time(0, 0))
+
+
+# ------------------------------------------------------------------------------------------
+# features of one day
+
+
+@dataclass(frozen=True)
+class DayFeatures:
+    """The feature rows of every hex for one target day, and the weather they were built with."""
+
+    target_date: dt.date
+    res: int
+    features: pd.DataFrame
+    weather_kind: str
+    weather: dict[str, float]
+    issued_at: dt.datetime | None = None
+
+
+def feature_params_of(model: RiskModel) -> FeatureParams:
+    """The feature parameters the model was trained with (no train/serve skew)."""
+    if model.params:
+        return ModelParams.model_validate(model.params).features
+    return FeatureParams.model_validate({})
+
+
+def _weather_row(target_date: dt.date, values: dict[str, float], kind: str) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            s.DATE: pd.Series([pd.Timestamp(target_date)], dtype="datetime64[us]"),
+            **{c: [float(values.get(c, np.nan))] for c in WEATHER_FEATURES},
+            WEATHER_KIND: [kind],
+        }
+    )
+
+
+def _climatology(observed: pd.DataFrame, target_date: dt.date) -> dict[str, float]:
+    from etl.weather import climatology
+
+    if observed.empty:
+        return {c: float("nan") for c in WEATHER_FEATURES}
+    clim = climatology(observed, pd.Timestamp(target_date).day_of_year)
+    return {c: float(clim[c]) for c in WEATHER_FEATURES}
+
+
+def _recent_observed(observed: pd.DataFrame, target_date: dt.date, column: str) -> float:
+    if observed.empty:
+        return float("nan")
+    dates = pd.to_datetime(observed[s.DATE])
+    start = pd.Timestamp(target_date - dt.timedelta(days=PERSISTENCE_DAYS))
+    recent = observed.loc[(dates >= start) & (dates < pd.Timestamp(target_date)), [s.DATE, column]]
+    recent = recent.dropna().sort_values(s.DATE)
+    return float(recent[column].iloc[-1]) if not recent.empty else float("nan")
+
+
+def choose_weather(
+    engine: Engine,
+    observed: pd.DataFrame,
+    target_date: dt.date,
+    *,
+    weather: WeatherMode = "forecast",
+    issued_before: dt.datetime | None = None,
+) -> tuple[dict[str, float], str, dt.datetime | None]:
+    """The weather values for ``target_date``, their kind and (forecasts) their issue time.
+
+    ``observed`` is the observed daily weather (``date`` + values), used for climatology and
+    for filling values a forecast lacks. See the module docstring for the rules.
+    """
+    from etl.weather import latest_forecast
+
+    clim = _climatology(observed, target_date)
+    if weather == "observed":
+        dates = pd.to_datetime(observed[s.DATE]) if not observed.empty else pd.Series()
+        row = observed.loc[dates == pd.Timestamp(target_date)] if not observed.empty else observed
+        if row.empty:
+            log.warning("no observed weather for %s: using climatology", target_date)
+            return clim, CLIMATOLOGY, None
+        values = {c: float(row[c].iloc[0]) for c in WEATHER_FEATURES}
+        return values, s.OBSERVED, None
+    if weather != "forecast":
+        raise ValueError(f"weather must be 'forecast' or 'observed', not {weather!r}")
+    cutoff = issued_before or forecast_cutoff(target_date)
+    forecast = latest_forecast(engine, target_date, cutoff)
+    if forecast.empty:
+        log.warning(
+            "no forecast for %s issued before %s: scoring with climatology", target_date, cutoff
+        )
+        return clim, CLIMATOLOGY, None
+    newest = forecast.sort_values([s.ISSUED_AT, s.STATION]).iloc[-1]
+    values = {c: float(newest[c]) for c in WEATHER_FEATURES}
+    if not np.isfinite(values[s.SNOW_DEPTH_CM]):
+        values[s.SNOW_DEPTH_CM] = _recent_observed(observed, target_date, s.SNOW_DEPTH_CM)
+    filled = [c for c in WEATHER_FEATURES if not np.isfinite(values[c])]
+    for c in filled:
+        values[c] = clim[c]
+    if filled:
+        log.info("forecast for %s lacks %s: filled from climatology", target_date, filled)
+    return values, s.FORECAST, pd.Timestamp(newest[s.ISSUED_AT]).to_pydatetime()
+
+
+def features_for_day(
+    inputs: FeatureInputs,
+    target_date: dt.date,
+    weather_values: dict[str, float],
+    weather_kind: str,
+    params: FeatureParams,
+) -> pd.DataFrame:
+    """``build_features`` for one day with the given weather in place of the inputs' own."""
+    scored_inputs = dataclasses.replace(
+        inputs, weather=_weather_row(target_date, weather_values, weather_kind)
+    )
+    return build_features(scored_inputs, [target_date], params)
+
+
+def day_features(
+    engine: Engine,
+    model: RiskModel,
+    target_date: dt.date,
+    *,
+    weather: WeatherMode = "forecast",
+    issued_before: dt.datetime | None = None,
+    inputs: FeatureInputs | None = None,
+) -> DayFeatures:
+    """Features of every hex of the model's resolution for ``target_date``.
+
+    ``inputs`` (from ``load_feature_inputs``) may be passed to score several days from one
+    read of the warehouse; it must hold observed weather up to the target day for
+    ``weather="observed"``.
+    """
+    until = target_date if weather == "observed" else target_date - dt.timedelta(days=1)
+    inputs = inputs or load_feature_inputs(engine, model.res, until=until)
+    values, kind, issued_at = choose_weather(
+        engine, inputs.weather, target_date, weather=weather, issued_before=issued_before
+    )
+    features = features_for_day(inputs, target_date, values, kind, feature_params_of(model))
+    return DayFeatures(target_date, model.res, features, kind, values, issued_at)
+
+
+# ------------------------------------------------------------------------------------------
+# scoring
+
+
+@dataclass(frozen=True)
+class ScoredDay:
+    """Predictions of every hex for one day.
+
+    ``predictions``: ``h3_cell`` + ``PREDICTION_COLUMNS`` + ``reasons`` (JSON text) +
+    ``weather_kind``. ``contributions``: ``h3_cell`` + one SHAP column per model feature
+    (log expected crashes); ``base_values[i] + contributions.iloc[i].sum() == score[i]``.
+    """
+
+    target_date: dt.date
+    res: int
+    predictions: pd.DataFrame
+    contributions: pd.DataFrame
+    base_values: npt.NDArray[np.float64]
+    features: pd.DataFrame
+    weather_kind: str
+    weather: dict[str, float] = field(default_factory=dict)
+    issued_at: dt.datetime | None = None
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        p = self.predictions
+        dangerous = int((p["risk_class"] == len(s.RISK_CLASSES) - 1).sum())
+        return (
+            f"scored {len(p):,} hexes for {self.target_date} ({self.weather_kind} weather): "
+            f"{p['expected_crashes'].sum():,.1f} expected crashes, {dangerous:,} Dangerous, "
+            f"in {self.seconds:.1f} s"
+        )
+
+
+def score_features(model: RiskModel, day: DayFeatures, *, k: int = TOP_REASONS) -> ScoredDay:
+    """Predictions, SHAP contributions and top reasons for prepared day features (pure)."""
+    started = time.perf_counter()
+    features = day.features.reset_index(drop=True)
+    predicted = model.predict(features)
+    contributions, base = model.explain(features)
+    reasons = top_reasons(contributions, features, k=k, params=feature_params_of(model))
+    cells = features[s.H3_CELL].astype("str")
+    predictions = pd.DataFrame(
+        {
+            s.H3_CELL: cells,
+            **{c: predicted[c].to_numpy() for c in PREDICTION_COLUMNS},
+            "reasons": [reasons_to_json(r) for r in reasons],
+            "weather_kind": day.weather_kind,
+        }
+    )
+    return ScoredDay(
+        target_date=day.target_date,
+        res=day.res,
+        predictions=predictions,
+        contributions=contributions.assign(h3_cell=cells)[[s.H3_CELL, *model.feature_names]],
+        base_values=np.asarray(base, dtype=np.float64),
+        features=features,
+        weather_kind=day.weather_kind,
+        weather=dict(day.weather),
+        issued_at=day.issued_at,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def score_day(
+    engine: Engine,
+    model: RiskModel,
+    version: str,
+    target_date: dt.date,
+    *,
+    settings: Settings | None = None,
+    issued_before: dt.datetime | None = None,
+    weather: WeatherMode = "forecast",
+    write: bool = True,
+    inputs: FeatureInputs | None = None,
+) -> ScoredDay:
+    """Score every hex for ``target_date`` and (``write=True``) store the predictions.
+
+    The resolution and feature parameters are the model's own; a model trained at another
+    resolution than ``settings.h3_res`` is scored at its own and a warning is logged. Pass
+    ``inputs`` (``load_feature_inputs``) to backfill many days from one warehouse read.
+    """
+    settings = settings or get_settings()
+    if settings.h3_res != model.res:
+        log.warning("model is at res %d, settings at res %d: scoring at res %d",
+                    model.res, settings.h3_res, model.res)  # fmt: skip
+    started = time.perf_counter()
+    day = day_features(
+        engine, model, target_date, weather=weather, issued_before=issued_before, inputs=inputs
+    )
+    scored = score_features(model, day)
+    scored = dataclasses.replace(scored, seconds=time.perf_counter() - started)
+    if write:
+        write_predictions(engine, scored, version)
+    log.info("%s (model %s)", scored.summary(), version)
+    return scored
+
+
+def write_predictions(
+    engine: Engine, scored: ScoredDay, version: str, *, created_at: dt.datetime | None = None
+) -> int:
+    """Replace the ``(target_date, res, version)`` rows of the predictions table (idempotent)."""
+    frame = scored.predictions.assign(
+        target_date=scored.target_date,
+        res=scored.res,
+        model_version=str(version),
+        created_at=created_at or dt.datetime.now().replace(microsecond=0),
+    )
+    columns = [c.name for c in predictions_table.columns]
+    frame = frame.astype({"risk_class": "int64"})[columns]
+    return replace_rows(
+        engine,
+        predictions_table,
+        frame,
+        target_date=scored.target_date,
+        res=scored.res,
+        model_version=str(version),
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# what-if and single-hex explanations
+
+
+@dataclass(frozen=True)
+class WeatherOverrides:
+    """Values to put in place of the day's weather and calendar features (None: keep)."""
+
+    precip_mm: float | None = None
+    snow_cm: float | None = None
+    tmax_c: float | None = None
+    tmin_c: float | None = None
+    wind_ms: float | None = None
+    weekday: int | None = None  # 0 = Monday … 6 = Sunday
+    holiday: bool | None = None
+
+    def apply(self, features: pd.DataFrame) -> pd.DataFrame:
+        """A copy of ``features`` with the overridden columns set (input untouched)."""
+        changes: dict[str, Any] = {}
+        for attribute, column in WHAT_IF_COLUMNS.items():
+            value = getattr(self, attribute)
+            if value is not None and column in features.columns:
+                changes[column] = np.float32(value)
+        if self.weekday is not None and "weekday" in features.columns:
+            if not 0 <= self.weekday <= 6:
+                raise ValueError(f"weekday must be 0 (Monday) … 6 (Sunday), not {self.weekday}")
+            changes["weekday"] = np.float32(self.weekday)
+        if self.holiday is not None and "is_holiday" in features.columns:
+            changes["is_holiday"] = np.float32(1.0 if self.holiday else 0.0)
+        return features.assign(**changes) if changes else features
+
+
+def what_if(
+    model: RiskModel,
+    base_features: pd.DataFrame,
+    overrides: WeatherOverrides,
+    *,
+    base_predictions: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Re-score all hexes with the overrides applied; nothing is written.
+
+    Returns one row per hex: ``h3_cell``, the new ``PREDICTION_COLUMNS``,
+    ``base_expected_crashes``, ``delta_expected_crashes``, ``base_risk_class``,
+    ``class_change`` (new minus base class). Pass ``base_predictions`` (``model.predict`` of
+    ``base_features``, same rows) to skip scoring the base again.
+    """
+    base = base_predictions if base_predictions is not None else model.predict(base_features)
+    changed = model.predict(overrides.apply(base_features))
+    new_class = changed["risk_class"].to_numpy(dtype=np.int64)
+    old_class = base["risk_class"].to_numpy(dtype=np.int64)
+    new_expected = changed["expected_crashes"].to_numpy(dtype=np.float64)
+    old_expected = base["expected_crashes"].to_numpy(dtype=np.float64)
+    frame = pd.DataFrame(
+        {
+            s.H3_CELL: base_features[s.H3_CELL].astype("str").to_numpy(),
+            **{c: changed[c].to_numpy() for c in PREDICTION_COLUMNS},
+            "base_expected_crashes": old_expected,
+            "delta_expected_crashes": new_expected - old_expected,
+            "base_risk_class": old_class,
+            "class_change": new_class - old_class,
+        }
+    )
+    return frame
+
+
+def what_if_summary(frame: pd.DataFrame) -> dict[str, Any]:
+    """Citywide totals of a ``what_if`` frame: expected crashes before/after, hexes per class."""
+    n_classes = len(s.RISK_CLASSES)
+    return {
+        "expected_crashes": float(frame["expected_crashes"].sum()),
+        "base_expected_crashes": float(frame["base_expected_crashes"].sum()),
+        "delta_expected_crashes": float(frame["delta_expected_crashes"].sum()),
+        "hexes_up": int((frame["class_change"] > 0).sum()),
+        "hexes_down": int((frame["class_change"] < 0).sum()),
+        "class_counts": np.bincount(frame["risk_class"], minlength=n_classes).tolist(),
+        "base_class_counts": np.bincount(frame["base_risk_class"], minlength=n_classes).tolist(),
+    }
+
+
+def explain_features(model: RiskModel, row: pd.DataFrame) -> dict[str, Any]:
+    """SHAP explanation of feature rows (normally one hex): base, score, contributions.
+
+    ``contributions`` is a list of ``{feature, value, contribution}`` (all model features,
+    strongest first); ``base + sum(contribution) == score``.
+    """
+    contributions, base = model.explain(row)
+    values = row[model.feature_names].iloc[0]
+    items: list[dict[str, Any]] = [
+        {
+            "feature": name,
+            "value": float(values[name]),
+            "contribution": float(contributions[name].iloc[0]),
+        }
+        for name in model.feature_names
+    ]
+    items.sort(key=lambda item: -abs(item["contribution"]))
+    base_value = float(base[0])
+    return {
+        "base": base_value,
+        "score": base_value + float(contributions.iloc[0].sum()),
+        "expected_crashes": float(np.exp(base_value + contributions.iloc[0].sum())),
+        "contributions": items,
+    }
+
+
+def explain_hex(
+    engine: Engine | None,
+    model: RiskModel,
+    cell: str,
+    target_date: dt.date,
+    *,
+    features: pd.DataFrame | None = None,
+    weather: WeatherMode = "forecast",
+) -> dict[str, Any]:
+    """SHAP explanation of one hex on one day (see ``explain_features``).
+
+    Fast path: pass the day's ``features`` (``day_features(...).features``, which a caller
+    caches); then this costs one TreeSHAP row. Without them the day's features are built
+    from ``engine`` first (seconds: the whole crash history is read).
+    """
+    if features is None:
+        if engine is None:
+            raise ValueError("explain_hex needs either features or an engine")
+        features = day_features(engine, model, target_date, weather=weather).features
+    row = features.loc[features[s.H3_CELL].astype("str") == cell]
+    if row.empty:
+        raise KeyError(f"hex {cell} is not in the hex universe at res {model.res}")
+    explained = explain_features(model, row.iloc[:1])
+    return {"h3_cell": cell, "target_date": target_date, **explained}

@@ -1,0 +1,268 @@
+"""Train the count booster(s) of a ``RiskModel`` on a feature panel with targets.
+
+Procedure (nothing here looks past ``train_end``):
+
+1. The last ``validation_days`` of the training window are the validation slice: LightGBM
+   early-stops on it (Poisson/Tweedie deviance) and the negative-binomial dispersion of the
+   counts around the early-stopped predictions is estimated on it (out of sample).
+2. With ``refit_full_window`` the booster is refitted on the whole window with the
+   early-stopped number of rounds, so the most recent days are learnt from too.
+3. Class thresholds are quantiles of the final booster's predictions over the last
+   ``reference_days`` of the window (the training reference), fixed from then on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from core import schema as s
+from geo.cells import cells_resolution
+from model.classes import estimate_dispersion, fit_thresholds
+from model.config import FeatureParams, LightGBMParams, ModelParams
+from model.features import (
+    Y_CRASHES,
+    Y_INJURIES,
+    feature_columns,
+    feature_groups,
+    monotone_increasing_features,
+)
+from model.metrics import poisson_deviance
+from model.risk_model import RiskModel
+
+log = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class FittedBooster:
+    booster: lgb.Booster
+    best_iteration: int
+    validation_expected: FloatArray  # early-stopped predictions on the validation slice
+    seconds: float
+
+
+def _window_rows(panel: pd.DataFrame, start: dt.date, end: dt.date) -> pd.DataFrame:
+    dates = panel[s.DATE]
+    rows = panel.loc[(dates >= pd.Timestamp(start)) & (dates <= pd.Timestamp(end))]
+    if not rows[s.DATE].is_monotonic_increasing:
+        rows = rows.sort_values(s.DATE, kind="stable")
+    return rows
+
+
+def recency_weights(
+    dates: pd.Series, train_end: dt.date, halflife_days: float | None
+) -> FloatArray | None:
+    """Row weights halving every ``halflife_days`` back from ``train_end`` (None: equal weights)."""
+    if halflife_days is None:
+        return None
+    age = (pd.Timestamp(train_end) - dates).dt.days.to_numpy(dtype=np.float64)
+    return np.power(0.5, age / halflife_days)
+
+
+def constraint_params(params: LightGBMParams, feature_names: list[str]) -> dict[str, Any]:
+    """Monotone and interaction constraints for the booster, from the feature groups."""
+    out: dict[str, Any] = {}
+    feature_params = FeatureParams()  # group membership is by name pattern, windows do not matter
+    if params.monotone_history:
+        increasing = set(monotone_increasing_features(feature_params)) | {
+            n for n in feature_names if n.startswith(("crashes_", "ring")) or n == "long_run_rate"
+        }
+        out["monotone_constraints"] = [1 if n in increasing else 0 for n in feature_names]
+        out["monotone_constraints_method"] = "advanced"
+    if params.interactions == "hex_or_day":
+        day = {n for n in feature_names if n.startswith("city_")} | set(
+            feature_groups(feature_params)["day"]
+        )
+        out["interaction_constraints"] = [
+            [i for i, n in enumerate(feature_names) if n not in day],
+            [i for i, n in enumerate(feature_names) if n in day],
+        ]
+    return out
+
+
+def fit_count_booster(
+    matrix: npt.NDArray[np.float32],
+    target: FloatArray,
+    n_fit: int,
+    params: LightGBMParams,
+    feature_names: list[str],
+    *,
+    refit: bool,
+    weights: FloatArray | None = None,
+) -> FittedBooster:
+    """Early-stop on rows ``n_fit:`` (the validation slice), then optionally refit on all rows."""
+    started = time.perf_counter()
+    booster_params = params.booster_params()
+    booster_params.update(constraint_params(params, feature_names))
+    fit_weights, valid_weights = (
+        (None, None) if weights is None else (weights[:n_fit], weights[n_fit:])
+    )
+    train_set = lgb.Dataset(
+        matrix[:n_fit],
+        target[:n_fit],
+        weight=fit_weights,
+        feature_name=feature_names,
+        free_raw_data=True,
+    )
+    valid_set = lgb.Dataset(
+        matrix[n_fit:], target[n_fit:], weight=valid_weights, reference=train_set
+    )
+    early = lgb.train(
+        booster_params,
+        train_set,
+        num_boost_round=params.num_boost_round,
+        valid_sets=[valid_set],
+        valid_names=["validation"],
+        callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False)],
+    )
+    best = max(int(early.best_iteration or early.current_iteration()), 1)
+    validation_expected = np.asarray(early.predict(matrix[n_fit:], num_iteration=best))
+    if refit:
+        full_set = lgb.Dataset(
+            matrix, target, weight=weights, feature_name=feature_names, free_raw_data=True
+        )
+        booster = lgb.train(booster_params, full_set, num_boost_round=best)
+    else:
+        booster = lgb.Booster(model_str=early.model_to_string(num_iteration=best))
+    return FittedBooster(booster, best, validation_expected, time.perf_counter() - started)
+
+
+def fit_fixed_rounds(
+    matrix: npt.NDArray[np.float32],
+    target: FloatArray,
+    params: LightGBMParams,
+    feature_names: list[str],
+    rounds: int,
+    weights: FloatArray | None = None,
+) -> FittedBooster:
+    """One fit on all rows with a given number of rounds (no validation pass)."""
+    started = time.perf_counter()
+    booster_params = params.booster_params()
+    booster_params.update(constraint_params(params, feature_names))
+    data = lgb.Dataset(matrix, target, weight=weights, feature_name=feature_names)
+    booster = lgb.train(booster_params, data, num_boost_round=rounds)
+    return FittedBooster(booster, rounds, np.zeros(0), time.perf_counter() - started)
+
+
+def train_model(
+    panel: pd.DataFrame,
+    params: ModelParams,
+    *,
+    train_start: dt.date,
+    train_end: dt.date,
+) -> RiskModel:
+    """A ``RiskModel`` from the rows of ``panel`` dated ``train_start..train_end``.
+
+    ``panel`` is ``build_features`` output plus ``add_targets`` columns.
+    """
+    started = time.perf_counter()
+    feature_names = list(feature_columns(params.features))
+    rows = _window_rows(panel, train_start, train_end)
+    validation_start = pd.Timestamp(train_end) - pd.Timedelta(
+        days=params.training.validation_days - 1
+    )
+    n_fit = int((rows[s.DATE] < validation_start).sum())
+    if n_fit == 0 or n_fit == len(rows):
+        raise ValueError(
+            f"training window {train_start}..{train_end} must be longer than the "
+            f"{params.training.validation_days}-day validation slice"
+        )
+    matrix = rows[feature_names].to_numpy(dtype=np.float32, na_value=np.nan)
+    y_crashes = rows[Y_CRASHES].to_numpy(dtype=np.float64)
+    weights = recency_weights(rows[s.DATE], train_end, params.training.recency_halflife_days)
+    crashes = fit_count_booster(
+        matrix,
+        y_crashes,
+        n_fit,
+        params.lightgbm,
+        feature_names,
+        refit=params.training.refit_full_window,
+        weights=weights,
+    )
+    y_validation = y_crashes[n_fit:]
+    dispersion = estimate_dispersion(
+        y_validation,
+        crashes.validation_expected,
+        lower=params.classes.min_dispersion,
+        upper=params.classes.max_dispersion,
+    )
+    reference_start = pd.Timestamp(train_end) - pd.Timedelta(
+        days=params.training.reference_days - 1
+    )
+    reference = (rows[s.DATE] >= reference_start).to_numpy()
+    reference_expected = np.asarray(crashes.booster.predict(matrix[reference]))
+    thresholds = fit_thresholds(reference_expected, params.classes.quantiles)
+
+    injury_booster = None
+    injury_info: dict[str, Any] = {}
+    if params.training.injury_model and Y_INJURIES in rows.columns:
+        y_injuries = rows[Y_INJURIES].to_numpy(dtype=np.float64)
+        if params.training.injury_early_stopping:
+            injuries = fit_count_booster(
+                matrix,
+                y_injuries,
+                n_fit,
+                params.lightgbm,
+                feature_names,
+                refit=params.training.refit_full_window,
+                weights=weights,
+            )
+        else:
+            injuries = fit_fixed_rounds(
+                matrix, y_injuries, params.lightgbm, feature_names, crashes.best_iteration, weights
+            )
+        injury_booster = injuries.booster
+        injury_info = {
+            "injury_best_iteration": injuries.best_iteration,
+            "injury_seconds": round(injuries.seconds, 2),
+        }
+
+    total_crashes = float(y_crashes.sum())
+    total_injuries = float(rows[Y_INJURIES].sum()) if Y_INJURIES in rows.columns else 0.0
+    metadata: dict[str, Any] = {
+        "objective": params.lightgbm.objective,
+        "dispersion": dispersion,
+        "best_iteration": crashes.best_iteration,
+        "training_rows": len(rows),
+        "validation_rows": len(rows) - n_fit,
+        "validation_start": validation_start.date().isoformat(),
+        "validation_poisson_deviance": poisson_deviance(y_validation, crashes.validation_expected),
+        "reference_rows": int(reference.sum()),
+        "training_crashes": total_crashes,
+        "training_hexes": int(rows[s.H3_CELL].nunique()),
+        "injuries_per_crash": total_injuries / total_crashes if total_crashes else 0.0,
+        "crash_seconds": round(crashes.seconds, 2),
+        "train_seconds": round(time.perf_counter() - started, 2),
+        **injury_info,
+    }
+    res = cells_resolution(rows[s.H3_CELL].iloc[:1])
+    log.info(
+        "trained %s booster: %d rows, %d rounds, dispersion %.3f, thresholds %s in %.1f s",
+        params.lightgbm.objective,
+        len(rows),
+        crashes.best_iteration,
+        dispersion,
+        [round(t, 4) for t in thresholds],
+        metadata["train_seconds"],
+    )
+    return RiskModel(
+        booster=crashes.booster,
+        injury_booster=injury_booster,
+        feature_names=feature_names,
+        thresholds=thresholds,
+        res=res,
+        train_start=train_start,
+        train_end=train_end,
+        params=params.model_dump(mode="json"),
+        metadata=metadata,
+    )

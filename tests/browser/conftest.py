@@ -1,0 +1,159 @@
+"""The real app in a real browser: a demo warehouse with a trained model, a Streamlit server on
+a free port, and Debian's Chromium driven by Playwright.
+
+Chromium comes from the system (``VZ_CHROMIUM``, default ``/usr/bin/chromium``); Playwright
+never downloads a browser. Without it the browser tests are skipped, unless
+``VZ_REQUIRE_SERVICES=1`` (CI), where a missing browser fails them.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, sync_playwright
+
+from core.settings import Settings
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+SERVER_START_S = 60.0
+HEALTH_POLL_S = 0.2
+
+
+@dataclass(frozen=True)
+class RunningApp:
+    url: str
+    var_dir: Path
+    settings: Settings
+
+
+def chromium_path() -> str:
+    """Debian's Chromium, or skip (fail under ``VZ_REQUIRE_SERVICES=1``) when it is missing."""
+    path = os.environ.get("VZ_CHROMIUM", "/usr/bin/chromium")
+    if not Path(path).is_file():
+        reason = f"no Chromium at {path} (apt-get install chromium, or set VZ_CHROMIUM)"
+        if os.environ.get("VZ_REQUIRE_SERVICES") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until_healthy(url: str, server: subprocess.Popen[bytes], deadline_s: float) -> None:
+    """Poll ``/_stcore/health`` until it answers ``ok``; fail at the deadline or if the
+    server process exits."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the Streamlit server exited with code {server.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(HEALTH_POLL_S)  # the poll interval; the health answer is the signal
+    raise TimeoutError(f"{url} did not become healthy within {deadline_s:.0f} s")
+
+
+def train_and_score(settings: Settings) -> None:
+    """Train, register and score tomorrow as ``vz demo`` does, with a quicker booster."""
+    from model.config import load_model_params
+    from model.jobs import score_job, train_job
+
+    params = load_model_params().with_overrides(
+        lightgbm={"num_boost_round": 200, "learning_rate": 0.1, "early_stopping_rounds": 20},
+        training={"validation_days": 60, "reference_days": 120},
+    )
+    train_job(settings, params=params)
+    score_job(settings)
+
+
+@pytest.fixture(scope="session")
+def demo_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
+    """A freshly built demo warehouse with a trained model, served by Streamlit."""
+    chromium_path()
+    from etl.jobs import build_demo_warehouse
+
+    var_dir = tmp_path_factory.mktemp("browser-var")
+    env = {
+        **os.environ,
+        "VZ_VAR_DIR": str(var_dir),
+        "VZ_DATABASE_URL": f"sqlite:///{var_dir / 'warehouse.sqlite'}",
+        "VZ_MLFLOW_TRACKING_URI": f"sqlite:///{var_dir / 'mlflow.sqlite'}",
+        "VZ_PUBLIC_MODE": "0",
+        "VZ_LIVE": "0",
+    }
+    settings = Settings(
+        var_dir=var_dir,
+        database_url=env["VZ_DATABASE_URL"],
+        mlflow_tracking_uri=env["VZ_MLFLOW_TRACKING_URI"],
+    )
+    build_demo_warehouse(settings, years=1)
+    train_and_score(settings)
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server_log = (var_dir / "streamlit.log").open("wb")
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "streamlit_app.py",
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=server_log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_until_healthy(url, server, SERVER_START_S)
+        yield RunningApp(url=url, var_dir=var_dir, settings=settings)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        server_log.close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium under Playwright (headless)."""
+    executable = chromium_path()
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
