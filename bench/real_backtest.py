@@ -110,6 +110,9 @@ def study_variants(params: ModelParams) -> dict[str, ModelParams]:
     """Design alternatives scored on the same rows as the default model."""
     lgbm = params.lightgbm
     return {
+        "first_default": params.with_overrides(
+            lightgbm={"num_leaves": 31, "min_data_in_leaf": 200}
+        ),
         "tweedie": params.with_overrides(lightgbm={"objective": "tweedie"}),
         "lr_0.05": params.with_overrides(lightgbm={"learning_rate": 0.05}),
         "no_refit": params.with_overrides(training={"refit_full_window": False}),

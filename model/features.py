@@ -59,9 +59,8 @@ Y_INJURIES: Final = "y_injuries"
 KEY_COLUMNS: Final = (s.H3_CELL, s.DATE)
 
 CALENDAR_COLUMNS: Final = ("weekday", "month", "day_of_year", "is_holiday")
-WEATHER_FEATURES: Final = (
-    s.WEATHER_VALUES
-)  # precip_mm, snow_cm, snow_depth_cm, tmax_c, tmin_c, wind_ms
+# precip_mm, snow_cm, snow_depth_cm, tmax_c, tmin_c, wind_ms
+WEATHER_FEATURES: Final = s.WEATHER_VALUES
 TRAFFIC_FEATURES: Final = (TYPICAL_VOLUME, VOLUME_IMPUTED)
 STATIC_FEATURES: Final = ("borough_code", s.LAT, s.LNG)
 
@@ -132,28 +131,17 @@ def feature_columns(params: FeatureParams) -> tuple[str, ...]:
     return (*history, *CALENDAR_COLUMNS, *WEATHER_FEATURES, *TRAFFIC_FEATURES, *STATIC_FEATURES)
 
 
-def feature_groups(params: FeatureParams) -> dict[str, tuple[str, ...]]:
-    """Features by what they vary with: the hex (history, static context) or the day."""
-    names = feature_columns(params)
-    day = tuple(
-        n for n in names if n.startswith("city_") or n in (*CALENDAR_COLUMNS, *WEATHER_FEATURES)
-    )
-    return {
-        "hex_history": tuple(
-            n for n in names if n not in day and n not in (*TRAFFIC_FEATURES, *STATIC_FEATURES)
-        ),
-        "hex_static": (*TRAFFIC_FEATURES, *STATIC_FEATURES),
-        "day": day,
-    }
+def is_day_feature(name: str) -> bool:
+    """True for features that are the same for every hex on a day (calendar, weather, city)."""
+    return name.startswith("city_") or name in (*CALENDAR_COLUMNS, *WEATHER_FEATURES)
 
 
-def monotone_increasing_features(params: FeatureParams) -> tuple[str, ...]:
-    """History counts where more past crashes should never lower the prediction."""
-    return tuple(
-        n
-        for n in feature_groups(params)["hex_history"]
-        if n.startswith(("crashes_", "ring")) or n == "long_run_rate"
-    )
+def is_history_count(name: str) -> bool:
+    """True for the hex's (or its rings') past crash counts and rates.
+
+    More past crashes here should never lower the prediction (``monotone_history``).
+    """
+    return name.startswith(("crashes_", "ring")) or name == "long_run_rate"
 
 
 def feature_label(name: str) -> str:

@@ -27,13 +27,13 @@ import pandas as pd
 from core import schema as s
 from geo.cells import cells_resolution
 from model.classes import estimate_dispersion, fit_thresholds
-from model.config import FeatureParams, LightGBMParams, ModelParams
+from model.config import LightGBMParams, ModelParams
 from model.features import (
     Y_CRASHES,
     Y_INJURIES,
     feature_columns,
-    feature_groups,
-    monotone_increasing_features,
+    is_day_feature,
+    is_history_count,
 )
 from model.metrics import poisson_deviance
 from model.risk_model import RiskModel
@@ -70,22 +70,15 @@ def recency_weights(
 
 
 def constraint_params(params: LightGBMParams, feature_names: list[str]) -> dict[str, Any]:
-    """Monotone and interaction constraints for the booster, from the feature groups."""
+    """Monotone and interaction constraints for the booster, by feature name."""
     out: dict[str, Any] = {}
-    feature_params = FeatureParams()  # group membership is by name pattern, windows do not matter
     if params.monotone_history:
-        increasing = set(monotone_increasing_features(feature_params)) | {
-            n for n in feature_names if n.startswith(("crashes_", "ring")) or n == "long_run_rate"
-        }
-        out["monotone_constraints"] = [1 if n in increasing else 0 for n in feature_names]
+        out["monotone_constraints"] = [int(is_history_count(n)) for n in feature_names]
         out["monotone_constraints_method"] = "advanced"
     if params.interactions == "hex_or_day":
-        day = {n for n in feature_names if n.startswith("city_")} | set(
-            feature_groups(feature_params)["day"]
-        )
         out["interaction_constraints"] = [
-            [i for i, n in enumerate(feature_names) if n not in day],
-            [i for i, n in enumerate(feature_names) if n in day],
+            [i for i, n in enumerate(feature_names) if not is_day_feature(n)],
+            [i for i, n in enumerate(feature_names) if is_day_feature(n)],
         ]
     return out
 

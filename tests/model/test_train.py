@@ -197,3 +197,23 @@ def test_dispersion_estimate_recovers_a_planted_value() -> None:
     y = rng.poisson(rate)
     assert estimate_dispersion(y, mu) == pytest.approx(alpha, rel=0.1)
     assert estimate_dispersion(rng.poisson(mu), mu) < 0.05
+
+
+def test_hex_or_day_trees_scale_every_hex_alike(city: SyntheticCity) -> None:
+    """Without hex-day interactions, weather multiplies all hexes by the same factor."""
+    params = fast_params(interactions="hex_or_day", num_boost_round=60)
+    days = pd.date_range(TRAIN_START, TRAIN_END, freq="D")
+    panel = add_targets(build_features(city.inputs, days, params.features), city.inputs)
+    model = train_model(panel, params, train_start=TRAIN_START, train_end=TRAIN_END)
+    day = panel.loc[panel[s.DATE] == days[-1]]
+    dry = model.predict(day.assign(**{s.PRECIP_MM: 0.0}))["score"]
+    wet = model.predict(day.assign(**{s.PRECIP_MM: 20.0}))["score"]
+    shift = (wet - dry).to_numpy()
+    assert np.allclose(shift, shift[0], atol=1e-9) and shift[0] > 0
+
+
+def test_predicting_no_rows_gives_an_empty_frame(trained: Trained) -> None:
+    predicted = trained.model.predict(trained.test.iloc[:0])
+    assert list(predicted.columns) == list(PREDICTION_COLUMNS) and predicted.empty
+    contributions, base = trained.model.explain(trained.test.iloc[:0])
+    assert contributions.empty and base.shape == (0,)
