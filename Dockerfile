@@ -14,7 +14,7 @@ WORKDIR /app
 COPY requirements.txt pyproject.toml ./
 RUN pip install -r requirements.txt
 COPY . .
-RUN pip install --no-deps --no-build-isolation -e .
+RUN pip install --no-deps -e .
 
 VOLUME ["/data"]
 EXPOSE 8501
