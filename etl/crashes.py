@@ -8,9 +8,12 @@ reason, so ``rows in = clean + rejected`` for every batch.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterable, Mapping
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -348,6 +351,45 @@ class RawCrashBatch:
     watermark: str | None = None
 
 
+def read_ahead(
+    batches: Iterable[RawCrashBatch], prepare: Callable[[RawCrashBatch], NormalizedCrashes]
+) -> Iterator[tuple[RawCrashBatch, NormalizedCrashes]]:
+    """Read and prepare the next batch on a worker thread while the caller loads this one.
+
+    Arrow parsing and SQLite release the GIL, so on two cores reading overlaps loading. The
+    worker stays at most one batch ahead; its exceptions surface here, in order.
+    """
+    ready: queue.Queue[tuple[RawCrashBatch, NormalizedCrashes] | BaseException | None]
+    ready = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def hand_over(item: tuple[RawCrashBatch, NormalizedCrashes] | BaseException | None) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(queue.Full):
+                ready.put(item, timeout=0.5)
+                return
+
+    def work() -> None:
+        try:
+            for batch in batches:
+                if stop.is_set():
+                    return
+                hand_over((batch, prepare(batch)))
+            hand_over(None)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            hand_over(exc)
+
+    worker = threading.Thread(target=work, name="crash-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while (item := ready.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+
+
 def ingest_crash_batches(
     engine: Engine,
     batches: Iterable[RawCrashBatch],
@@ -368,10 +410,13 @@ def ingest_crash_batches(
     watermark: str | None = None
     with etl_run(engine, crashes_table.name, source) as run:
         run.watermark = resume_state
-        for batch in batches:
-            result = normalize_crashes(
+
+        def normalize(batch: RawCrashBatch) -> NormalizedCrashes:
+            return normalize_crashes(
                 batch.frame, batch.shape, source=source, fine_res=settings.h3_fine_res, today=today
             )
+
+        for batch, result in read_ahead(batches, normalize):
             run.rows_in += len(batch.frame)
             rows = result.clean.assign(crash_date=result.clean[s.CRASHED_AT].dt.floor("D"))
             run.counts += upsert(
