@@ -233,6 +233,7 @@ def serve(
         f"--server.address={address}",
         "--server.headless=true",
         "--browser.gatherUsageStats=false",
+        "--client.toolbarMode=viewer",
     ]
     raise SystemExit(subprocess.call(command, env=os.environ.copy()))
 

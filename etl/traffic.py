@@ -51,6 +51,7 @@ from core.warehouse import (
     write_rejects,
 )
 from etl.http import SourceError, make_session
+from etl.rejects import join_reasons, json_records
 from etl.socrata import iter_pages
 from geo.cells import cells_resolution, cells_to_parents, grid_disk_pairs, points_to_cells
 
@@ -147,27 +148,6 @@ def _field(frame: pd.DataFrame, name: str) -> pd.Series:
     return pd.Series(np.nan, index=frame.index, dtype="str")
 
 
-def _join_reasons(reasons: list[tuple[pd.Series, str]], index: pd.Index) -> pd.Series:
-    """One ``"; "``-joined reason per row from ``(mask, reason)`` pairs; "" when none applies."""
-    hits = np.column_stack(
-        [np.zeros(len(index), dtype=bool)]
-        + [mask.fillna(False).to_numpy(dtype=bool) for mask, _ in reasons]
-    )[:, 1:]
-    out = np.full(len(index), "", dtype=object)
-    names = [reason for _, reason in reasons]
-    for row in np.flatnonzero(hits.any(axis=1)):
-        out[row] = "; ".join(n for n, hit in zip(names, hits[row], strict=True) if hit)
-    return pd.Series(out, index=index, dtype="str")
-
-
-def _json_records(frame: pd.DataFrame) -> list[str]:
-    """Each row as a JSON object, missing values as null (for the rejects ``raw`` column)."""
-    if frame.empty:
-        return []
-    text = frame.to_json(orient="records", lines=True, force_ascii=False, date_format="iso")
-    return text.rstrip("\n").split("\n")  # JSON escapes newlines inside values
-
-
 def _canonical_points(points: pd.DataFrame | None) -> pd.DataFrame:
     """A ``segment_id → (lat, lng)`` lookup: ids canonical, first row per segment, valid points."""
     if points is None or points.empty:
@@ -221,7 +201,7 @@ def normalize_traffic(
     hour = _whole(rows["hh"], 0, 23)
     minute = _whole(rows["mm"], 0, 59) if "mm" in rows.columns else pd.Series(0.0, index=index)
     volume = _numbers(rows["vol"])
-    reasons = _join_reasons(
+    reasons = join_reasons(
         [
             (request.isna(), "missing request id"),
             (segment.isna(), "missing segment id"),
@@ -260,7 +240,7 @@ def normalize_traffic(
     lat = own[s.LAT].where(own_ok, looked_up[s.LAT])
     lng = own[s.LNG].where(own_ok, looked_up[s.LNG])
     valid = reasons == ""
-    geometry_reasons = _join_reasons(
+    geometry_reasons = join_reasons(
         [
             (valid & wkt.notna() & xy["x"].isna(), "unparseable WktGeom"),
             (valid & xy["x"].notna() & ~own_ok, "point outside NYC"),
@@ -276,7 +256,7 @@ def normalize_traffic(
         {
             s.RECORD_KEY: record_key[rejected].to_numpy(),
             s.REASON: reasons[rejected].to_numpy(),
-            s.RAW: _json_records(raw.loc[rejected]),
+            s.RAW: json_records(raw.loc[rejected]),
         },
         columns=list(s.REJECT_COLUMNS),
     ).astype("str")

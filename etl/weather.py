@@ -52,6 +52,7 @@ from core.warehouse import (
     write_rejects,
 )
 from etl.http import SourceError, get_json, make_session
+from etl.rejects import join_reasons, json_records
 
 log = logging.getLogger(__name__)
 
@@ -139,27 +140,6 @@ def _dates(values: pd.Series) -> pd.Series:
     return parsed.astype("datetime64[us]")
 
 
-def _json_records(frame: pd.DataFrame) -> list[str]:
-    """Each row as a JSON object, missing values as null (for the rejects ``raw`` column)."""
-    if frame.empty:
-        return []
-    text = frame.to_json(orient="records", lines=True, force_ascii=False, date_format="iso")
-    return text.rstrip("\n").split("\n")  # JSON escapes newlines inside values
-
-
-def _join_reasons(reasons: list[tuple[pd.Series, str]], index: pd.Index) -> pd.Series:
-    """One ``"; "``-joined reason per row from ``(mask, reason)`` pairs; "" when none applies."""
-    hits = np.column_stack(
-        [np.zeros(len(index), dtype=bool)]
-        + [mask.fillna(False).to_numpy(dtype=bool) for mask, _ in reasons]
-    )[:, 1:]
-    out = np.full(len(index), "", dtype=object)
-    names = [reason for _, reason in reasons]
-    for row in np.flatnonzero(hits.any(axis=1)):
-        out[row] = "; ".join(n for n, hit in zip(names, hits[row], strict=True) if hit)
-    return pd.Series(out, index=index, dtype="str")
-
-
 def _empty_rejects() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype="str") for c in s.REJECT_COLUMNS})
 
@@ -188,7 +168,7 @@ def _finish(
         unparseable = unparseable | mask
     all_missing = candidates[list(s.WEATHER_VALUES)].isna().all(axis=1)
     checks.append((all_missing & ~unparseable, "all values missing"))
-    reasons = _join_reasons(checks, candidates.index)
+    reasons = join_reasons(checks, candidates.index)
 
     # duplicates among otherwise valid rows: the first one stays
     valid = reasons == ""
@@ -202,7 +182,7 @@ def _finish(
         {
             s.RECORD_KEY: record_keys[rejected].astype("str").to_numpy(),
             s.REASON: reasons[rejected].to_numpy(),
-            s.RAW: pd.Series(_json_records(raw.loc[rejected]), dtype="str").to_numpy(),
+            s.RAW: pd.Series(json_records(raw.loc[rejected]), dtype="str").to_numpy(),
         }
     ).astype("str")
     return clean, rejects if len(rejects) else _empty_rejects()
