@@ -122,6 +122,23 @@ def ingest(
 
 
 @app.command()
+def areas(
+    layer: Annotated[str, typer.Option(help="Layer name, e.g. precinct or council_district")],
+    source: Annotated[str, typer.Option(help="GeoJSON file path or http(s) URL")],
+    name_property: Annotated[str, typer.Option(help="Feature property holding the area name")],
+) -> None:
+    """Load an area layer (named polygons) and assign every hex to the area holding its centre."""
+    from etl.jobs import load_area_layer
+
+    settings = _settings()
+    engine = _engine(settings, create=False)
+    count = load_area_layer(
+        engine, settings, layer=layer, location=source, name_property=name_property
+    )
+    typer.echo(f"area layer {layer}: {count:,} hexes assigned")
+
+
+@app.command()
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object")] = False,
 ) -> None:

@@ -17,7 +17,7 @@ from core.warehouse import RunRecord, create_schema, get_engine, has_schema, met
 from etl.crashes import ingest_crash_batches
 from etl.csv_files import crash_csv_batches
 from etl.demo import DemoConfig, generate_demo_city, write_demo_files
-from etl.hexes import refresh_hex_cells
+from etl.hexes import assign_area_layer, refresh_hex_cells
 from etl.http import SourceError
 from etl.traffic import load_traffic, read_traffic_csv
 from etl.weather import (
@@ -29,6 +29,7 @@ from etl.weather import (
     open_meteo_to_weather,
     read_noaa_csv,
 )
+from geo.areas import geojson_to_areas, read_geojson
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,16 @@ def _traffic_raw(
         where = f"yr >= '{since.year}'" if since else None
         return fetch_traffic(settings, where=where)
     raise SourceError(f"traffic comes from socrata, csv or demo, not {source}")
+
+
+def load_area_layer(
+    engine: Engine, settings: Settings, *, layer: str, location: str, name_property: str
+) -> int:
+    """Assign every hex of the universe to a named polygon of a GeoJSON file or URL."""
+    document = read_geojson(location, timeout_s=settings.http_timeout_s)
+    return assign_area_layer(
+        engine, layer, geojson_to_areas(document, name_property), settings.h3_res
+    )
 
 
 def build_demo_warehouse(

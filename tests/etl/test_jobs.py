@@ -119,3 +119,42 @@ def test_unreachable_api_fails_in_one_line_and_keeps_what_was_loaded(tmp_path: P
     assert_one_line_failure(refused, "open-meteo")
     status = vz("status", "--json", var_dir=tmp_path)
     assert json.loads(status.stdout)["datasets"]["crashes"]["csv"]["rows"] == 1
+
+
+def test_area_layer_from_a_geojson_file_assigns_every_hex(
+    demo_settings: Settings, tmp_path: Path
+) -> None:
+    engine = get_engine(demo_settings.resolved_database_url)
+    centres = read_frame(engine, "SELECT lat, lng FROM hex_cells WHERE res = 8")
+    middle = float(centres["lng"].median())
+    south, north = float(centres["lat"].min()) - 0.01, float(centres["lat"].max()) + 0.01
+    west, east = float(centres["lng"].min()) - 0.01, float(centres["lng"].max()) + 0.01
+
+    def box(name: str, lng0: float, lng1: float) -> dict:
+        ring = [[lng0, south], [lng1, south], [lng1, north], [lng0, north], [lng0, south]]
+        return {
+            "type": "Feature",
+            "properties": {"precinct": name},
+            "geometry": {"type": "Polygon", "coordinates": [ring]},
+        }
+
+    path = tmp_path / "precincts.geojson"
+    features = [box("West", west, middle), box("East", middle, east)]
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    result = vz(
+        "areas", "--layer", "precinct", "--source", str(path), "--name-property", "precinct",
+        var_dir=demo_settings.var_dir,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert f"{len(centres):,} hexes assigned" in result.stdout
+    counts = read_frame(
+        engine, "SELECT area, COUNT(*) AS n FROM hex_areas WHERE layer = 'precinct' GROUP BY area"
+    )
+    assert set(counts["area"]) == {"West", "East"}
+    assert counts["n"].min() > 0.3 * len(centres)
+
+    missing = vz(
+        "areas", "--layer", "precinct", "--source", str(path), "--name-property", "name",
+        var_dir=demo_settings.var_dir,
+    )  # fmt: skip
+    assert_one_line_failure(missing, "no property 'name'")
