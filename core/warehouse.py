@@ -602,16 +602,6 @@ def table_counts(engine: Engine) -> dict[str, int]:
         }
 
 
-def crash_date_range(engine: Engine) -> tuple[dt.date | None, dt.date | None]:
-    with engine.connect() as conn:
-        low, high = conn.execute(
-            sa.select(
-                sa.func.min(crashes_table.c.crash_date), sa.func.max(crashes_table.c.crash_date)
-            )
-        ).one()
-    return _as_date(low), _as_date(high)
-
-
 def _as_date(value: Any) -> dt.date | None:
     if value is None:
         return None

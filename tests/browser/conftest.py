@@ -8,6 +8,7 @@ never downloads a browser. Without it the browser tests are skipped, unless
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import socket
 import subprocess
@@ -78,15 +79,19 @@ def wait_until_healthy(url: str, server: subprocess.Popen[bytes], deadline_s: fl
 
 
 def train_and_score(settings: Settings) -> None:
-    """Train, register and score tomorrow as ``vz demo`` does, with a quicker booster."""
+    """Train, register, backfill two weeks and score tomorrow as ``vz demo`` does, with a
+    quicker booster."""
+    from etl.demo import DemoConfig
     from model.config import load_model_params
-    from model.jobs import score_job, train_job
+    from model.jobs import DEMO_HELD_OUT_DAYS, backfill_job, score_job, train_job
 
     params = load_model_params().with_overrides(
         lightgbm={"num_boost_round": 200, "learning_rate": 0.1, "early_stopping_rounds": 20},
         training={"validation_days": 60, "reference_days": 120},
     )
-    train_job(settings, params=params)
+    held_out_from = DemoConfig.end - dt.timedelta(days=DEMO_HELD_OUT_DAYS)
+    train_job(settings, params=params, train_end=held_out_from)
+    backfill_job(settings, days=DEMO_HELD_OUT_DAYS)
     score_job(settings)
 
 
