@@ -43,7 +43,7 @@ from model.metrics import evaluate_day_predictions  # noqa: E402
 DATA_DIR = PROJECT_ROOT.parent / "shared" / "data"
 CRASH_FILE = "nyc_crashes_manhattan_2020_2022_trimmed.csv"
 WEATHER_FILE = "central_park_weather_daily_2009_2024.csv"
-WAREHOUSE = Path("/tmp/vz_real_backtest/warehouse.sqlite")
+WAREHOUSE = PROJECT_ROOT / "var" / "real_backtest" / "warehouse.sqlite"  # var/ is not tracked
 TRAIN_END = dt.date(2021, 12, 31)
 TEST_START = dt.date(2022, 1, 1)
 TEST_END = dt.date(2022, 12, 31)
