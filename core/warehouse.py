@@ -3,7 +3,7 @@
 SQLite (default) and PostgreSQL behave the same. Bulk loads go through an Arrow-native ADBC
 ingest into a staging table, then one ``INSERT … SELECT … ON CONFLICT DO UPDATE`` moves the rows
 into place in a single transaction, so a killed load leaves the target table untouched.
-All SQL of the project lives in this module.
+Statements written as SQL text live here; other layers query through SQLAlchemy Core selects.
 """
 
 from __future__ import annotations
