@@ -21,18 +21,17 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from app.server import free_port, wait_until_healthy  # noqa: E402
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -65,27 +64,6 @@ def build_demo(var_dir: Path) -> None:
     build_demo_warehouse(settings, years=1)
     train_job(settings)
     score_job(settings)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_healthy(url: str, server: subprocess.Popen[bytes], deadline_s: float = 60.0) -> None:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"server exited with code {server.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.05)
-    raise TimeoutError(f"{url} not healthy after {deadline_s:.0f} s")
 
 
 def wait_drawn(canvas: object) -> None:
@@ -124,7 +102,7 @@ def browser_figures(var_dir: Path, repeat: int) -> dict[str, float]:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         try:
-            wait_healthy(url, server)
+            wait_until_healthy(url, server, deadline_s=60.0)
             figures["server healthy"] = time.perf_counter() - started
             page.goto(url)
             expect(page.get_by_role("heading", name="Tomorrow's risk map")).to_be_visible()

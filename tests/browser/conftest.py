@@ -10,12 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +19,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
+from app.server import free_port, wait_until_healthy
 from core.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +31,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 SERVER_START_S = 60.0
-HEALTH_POLL_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -53,29 +49,6 @@ def chromium_path() -> str:
             pytest.fail(reason)
         pytest.skip(reason)
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_until_healthy(url: str, server: subprocess.Popen[bytes], deadline_s: float) -> None:
-    """Poll ``/_stcore/health`` until it answers ``ok``; fail at the deadline or if the
-    server process exits."""
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the Streamlit server exited with code {server.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(HEALTH_POLL_S)  # the poll interval; the health answer is the signal
-    raise TimeoutError(f"{url} did not become healthy within {deadline_s:.0f} s")
 
 
 def train_and_score(settings: Settings) -> None:

@@ -1,0 +1,38 @@
+"""Starting-side helpers for a local Streamlit server: a free port and a health wait.
+
+Used by the browser test and the app benchmark; nothing here imports streamlit.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+HEALTH_POLL_S = 0.2
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until_healthy(url: str, server: subprocess.Popen[bytes], deadline_s: float) -> None:
+    """Poll ``/_stcore/health`` until it answers ``ok``; fail at the deadline or if the
+    server process exits."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the Streamlit server exited with code {server.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(HEALTH_POLL_S)  # the poll interval; the health answer is the signal
+    raise TimeoutError(f"{url} did not become healthy within {deadline_s:.0f} s")
