@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Final
 
 import pandas as pd
 import sqlalchemy as sa
@@ -15,6 +16,8 @@ from geo.cells import cells_to_latlng, cells_to_parents, majority_labels
 
 log = logging.getLogger(__name__)
 
+HEX_COLUMNS: Final = ["res", s.H3_CELL, s.BOROUGH, s.LAT, s.LNG, "n_crashes"]
+
 
 def crash_cells_by_borough(engine: Engine) -> pd.DataFrame:
     """Crash counts per stored (fine) cell and borough label."""
@@ -24,17 +27,34 @@ def crash_cells_by_borough(engine: Engine) -> pd.DataFrame:
     return read_frame(engine, query)
 
 
+def _empty_universe() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            s.H3_CELL: pd.Series(dtype="str"),
+            "n_crashes": pd.Series(dtype="int64"),
+            s.BOROUGH: pd.Series(dtype="str"),
+            "res": pd.Series(dtype="int64"),
+            s.LAT: pd.Series(dtype="float64"),
+            s.LNG: pd.Series(dtype="float64"),
+        }
+    )
+
+
 def hex_universe(cells_by_borough: pd.DataFrame, res: int) -> pd.DataFrame:
     """Hexes at ``res`` where crashes occur, with their majority borough label and centre.
 
     Labels are weighted by crash counts; hexes whose crashes never carry a borough inherit
-    the majority label of their neighbours' parent cell at resolution ``res - 2``.
+    the majority label of their neighbours' parent cell at resolution ``res - 2``. No crashes,
+    no hexes: an empty frame with the same columns.
     """
+    if cells_by_borough.empty:
+        return _empty_universe()
     parents = cells_to_parents(cells_by_borough[s.H3_CELL], res)
     frame = cells_by_borough.assign(h3_cell=parents)
     counts = frame.groupby(s.H3_CELL)["n"].sum().rename("n_crashes")
-    borough = majority_labels(frame[s.H3_CELL], frame[s.BOROUGH], frame["n"]).rename(s.BOROUGH)
-    cells = counts.reset_index().merge(borough, left_on=s.H3_CELL, right_index=True, how="left")
+    borough = majority_labels(frame[s.H3_CELL], frame[s.BOROUGH], frame["n"])
+    cells = counts.reset_index()
+    cells[s.BOROUGH] = cells[s.H3_CELL].map(borough).astype("str")
     missing = cells[s.BOROUGH].isna()
     if missing.any() and not missing.all():
         coarse = cells_to_parents(cells[s.H3_CELL], max(res - 2, 0))
@@ -45,11 +65,16 @@ def hex_universe(cells_by_borough: pd.DataFrame, res: int) -> pd.DataFrame:
 
 
 def refresh_hex_cells(engine: Engine, res: int) -> int:
-    """Rebuild the hex universe at ``res`` from the crashes table; returns the number of hexes."""
+    """Rebuild the hex universe at ``res`` from the crashes table; returns the number of hexes.
+
+    An empty crashes table gives an empty universe (and a warning saying so).
+    """
     cells = hex_universe(crash_cells_by_borough(engine), res)
-    columns = ["res", s.H3_CELL, s.BOROUGH, s.LAT, s.LNG, "n_crashes"]
-    count = replace_rows(engine, hex_cells_table, cells[columns], res=res)
-    log.info("hex universe at res %d: %d hexes", res, count)
+    count = replace_rows(engine, hex_cells_table, cells[HEX_COLUMNS], res=res)
+    if count == 0:
+        log.warning("the crashes table is empty: the hex universe at res %d is empty", res)
+    else:
+        log.info("hex universe at res %d: %d hexes", res, count)
     return count
 
 
