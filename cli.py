@@ -126,16 +126,29 @@ def areas(
     layer: Annotated[str, typer.Option(help="Layer name, e.g. precinct or council_district")],
     source: Annotated[str, typer.Option(help="GeoJSON file path or http(s) URL")],
     name_property: Annotated[str, typer.Option(help="Feature property holding the area name")],
+    force: Annotated[
+        bool,
+        typer.Option(
+            help="Replace the stored layer even if the new one assigns under half its hexes"
+        ),
+    ] = False,
 ) -> None:
-    """Load an area layer (named polygons) and assign every hex to the area holding its centre."""
-    from etl.jobs import load_area_layer
+    """Load an area layer (named polygons) and assign every hex to the area holding its centre.
+
+    Refused (exit 1, the stored layer unchanged): a layer that assigns no hex, or fewer than half
+    the hexes of the stored layer of the same name (unless --force)."""
+    from core.warehouse import get_engine
+    from etl.hexes import no_universe_message
+    from etl.jobs import load_area_layer, warehouse_exists
 
     settings = _settings()
-    engine = _engine(settings, create=False)
-    count = load_area_layer(
-        engine, settings, layer=layer, location=source, name_property=name_property
+    if not warehouse_exists(settings):
+        raise SystemExit(_fail(no_universe_message(settings.h3_res)))
+    engine = get_engine(settings.resolved_database_url)
+    result = load_area_layer(
+        engine, settings, layer=layer, location=source, name_property=name_property, force=force
     )
-    typer.echo(f"area layer {layer}: {count:,} hexes assigned")
+    typer.echo(result.summary())
 
 
 @app.command()

@@ -3,20 +3,33 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Final
 
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from core import schema as s
 from core.warehouse import areas_table, crashes_table, hex_cells_table, read_frame, replace_rows
-from geo.areas import cells_to_areas
+from geo.areas import AreaLayerError, cells_to_areas
 from geo.cells import cells_to_latlng, cells_to_parents, majority_labels
 
 log = logging.getLogger(__name__)
 
+# A new area layer must assign at least this share of the hexes the stored layer of the same
+# name has, or it is refused (``force`` replaces anyway); a layer assigning no hex is refused.
+MIN_SHARE_OF_STORED: Final = 0.5
+
 HEX_COLUMNS: Final = ["res", s.H3_CELL, s.BOROUGH, s.LAT, s.LNG, "n_crashes"]
+
+
+class HexUniverseMissing(RuntimeError):
+    """No hex universe at the analysis resolution: no crashes were loaded yet."""
+
+
+class AreaLayerRefused(AreaLayerError):
+    """A parseable area layer that would replace the stored one with far less (or nothing)."""
 
 
 def crash_cells_by_borough(engine: Engine) -> pd.DataFrame:
@@ -78,15 +91,122 @@ def refresh_hex_cells(engine: Engine, res: int) -> int:
     return count
 
 
-def assign_area_layer(engine: Engine, layer: str, areas: pd.DataFrame, res: int) -> int:
-    """Store which named area (of a GeoJSON layer) contains each hex of the universe."""
-    cells = read_frame(
-        engine, sa.select(hex_cells_table.c.h3_cell).where(hex_cells_table.c.res == res)
-    )
-    names = cells_to_areas(cells[s.H3_CELL], areas)
-    rows = cells.assign(layer=layer, res=res, area=names).dropna(subset=["area"])
-    count = replace_rows(
-        engine, areas_table, rows[["layer", "res", s.H3_CELL, "area"]], layer=layer, res=res
-    )
-    log.info("area layer %s: %d of %d hexes assigned", layer, count, len(cells))
+def universe_cells(engine: Engine, res: int) -> pd.Series:
+    """The cells of the hex universe at ``res``."""
+    h = hex_cells_table.c
+    frame = read_frame(engine, sa.select(h.h3_cell).where(h.res == res).order_by(h.h3_cell))
+    return frame[s.H3_CELL].astype("str")
+
+
+def require_hex_universe(engine: Engine, res: int) -> int:
+    """The number of hexes at ``res``; raises :class:`HexUniverseMissing` when there are none."""
+    h = hex_cells_table.c
+    with engine.connect() as conn:
+        count = int(conn.execute(sa.select(sa.func.count()).where(h.res == res)).scalar_one())
+    if count == 0:
+        raise HexUniverseMissing(no_universe_message(res))
     return count
+
+
+def no_universe_message(res: int) -> str:
+    return (
+        f"no hex universe at res {res} yet: load crashes first (`vz ingest crashes …` or `vz demo`)"
+    )
+
+
+@dataclass(frozen=True)
+class AreaAssignment:
+    """What loading an area layer did: hexes assigned of the universe, the layer it replaced."""
+
+    layer: str
+    res: int
+    universe: int
+    assigned: int
+    areas_used: int
+    areas_total: int
+    before: int
+    before_areas: int
+
+    @property
+    def outside(self) -> int:
+        return self.universe - self.assigned
+
+    def summary(self) -> str:
+        before = (
+            f"before: {self.before:,} hexes in {self.before_areas:,} areas"
+            if self.before
+            else "before: no stored layer"
+        )
+        return (
+            f"area layer {self.layer}: {self.assigned:,} of {self.universe:,} hexes assigned"
+            f" to {self.areas_used:,} of {self.areas_total:,} areas,"
+            f" {self.outside:,} outside every polygon; {before}"
+        )
+
+
+def refusal(assigned: int, universe: int, before: int, *, force: bool) -> str | None:
+    """Why a layer assigning ``assigned`` hexes may not replace one of ``before``; else None.
+
+    The rule: a layer assigning no hex is always refused; one assigning fewer than
+    ``MIN_SHARE_OF_STORED`` of the stored layer's hexes is refused unless ``force``.
+    """
+    if assigned == 0:
+        return f"no hex centre of the {universe:,} in the universe lies inside any polygon"
+    if not force and before and assigned < MIN_SHARE_OF_STORED * before:
+        return (
+            f"it assigns {assigned:,} of {universe:,} hexes, fewer than half of the {before:,}"
+            " the stored layer has (pass --force to replace it anyway)"
+        )
+    return None
+
+
+def layer_rows(cells: pd.Series, names: pd.Series, layer: str, res: int) -> pd.DataFrame:
+    """The ``hex_areas`` rows of a layer: one per hex inside a polygon."""
+    rows = pd.DataFrame({"layer": layer, "res": res, s.H3_CELL: cells, "area": names})
+    return rows.dropna(subset=["area"]).reset_index(drop=True)
+
+
+def _stored_layer(conn: Connection, layer: str, res: int) -> tuple[int, int]:
+    a = areas_table.c
+    query = sa.select(sa.func.count(), sa.func.count(sa.distinct(a.area))).where(
+        a.layer == layer, a.res == res
+    )
+    hexes, areas = conn.execute(query).one()
+    return int(hexes), int(areas)
+
+
+def assign_area_layer(
+    engine: Engine, layer: str, areas: pd.DataFrame, res: int, *, force: bool = False
+) -> AreaAssignment:
+    """Store which named area (of a parsed layer) holds each hex of the universe.
+
+    Checked, then replaced in one transaction: a refused layer (see :func:`refusal`) raises
+    :class:`AreaLayerRefused` and leaves the stored layer as it was.
+    """
+    require_hex_universe(engine, res)
+    cells = universe_cells(engine, res)
+    rows = layer_rows(cells, cells_to_areas(cells, areas), layer, res)
+    with engine.begin() as conn:
+        before, before_areas = _stored_layer(conn, layer, res)
+        problem = refusal(len(rows), len(cells), before, force=force)
+        if problem:
+            kept = f"{before:,} hexes" if before else "nothing stored"
+            raise AreaLayerRefused(
+                f"refused area layer {layer!r}: {problem}; the stored layer is unchanged ({kept})"
+            )
+        conn.execute(
+            areas_table.delete().where(areas_table.c.layer == layer, areas_table.c.res == res)
+        )
+        conn.execute(areas_table.insert(), rows.astype(object).to_dict("records"))
+    result = AreaAssignment(
+        layer=layer,
+        res=res,
+        universe=len(cells),
+        assigned=len(rows),
+        areas_used=int(rows["area"].nunique()),
+        areas_total=int(areas["area"].nunique()),
+        before=before,
+        before_areas=before_areas,
+    )
+    log.info(result.summary())
+    return result

@@ -14,10 +14,17 @@ from tqdm import tqdm
 from core import schema as s
 from core.settings import Settings
 from core.warehouse import RunRecord, create_schema, get_engine, has_schema, metadata
+from etl.areas import read_area_layer
 from etl.crashes import ingest_crash_batches
 from etl.csv_files import crash_csv_batches
 from etl.demo import DemoConfig, generate_demo_city, write_demo_files
-from etl.hexes import assign_area_layer, refresh_hex_cells
+from etl.hexes import (
+    AreaAssignment,
+    AreaLayerRefused,
+    assign_area_layer,
+    refresh_hex_cells,
+    require_hex_universe,
+)
 from etl.http import SourceError
 from etl.traffic import load_traffic, read_traffic_csv
 from etl.weather import (
@@ -29,7 +36,6 @@ from etl.weather import (
     open_meteo_to_weather,
     read_noaa_csv,
 )
-from geo.areas import geojson_to_areas, read_geojson
 
 log = logging.getLogger(__name__)
 
@@ -109,13 +115,26 @@ def _traffic_raw(
 
 
 def load_area_layer(
-    engine: Engine, settings: Settings, *, layer: str, location: str, name_property: str
-) -> int:
-    """Assign every hex of the universe to a named polygon of a GeoJSON file or URL."""
-    document = read_geojson(location, timeout_s=settings.http_timeout_s)
-    return assign_area_layer(
-        engine, layer, geojson_to_areas(document, name_property), settings.h3_res
-    )
+    engine: Engine,
+    settings: Settings,
+    *,
+    layer: str,
+    location: str,
+    name_property: str,
+    force: bool = False,
+) -> AreaAssignment:
+    """Assign every hex of the universe to a named polygon of a GeoJSON file or URL.
+
+    Fails before reading anything when there is no hex universe yet; a layer that is not
+    usable GeoJSON, lies outside the city, assigns no hex, or assigns fewer than half the hexes
+    of the stored layer it would replace (unless ``force``) is refused and nothing changes.
+    """
+    require_hex_universe(engine, settings.h3_res)
+    areas = read_area_layer(location, settings, name_property)
+    try:
+        return assign_area_layer(engine, layer, areas, settings.h3_res, force=force)
+    except AreaLayerRefused as exc:
+        raise AreaLayerRefused(f"{location}: {exc}") from exc
 
 
 def build_demo_warehouse(

@@ -8,10 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from core.settings import Settings
-from core.warehouse import get_engine, read_frame, warehouse_status
+from core.warehouse import create_schema, get_engine, read_frame, warehouse_status
 from etl.jobs import build_demo_warehouse
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -130,31 +131,77 @@ def test_area_layer_from_a_geojson_file_assigns_every_hex(
     south, north = float(centres["lat"].min()) - 0.01, float(centres["lat"].max()) + 0.01
     west, east = float(centres["lng"].min()) - 0.01, float(centres["lng"].max()) + 0.01
 
-    def box(name: str, lng0: float, lng1: float) -> dict:
-        ring = [[lng0, south], [lng1, south], [lng1, north], [lng0, north], [lng0, south]]
+    def box(name: str, lng0: float, lng1: float, top: float = north) -> dict:
+        ring = [[lng0, south], [lng1, south], [lng1, top], [lng0, top], [lng0, south]]
         return {
             "type": "Feature",
             "properties": {"precinct": name},
             "geometry": {"type": "Polygon", "coordinates": [ring]},
         }
 
+    def areas(path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+        return vz(
+            "areas", "--layer", "precinct", "--source", str(path), "--name-property", "precinct",
+            *extra, var_dir=demo_settings.var_dir,
+        )  # fmt: skip
+
+    def stored() -> pd.DataFrame:
+        return read_frame(
+            engine,
+            "SELECT h3_cell, area FROM hex_areas WHERE layer = 'precinct' ORDER BY h3_cell",
+        )
+
     path = tmp_path / "precincts.geojson"
     features = [box("West", west, middle), box("East", middle, east)]
     path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
-    result = vz(
-        "areas", "--layer", "precinct", "--source", str(path), "--name-property", "precinct",
-        var_dir=demo_settings.var_dir,
-    )  # fmt: skip
+    result = areas(path)
     assert result.returncode == 0, result.stderr
-    assert f"{len(centres):,} hexes assigned" in result.stdout
-    counts = read_frame(
-        engine, "SELECT area, COUNT(*) AS n FROM hex_areas WHERE layer = 'precinct' GROUP BY area"
-    )
-    assert set(counts["area"]) == {"West", "East"}
-    assert counts["n"].min() > 0.3 * len(centres)
+    n = len(centres)
+    assert f"area layer precinct: {n:,} of {n:,} hexes assigned to 2 of 2 areas" in result.stdout
+    assert "0 outside every polygon" in result.stdout
+    good = stored()
+    assert set(good["area"]) == {"West", "East"}
+    assert good.groupby("area").size().min() > 0.3 * n
 
     missing = vz(
         "areas", "--layer", "precinct", "--source", str(path), "--name-property", "name",
         var_dir=demo_settings.var_dir,
     )  # fmt: skip
-    assert_one_line_failure(missing, "no property 'name'")
+    assert_one_line_failure(missing, "feature 0 has no property 'name' (it has: precinct)")
+
+    swapped = tmp_path / "swapped.geojson"
+    flipped = [
+        {**f, "geometry": {"type": "Polygon", "coordinates": [[[y, x] for x, y in ring]]}}
+        for f in features
+        for ring in f["geometry"]["coordinates"]
+    ]
+    swapped.write_text(json.dumps({"type": "FeatureCollection", "features": flipped}))
+    assert_one_line_failure(areas(swapped, "--force"), "latitude and longitude look swapped")
+    pd.testing.assert_frame_equal(stored(), good)
+
+    small = tmp_path / "small.geojson"
+    strip = box("South", west, east, top=float(centres["lat"].quantile(0.2)))
+    small.write_text(json.dumps({"type": "FeatureCollection", "features": [strip]}))
+    refused = areas(small)
+    assert_one_line_failure(refused, "fewer than half of the")
+    assert "--force" in refused.stderr
+    pd.testing.assert_frame_equal(stored(), good)
+
+    forced = areas(small, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert f"; before: {n:,} hexes in 2 areas" in forced.stdout
+    assert set(stored()["area"]) == {"South"}
+    assert 0 < len(stored()) < n / 2
+
+
+def test_areas_before_any_crashes_say_load_crashes_first(tmp_path: Path) -> None:
+    layer = tmp_path / "layer.geojson"
+    layer.write_text(json.dumps({"type": "FeatureCollection", "features": []}))
+    args = ("areas", "--layer", "precinct", "--source", str(layer), "--name-property", "p")
+    assert_one_line_failure(vz(*args, var_dir=tmp_path), "load crashes first")
+    assert not (tmp_path / "warehouse.sqlite").exists()
+
+    create_schema(get_engine(Settings(var_dir=tmp_path).resolved_database_url))
+    assert_one_line_failure(
+        vz(*args, var_dir=tmp_path), "no hex universe at res 8 yet: load crashes first"
+    )
