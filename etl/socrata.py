@@ -36,7 +36,14 @@ from sqlalchemy.engine import Engine
 from core.settings import Settings
 from core.warehouse import RunRecord, get_watermark, last_interrupted_run
 from etl.crashes import SOCRATA, RawCrashBatch, ingest_crash_batches
-from etl.http import SourceError, get_response, make_session, raise_for_status
+from etl.http import (
+    SourceError,
+    get_response,
+    html_title,
+    looks_like_html,
+    make_session,
+    raise_for_status,
+)
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +124,12 @@ def iter_pages(
                 retries=_retries(session, url),
                 detail=_error_message(response),
             )
-        records = _page_records(response.content, label=label, cursor=cursor)
+        records = _page_records(
+            response.content,
+            label=label,
+            cursor=cursor,
+            content_type=response.headers.get("Content-Type", ""),
+        )
         if not records:
             return
         last_id = records[-1][ID_FIELD]
@@ -127,13 +139,21 @@ def iter_pages(
         cursor = last_id
 
 
-def _page_records(body: bytes, *, label: str, cursor: str | None) -> list[dict[str, Any]]:
+def _page_records(
+    body: bytes, *, label: str, cursor: str | None, content_type: str = ""
+) -> list[dict[str, Any]]:
     """The page's records, each a JSON object with a string ``:id``."""
     place = f"on page after :id {cursor}" if cursor is not None else "on the first page"
     try:
         with _gc_paused():
             page = json.loads(body)
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        if looks_like_html(content_type, body):
+            title = html_title(body)
+            named = f' ("{title}")' if title else ""
+            raise SourceError(
+                f"{label}: the server returned an HTML page{named}, not JSON, {place}"
+            ) from exc
         raise SourceError(f"{label}: malformed JSON {place}") from exc
     if not isinstance(page, list):
         raise SourceError(f"{label}: expected a JSON list, got {_describe(page)} {place}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -221,16 +222,51 @@ def test_429_is_retried_then_the_page_loads(
     assert len(crashes(engine)) == 7
 
 
-def test_a_timeout_is_a_one_line_source_error(
-    mock: responses.RequestsMock, settings: Settings
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (requests.ReadTimeout("read timed out"), f"read timeout after 5 s from {URL}"),
+        (requests.ConnectTimeout("connect timed out"), f"connect timeout after 5 s to {URL}"),
+        (
+            requests.ConnectionError(socket.gaierror(-2, "Name or service not known")),
+            f"could not connect to {URL}: host name not found",
+        ),
+    ],
+)
+def test_a_transport_failure_says_which_in_one_line(
+    mock: responses.RequestsMock,
+    settings: Settings,
+    error: requests.RequestException,
+    expected: str,
 ) -> None:
-    mock.add(responses.GET, URL, body=requests.ReadTimeout("read timed out"))
+    """A read timeout is not "cannot connect"; the URL is shown without its query string."""
+    mock.add(responses.GET, URL, body=error)
 
     with pytest.raises(SourceError) as caught:
         fetch(settings)
 
-    assert str(caught.value).startswith("socrata h9gi-nx95: timed out")
-    assert "\n" not in str(caught.value)
+    assert str(caught.value) == f"socrata h9gi-nx95: {expected} (retried 5 times)"
+
+
+def test_a_captive_portal_page_is_named_as_html_not_malformed_json(
+    mock: responses.RequestsMock, settings: Settings, engine: Engine
+) -> None:
+    expect_page(mock, body=page_body(1))
+    mock.add(
+        responses.GET,
+        URL,
+        body=b"<!DOCTYPE html><html><head><title>Hotel WiFi login</title></head></html>",
+        content_type="text/html; charset=utf-8",
+    )
+
+    with pytest.raises(SourceError) as caught:
+        ingest(engine, settings)
+
+    assert str(caught.value) == (
+        'socrata h9gi-nx95: the server returned an HTML page ("Hotel WiFi login"), not JSON,'
+        f" on page after :id {PAGE_LAST_IDS[0]}"
+    )
+    assert len(crashes(engine)) == 2  # page 1 stays
 
 
 @pytest.fixture
