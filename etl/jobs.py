@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -87,8 +88,19 @@ def _ingest_crashes(
     return _ingest_crash_file(engine, settings, file, source=source)
 
 
+def progress_disabled() -> bool:
+    """Progress bars only on a terminal: piped or logged stderr keeps warnings and errors only."""
+    return not sys.stderr.isatty()
+
+
 def _ingest_crash_file(engine: Engine, settings: Settings, file: Path, *, source: str) -> RunRecord:
-    with tqdm(desc=f"crashes {file.name}", unit=" rows", unit_scale=True, leave=False) as bar:
+    with tqdm(
+        desc=f"crashes {file.name}",
+        unit=" rows",
+        unit_scale=True,
+        leave=False,
+        disable=progress_disabled(),
+    ) as bar:
         return ingest_crash_batches(
             engine,
             with_origin(crash_csv_batches(file), file.name),
