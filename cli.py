@@ -1,6 +1,8 @@
 """``vz``: one command line for every job. Each command is a thin wrapper over a library function.
 
-Errors end as one line on stderr and a non-zero exit code; ``--verbose`` shows the traceback.
+Summaries go to stdout. stderr carries warnings and, on failure, one line and a non-zero exit
+code; progress bars only when stderr is a terminal. ``-v`` adds INFO logs, ``-vv`` DEBUG logs
+and the traceback of a failure.
 """
 
 from __future__ import annotations
@@ -60,19 +62,38 @@ def _parse_date(value: str | None, option: str) -> dt.date | None:
         raise typer.BadParameter(f"{option} expects YYYY-MM-DD, got {value!r}") from exc
 
 
-@app.callback()
-def _main(
-    verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Debug logging, tracebacks")
-    ] = False,
-) -> None:
+def configure_logging(verbosity: int) -> None:
+    """0: warnings only; 1 (``-v``): INFO with times and logger names; 2+ (``-vv``): DEBUG."""
+    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbosity, 2)]
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        level=level,
+        format=(
+            "%(asctime)s %(levelname)s %(name)s: %(message)s"
+            if verbosity
+            else "%(levelname)s: %(message)s"
+        ),
         datefmt="%H:%M:%S",
+        force=True,
     )
     for noisy in ("urllib3", "alembic", "mlflow", "matplotlib", "numba", "fontTools"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if not sys.stderr.isatty():  # MLflow's own progress bars for large artifacts
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[
+        int,
+        typer.Option(
+            "--verbose",
+            "-v",
+            count=True,
+            help="-v: progress logs (INFO); -vv: debug logs and the traceback of a failure",
+        ),
+    ] = 0,
+) -> None:
+    configure_logging(verbose)
 
 
 @app.command()
@@ -277,7 +298,7 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.exit(_fail("interrupted; what was loaded stays, a re-run completes it"))
     except Exception as exc:  # the one place every failure becomes one line
-        log.debug("failure", exc_info=True)
+        log.debug("failure", exc_info=True)  # the traceback, with -vv
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         sys.exit(_fail(message))
 

@@ -38,6 +38,19 @@ class Settings(BaseSettings):
     traffic_dataset: str = "7ym2-wayt"
     http_timeout_s: float = 60.0
     http_retries: int = 5
+    max_reject_share: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="a batch with more than this share of rows rejected for one reason stops "
+        "the run (1 turns the check off)",
+    )
+    drift_min_rows: int = Field(
+        default=100,
+        ge=1,
+        description="the reject-share check, and the check for a field absent from every "
+        "record, apply to batches of at least this many rows",
+    )
 
     open_meteo_archive_url: str = "https://archive-api.open-meteo.com/v1/archive"
     open_meteo_forecast_url: str = "https://api.open-meteo.com/v1/forecast"

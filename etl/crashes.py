@@ -9,6 +9,7 @@ reason, so ``rows in = clean + rejected`` for every batch.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import queue
@@ -33,6 +34,7 @@ from core.warehouse import (
     upsert,
     write_rejects,
 )
+from etl.drift import BatchOrigin, DriftLimits, check_batch
 from geo.cells import points_to_cells
 
 log = logging.getLogger(__name__)
@@ -128,7 +130,8 @@ SOCRATA = CrashShape(
         ":updated_at": s.SOURCE_UPDATED_AT,
     },
     "%Y-%m-%d",
-    frozenset({"collision_id", "crash_date"}),
+    # checked on every page by the drift guard (etl.drift), not used to detect the shape
+    frozenset({"collision_id", "crash_date", "latitude", "longitude"}),
 )
 CSV_SHAPES = (CSV_CURRENT, CSV_PRE_2019, CSV_TRIMMED)
 
@@ -248,6 +251,7 @@ REJECT_REASONS: tuple[str, ...] = (
     "fractional count",
     "duplicate collision_id",
 )
+DUPLICATE_ID = REJECT_REASONS[-1]  # not a sign of drift: the first copy loads
 
 _COUNT_MAX = np.iinfo(np.int32).max
 _NUMBER = r"^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)$"
@@ -349,6 +353,33 @@ class RawCrashBatch:
     shape: CrashShape
     resume_token: str | None = None
     watermark: str | None = None
+    origin: BatchOrigin | None = None  # for the drift guard; None: the frame's columns, unnamed
+
+
+def with_origin(batches: Iterable[RawCrashBatch], label: str) -> Iterator[RawCrashBatch]:
+    """``batches`` of the file (or source) ``label``, numbered from 1 for the drift guard."""
+    for number, batch in enumerate(batches, start=1):
+        yield dataclasses.replace(batch, origin=BatchOrigin(label, f"in batch {number}"))
+
+
+def check_crash_batch(
+    batch: RawCrashBatch, result: NormalizedCrashes, *, source: str, limits: DriftLimits
+) -> None:
+    """The drift guard (``etl.drift``) on one normalised batch, before anything of it is written:
+    the shape's required fields are present, no one reason rejects most rows.
+    """
+    origin = batch.origin or BatchOrigin(f"crashes from {source}")
+    if origin.fields is None:  # a file: its header is the declared schema
+        header = frozenset(str(name).strip() for name in batch.frame.columns)
+        origin = dataclasses.replace(origin, fields=header, declared=True)
+    check_batch(
+        origin,
+        rows=len(batch.frame),
+        reasons=result.rejects[s.REASON],
+        required=batch.shape.required,
+        limits=limits,
+        ignore=(DUPLICATE_ID,),
+    )
 
 
 def read_ahead(
@@ -417,6 +448,7 @@ def ingest_crash_batches(
             )
 
         for batch, result in read_ahead(batches, normalize):
+            check_crash_batch(batch, result, source=source, limits=DriftLimits.of(settings))
             run.rows_in += len(batch.frame)
             rows = result.clean.assign(crash_date=result.clean[s.CRASHED_AT].dt.floor("D"))
             run.counts += upsert(

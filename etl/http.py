@@ -7,7 +7,10 @@ whose message is one human line (the CLI prints ``str(exc)`` and exits 1).
 from __future__ import annotations
 
 import logging
+import re
+import socket
 from typing import Any, Final
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -21,6 +24,7 @@ log = logging.getLogger(__name__)
 BACKOFF_FACTOR: float = 0.5
 RETRY_STATUSES: Final = (429, 500, 502, 503, 504)
 _MAX_MESSAGE_CHARS: Final = 300
+_TITLE = re.compile(rb"<title[^>]*>(.*?)</title", re.IGNORECASE | re.DOTALL)
 
 
 class SourceError(RuntimeError):
@@ -80,6 +84,20 @@ def _retries_of(session: requests.Session) -> int | None:
     return session.retries if isinstance(session, TimeoutSession) else None
 
 
+def _timeout_of(session: requests.Session) -> float | None:
+    return session.timeout_s if isinstance(session, TimeoutSession) else None
+
+
+def public_url(url: str) -> str:
+    """``url`` as a message may show it: no query string, fragment or credentials."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url.split("?", 1)[0]
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
 def get_response(
     session: requests.Session,
     url: str,
@@ -88,17 +106,80 @@ def get_response(
     params: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
 ) -> requests.Response:
-    """GET ``url``; transport failures become :class:`SourceError`. Any status is returned."""
+    """GET ``url``; transport failures become :class:`SourceError`. Any status is returned.
+
+    The message says which failure it was, in words: ``could not connect to <url>: <cause>``
+    (host name not found, connection refused…), ``connect timeout after N s``, ``read timeout
+    after N s`` (the server accepted the connection but sent nothing for N seconds), or a
+    connection that broke while the response was being read; the URL without its query string.
+    """
     retries = _retries_of(session)
-    after = f" after {retries} retries" if retries else ""
+    tried = f" (retried {retries} times)" if retries else ""
+    seconds = _timeout_of(session)
+    after = f" after {seconds:g} s" if seconds is not None else ""
+    shown = public_url(url)
     try:
         return session.get(url, params=params, headers=headers)
+    except requests.ConnectTimeout as exc:  # before ConnectionError: it is one too
+        raise SourceError(f"{source}: connect timeout{after} to {shown}{tried}") from exc
+    except requests.ReadTimeout as exc:
+        raise SourceError(f"{source}: read timeout{after} from {shown}{tried}") from exc
     except requests.Timeout as exc:
-        raise SourceError(f"{source}: timed out{after} on {url}") from exc
+        raise SourceError(f"{source}: timeout{after} on {shown}{tried}") from exc
     except requests.ConnectionError as exc:
-        raise SourceError(f"{source}: cannot connect{after} to {url}") from exc
+        cause = connection_cause(exc)
+        because = f": {cause}" if cause else ""
+        raise SourceError(f"{source}: could not connect to {shown}{because}{tried}") from exc
+    except requests.exceptions.ChunkedEncodingError as exc:
+        raise SourceError(
+            f"{source}: the connection broke while reading the response from {shown}{tried}"
+        ) from exc
     except requests.RequestException as exc:
-        raise SourceError(f"{source}: request to {url} failed: {exc}") from exc
+        raise SourceError(f"{source}: request to {shown} failed: {exc}") from exc
+
+
+def connection_cause(exc: BaseException) -> str:
+    """The reason a connection failed, in words, from the exceptions ``requests`` wraps."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        error = pending.pop(0)
+        if id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, requests.exceptions.SSLError):
+            return "TLS/SSL error (certificate or protocol)"
+        if isinstance(error, requests.exceptions.ProxyError):
+            return "the proxy refused or failed the connection"
+        if isinstance(error, socket.gaierror) or "NameResolution" in type(error).__name__:
+            return "host name not found"
+        if isinstance(error, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(error, ConnectionResetError):
+            return "connection reset by the server"
+        if "RemoteDisconnected" in type(error).__name__:
+            return "the server closed the connection without a response"
+        for nested in (getattr(error, "reason", None), error.__cause__, error.__context__):
+            if isinstance(nested, BaseException):
+                pending.append(nested)
+        pending.extend(arg for arg in error.args if isinstance(arg, BaseException))
+    return ""
+
+
+def looks_like_html(content_type: str, body: bytes) -> bool:
+    """An HTML page (a captive portal, a proxy's or server's error page) rather than data."""
+    if "html" in content_type.lower():
+        return True
+    head = body[:512].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    return head.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<!--"))
+
+
+def html_title(body: bytes) -> str:
+    """The ``<title>`` of an HTML page, cut short, or ``""``."""
+    match = _TITLE.search(body[:65_536])
+    if match is None:
+        return ""
+    return one_line(match.group(1).decode("utf-8", "replace"), limit=60)
 
 
 def raise_for_status(
@@ -112,7 +193,7 @@ def raise_for_status(
         return
     code = response.status_code
     after = f" after {retries} retries" if retries and code in RETRY_STATUSES else ""
-    url = response.url.split("?", 1)[0]
+    url = public_url(response.url)
     tail = f": {detail}" if detail else ""
     raise SourceError(f"{source}: HTTP {code}{after} from {url}{tail}")
 
@@ -134,7 +215,14 @@ def get_json(
     try:
         return response.json()
     except ValueError as exc:  # requests.JSONDecodeError is a ValueError
-        raise SourceError(f"{source}: malformed JSON from {response.url}: {exc}") from exc
+        shown = public_url(response.url)
+        if looks_like_html(response.headers.get("Content-Type", ""), response.content):
+            title = html_title(response.content)
+            named = f' ("{title}")' if title else ""
+            raise SourceError(
+                f"{source}: the server returned an HTML page{named}, not JSON, from {shown}"
+            ) from exc
+        raise SourceError(f"{source}: malformed JSON from {shown}: {exc}") from exc
 
 
 def _error_detail(response: requests.Response) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +16,7 @@ from core import schema as s
 from core.settings import Settings
 from core.warehouse import RunRecord, create_schema, get_engine, has_schema, metadata
 from etl.areas import read_area_layer
-from etl.crashes import ingest_crash_batches
+from etl.crashes import ingest_crash_batches, with_origin
 from etl.csv_files import crash_csv_batches
 from etl.demo import DemoConfig, generate_demo_city, write_demo_files
 from etl.hexes import (
@@ -74,7 +75,8 @@ def ingest_job(
         return load_weather(engine, request, provider=source, settings=settings)
     if dataset == "traffic":
         raw = _traffic_raw(settings, source=source, file=file, since=since)
-        return load_traffic(engine, raw, source=source, settings=settings)
+        label = file.name if file is not None else f"socrata {settings.traffic_dataset}"
+        return load_traffic(engine, raw, source=source, settings=settings, label=label)
     raise SourceError(f"unknown dataset {dataset!r}: crashes, weather or traffic")
 
 
@@ -92,10 +94,25 @@ def _ingest_crashes(
     return _ingest_crash_file(engine, settings, file, source=source)
 
 
+def progress_disabled() -> bool:
+    """Progress bars only on a terminal: piped or logged stderr keeps warnings and errors only."""
+    return not sys.stderr.isatty()
+
+
 def _ingest_crash_file(engine: Engine, settings: Settings, file: Path, *, source: str) -> RunRecord:
-    with tqdm(desc=f"crashes {file.name}", unit=" rows", unit_scale=True, leave=False) as bar:
+    with tqdm(
+        desc=f"crashes {file.name}",
+        unit=" rows",
+        unit_scale=True,
+        leave=False,
+        disable=progress_disabled(),
+    ) as bar:
         return ingest_crash_batches(
-            engine, crash_csv_batches(file), source=source, settings=settings, on_batch=bar.update
+            engine,
+            with_origin(crash_csv_batches(file), file.name),
+            source=source,
+            settings=settings,
+            on_batch=bar.update,
         )
 
 

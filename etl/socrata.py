@@ -36,7 +36,15 @@ from sqlalchemy.engine import Engine
 from core.settings import Settings
 from core.warehouse import RunRecord, get_watermark, last_interrupted_run
 from etl.crashes import SOCRATA, RawCrashBatch, ingest_crash_batches
-from etl.http import SourceError, get_response, make_session, raise_for_status
+from etl.drift import BatchOrigin
+from etl.http import (
+    SourceError,
+    get_response,
+    html_title,
+    looks_like_html,
+    make_session,
+    raise_for_status,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +55,33 @@ SELECT_ALL: Final = ":*, *"  # system fields (:id, :updated_at, …) and every c
 ID_FIELD: Final = ":id"
 UPDATED_AT_FIELD: Final = ":updated_at"
 DROPPED_FIELDS: Final = frozenset({"location"})  # nested point; latitude/longitude carry it
+FIELDS_HEADER: Final = "X-SODA2-Fields"  # the JSON list of the fields a response selects
 # How far the stored watermark stays behind the start of the run's query (see module doc).
 WATERMARK_LAG: Final = dt.timedelta(hours=1)
 
 
 @dataclass(frozen=True)
 class SocrataPage:
-    """One page of records (JSON objects, values as Socrata sends them) and its last ``:id``."""
+    """One page of records (JSON objects, values as Socrata sends them) and its last ``:id``.
+
+    ``after_id`` is the ``:id`` the page was asked after (``None``: the first page); ``fields``
+    the dataset's fields as the response declares them (``X-SODA2-Fields``), when it does.
+    """
 
     records: list[dict[str, Any]]
     last_id: str
+    after_id: str | None = None
+    fields: frozenset[str] | None = None
+
+    def origin(self, label: str) -> BatchOrigin:
+        """The page for the drift guard: its place, and its declared fields, or else the keys of
+        its records (Socrata leaves out null values, so a field no record has is absent).
+        """
+        after = self.after_id
+        place = "on the first page" if after is None else f"on the page after :id {after}"
+        if self.fields is not None:
+            return BatchOrigin(label, place, self.fields, declared=True)
+        return BatchOrigin(label, place, frozenset().union(*self.records), declared=False)
 
 
 # ------------------------------------------------------------------------------------------
@@ -117,23 +142,48 @@ def iter_pages(
                 retries=_retries(session, url),
                 detail=_error_message(response),
             )
-        records = _page_records(response.content, label=label, cursor=cursor)
+        records = _page_records(
+            response.content,
+            label=label,
+            cursor=cursor,
+            content_type=response.headers.get("Content-Type", ""),
+        )
         if not records:
             return
         last_id = records[-1][ID_FIELD]
         if last_id == cursor:
             raise SourceError(f"{label}: paging did not advance past :id {cursor}")
-        yield SocrataPage(records=records, last_id=last_id)
+        fields = declared_fields(response.headers.get(FIELDS_HEADER))
+        yield SocrataPage(records=records, last_id=last_id, after_id=cursor, fields=fields)
         cursor = last_id
 
 
-def _page_records(body: bytes, *, label: str, cursor: str | None) -> list[dict[str, Any]]:
+def declared_fields(header: str | None) -> frozenset[str] | None:
+    """The field names of an ``X-SODA2-Fields`` header (a JSON list); ``None`` when unusable."""
+    try:
+        names = json.loads(header) if header else None
+    except ValueError:
+        return None
+    if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
+        return frozenset(names)
+    return None
+
+
+def _page_records(
+    body: bytes, *, label: str, cursor: str | None, content_type: str = ""
+) -> list[dict[str, Any]]:
     """The page's records, each a JSON object with a string ``:id``."""
     place = f"on page after :id {cursor}" if cursor is not None else "on the first page"
     try:
         with _gc_paused():
             page = json.loads(body)
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        if looks_like_html(content_type, body):
+            title = html_title(body)
+            named = f' ("{title}")' if title else ""
+            raise SourceError(
+                f"{label}: the server returned an HTML page{named}, not JSON, {place}"
+            ) from exc
         raise SourceError(f"{label}: malformed JSON {place}") from exc
     if not isinstance(page, list):
         raise SourceError(f"{label}: expected a JSON list, got {_describe(page)} {place}")
@@ -285,6 +335,8 @@ def socrata_crash_batches(
         page_size=settings.socrata_page_size,
     )
 
+    label = f"socrata {settings.crashes_dataset}"
+
     def to_batch(page: SocrataPage) -> RawCrashBatch:
         frame = records_to_frame(page.records)
         return RawCrashBatch(
@@ -292,6 +344,7 @@ def socrata_crash_batches(
             shape=SOCRATA,
             resume_token=page.last_id,
             watermark=page_watermark(frame[UPDATED_AT_FIELD], cap=watermark_cap),
+            origin=page.origin(label),
         )
 
     yield from _prefetched(map(to_batch, pages))

@@ -20,7 +20,8 @@ Rules (each rejected row gets one of these reasons):
   row of the batch, the ``segment_points`` argument (``segment_id, lat, lng`` in WGS84), then
   points already in the warehouse (``load_traffic`` passes both). Otherwise it is rejected as
   "no geometry for segment": the hourly 2024 extract has no geometry at all, so without a
-  segment→point lookup every one of its rows is rejected.
+  segment→point lookup every one of its rows is rejected, and the drift guard (``etl.drift``)
+  stops that run before anything is written (``VZ_MAX_REJECT_SHARE=1`` loads the rejects anyway).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from core.warehouse import (
     upsert,
     write_rejects,
 )
+from etl.drift import BatchOrigin, DriftLimits, check_fields, check_rejects
 from etl.http import SourceError, make_session
 from etl.rejects import join_reasons, json_records
 from etl.socrata import iter_pages
@@ -327,6 +329,7 @@ def fetch_traffic(
     http = session or make_session(settings)
     rows: list[dict[str, Any]] = []
     pages = 0
+    label = f"socrata {settings.traffic_dataset}"
     for page in iter_pages(
         http,
         settings,
@@ -335,6 +338,14 @@ def fetch_traffic(
         after_id=None,
         page_size=settings.socrata_page_size,
     ):
+        origin = page.origin(label)
+        fields = frozenset(name.lower() for name in origin.fields or ())
+        check_fields(  # the drift guard (etl.drift): a renamed field stops the run here
+            BatchOrigin(origin.label, origin.place, fields, origin.declared),
+            REQUIRED_FIELDS,
+            rows=len(page.records),
+            limits=DriftLimits.of(settings),
+        )
         rows.extend(page.records)
         pages += 1
     log.info("fetched %d traffic rows in %d pages", len(rows), pages)
@@ -385,12 +396,21 @@ def read_traffic(
 
 
 def ingest_traffic(
-    engine: Engine, clean: pd.DataFrame, rejects: pd.DataFrame, *, source: str, rows_in: int
+    engine: Engine,
+    clean: pd.DataFrame,
+    rejects: pd.DataFrame,
+    *,
+    source: str,
+    rows_in: int,
+    label: str | None = None,
+    limits: DriftLimits | None = None,
 ) -> RunRecord:
     """Upsert hourly counts and store rejects in one recorded run, counting input rows.
 
     An input row counts as loaded, updated or unchanged with the hourly row it was summed into,
-    so ``rows_in == loaded + updated + unchanged + rejected``. Idempotent.
+    so ``rows_in == loaded + updated + unchanged + rejected``. Idempotent. A batch where one
+    reason rejects most rows fails the run before anything is written (``etl.drift``; ``label``
+    names the file or feed in that message).
     """
     summed = int(clean[SOURCE_ROWS].sum()) if not clean.empty else 0
     if rows_in != summed + len(rejects):
@@ -398,6 +418,13 @@ def ingest_traffic(
     counts = clean.drop(columns=[SOURCE_ROWS])
     s.TRAFFIC_SCHEMA.validate(counts)
     with etl_run(engine, DATASET, source) as run:
+        check_rejects(
+            BatchOrigin(label or f"traffic from {source}"),
+            rejects[s.REASON],
+            rows=rows_in,
+            limits=limits or DriftLimits.of(get_settings()),
+            ignore=(DUPLICATE_KEY,),
+        )
         run.rows_in = rows_in
         run.rows_rejected = write_rejects(engine, run, rejects)
         for n, group in counts.groupby(clean[SOURCE_ROWS], sort=True):
@@ -419,15 +446,27 @@ def load_traffic(
     source: str,
     segment_points: pd.DataFrame | None = None,
     settings: Settings | None = None,
+    label: str | None = None,
 ) -> RunRecord:
-    """Normalise a raw batch (segment points: batch, then argument, then warehouse) and ingest."""
+    """Normalise a raw batch (segment points: batch, then argument, then warehouse) and ingest.
+
+    ``label`` names the file or feed in a drift-guard message (see ``ingest_traffic``).
+    """
     settings = settings or get_settings()
     known = read_segment_points(engine)
     points = known if segment_points is None else pd.concat([segment_points, known])
     clean, rejects = normalize_traffic(
         raw, source=source, res=settings.h3_fine_res, segment_points=points
     )
-    return ingest_traffic(engine, clean, rejects, source=source, rows_in=len(raw))
+    return ingest_traffic(
+        engine,
+        clean,
+        rejects,
+        source=source,
+        rows_in=len(raw),
+        label=label,
+        limits=DriftLimits.of(settings),
+    )
 
 
 # --------------------------------------------------------------------------------------------

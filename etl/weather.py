@@ -51,6 +51,7 @@ from core.warehouse import (
     weather_table,
     write_rejects,
 )
+from etl.drift import BatchOrigin, DriftLimits, check_rejects
 from etl.http import SourceError, get_json, make_session
 from etl.rejects import join_reasons, json_records
 
@@ -62,6 +63,7 @@ NOAA_SOURCE: Final = "noaa-csv"
 OPEN_METEO_SOURCE: Final = "open-meteo"
 CLIMATOLOGY: Final = "climatology"
 ARCHIVE_DEFAULT_DAYS: Final = 30
+DUPLICATE_KEY: Final = "duplicate (station, date, kind, issued_at)"
 OPEN_METEO_DAILY: Final = (
     "precipitation_sum",
     "snowfall_sum",
@@ -174,7 +176,7 @@ def _finish(
     valid = reasons == ""
     key = [s.STATION, s.DATE, s.KIND, s.ISSUED_AT]
     duplicate = valid & candidates[key].where(valid).duplicated(keep="first")
-    reasons = reasons.where(~duplicate, "duplicate (station, date, kind, issued_at)")
+    reasons = reasons.where(~duplicate, DUPLICATE_KEY)
 
     rejected = (reasons != "").to_numpy()
     clean = candidates.loc[~rejected, list(s.WEATHER_COLUMNS)].reset_index(drop=True)
@@ -502,16 +504,32 @@ WEATHER_PROVIDERS: dict[str, WeatherProvider] = {
 
 
 def ingest_weather(
-    engine: Engine, clean: pd.DataFrame, rejects: pd.DataFrame, *, source: str, rows_in: int
+    engine: Engine,
+    clean: pd.DataFrame,
+    rejects: pd.DataFrame,
+    *,
+    source: str,
+    rows_in: int,
+    label: str | None = None,
+    limits: DriftLimits | None = None,
 ) -> RunRecord:
     """Upsert clean rows and store rejects in one recorded run; accounting must balance.
 
-    Idempotent: the same rows again count as unchanged.
+    Idempotent: the same rows again count as unchanged. A batch where one reason rejects most
+    rows fails the run before anything is written (``etl.drift``; ``label`` names the file or
+    feed in that message).
     """
     if rows_in != len(clean) + len(rejects):
         raise ValueError(f"rows_in {rows_in} != {len(clean)} clean + {len(rejects)} rejected")
     s.WEATHER_SCHEMA.validate(clean)
     with etl_run(engine, DATASET, source) as run:
+        check_rejects(
+            BatchOrigin(label or f"weather from {source}"),
+            rejects[s.REASON],
+            rows=rows_in,
+            limits=limits or DriftLimits.of(get_settings()),
+            ignore=(DUPLICATE_KEY,),
+        )
         run.rows_in = rows_in
         run.rows_rejected = write_rejects(engine, run, rejects)
         run.counts = upsert(engine, weather_table, clean, run_id=run.run_id)
@@ -538,7 +556,13 @@ def load_weather(
         raise SourceError(f"weather: no provider {name!r} (known: {known})")
     batch = WEATHER_PROVIDERS[name](settings, request)
     return ingest_weather(
-        engine, batch.clean, batch.rejects, source=batch.source, rows_in=batch.rows_in
+        engine,
+        batch.clean,
+        batch.rejects,
+        source=batch.source,
+        rows_in=batch.rows_in,
+        label=request.path.name if request.path is not None else batch.source,
+        limits=DriftLimits.of(settings),
     )
 
 

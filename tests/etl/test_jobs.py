@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import pty
+import struct
 import subprocess
 import sys
+import termios
 from pathlib import Path
 
 import pandas as pd
@@ -205,3 +209,74 @@ def test_areas_before_any_crashes_say_load_crashes_first(tmp_path: Path) -> None
     assert_one_line_failure(
         vz(*args, var_dir=tmp_path), "no hex universe at res 8 yet: load crashes first"
     )
+
+
+def crash_file(tmp_path: Path) -> Path:
+    path = tmp_path / "crashes.csv"
+    path.write_text(
+        "CRASH DATE,CRASH TIME,BOROUGH,LATITUDE,LONGITUDE,COLLISION_ID\n"
+        "01/02/2022,7:05,BROOKLYN,40.65,-73.95,1\n"
+    )
+    return path
+
+
+def test_stderr_is_quiet_by_default_and_logs_with_v(tmp_path: Path) -> None:
+    """By default stderr has no INFO lines and no progress bar (it is not a terminal here);
+    the summary is on stdout. ``-v`` adds INFO logs."""
+    args = ("ingest", "crashes", "--source", "csv", "--file", str(crash_file(tmp_path)))
+
+    quiet = vz(*args, var_dir=tmp_path)
+    verbose = vz("-v", *args, var_dir=tmp_path)
+
+    assert quiet.returncode == 0, quiet.stderr
+    assert "1 in = 1 loaded" in quiet.stdout
+    assert quiet.stderr == ""  # no INFO line, no progress bar ("\r…rows/s")
+    assert verbose.returncode == 0, verbose.stderr
+    assert " INFO etl.crashes: crashes from csv: 1 in = " in verbose.stderr
+    assert " DEBUG " not in verbose.stderr and "\r" not in verbose.stderr
+    assert "1 in = 0 loaded + 0 updated + 1 unchanged" in verbose.stdout
+
+
+def test_a_failure_shows_its_traceback_only_with_vv(tmp_path: Path) -> None:
+    args = ("ingest", "crashes", "--source", "csv", "--file", str(tmp_path / "nope.csv"))
+
+    assert_one_line_failure(vz(*args, var_dir=tmp_path), "no such file")
+    assert_one_line_failure(vz("-v", *args, var_dir=tmp_path), "no such file")
+    debug = vz("-vv", *args, var_dir=tmp_path)
+    assert debug.returncode == 1
+    assert "Traceback" in debug.stderr
+    assert debug.stderr.rstrip().splitlines()[-1].startswith("vz: ")
+
+
+def test_progress_bars_show_on_a_terminal(tmp_path: Path) -> None:
+    path = crash_file(tmp_path)
+    primary, secondary = pty.openpty()
+    # a terminal 100 columns wide: tqdm draws nothing on a 0-column one (a new pty's size)
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    environment = {**os.environ, "VZ_VAR_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    environment.pop("VZ_DATABASE_URL", None)
+    try:
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "cli.py"), "ingest", "crashes", "--source", "csv",
+             "--file", str(path)],
+            stdout=subprocess.PIPE,
+            stderr=secondary,
+            env=environment,
+            timeout=120,
+            check=False,
+        )  # fmt: skip
+        os.close(secondary)
+        terminal = b""
+        while True:
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:  # EIO: the terminal has no writer left
+                break
+            if not chunk:
+                break
+            terminal += chunk
+    finally:
+        os.close(primary)
+    assert result.returncode == 0
+    assert b"\rcrashes crashes.csv: " in terminal  # the bar, drawn and then cleared
+    assert b"rows/s" in terminal

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -33,6 +34,7 @@ from core.warehouse import (
 )
 from etl import http
 from etl import socrata as soc
+from etl.drift import SchemaDriftError
 from etl.http import SourceError
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -221,16 +223,51 @@ def test_429_is_retried_then_the_page_loads(
     assert len(crashes(engine)) == 7
 
 
-def test_a_timeout_is_a_one_line_source_error(
-    mock: responses.RequestsMock, settings: Settings
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (requests.ReadTimeout("read timed out"), f"read timeout after 5 s from {URL}"),
+        (requests.ConnectTimeout("connect timed out"), f"connect timeout after 5 s to {URL}"),
+        (
+            requests.ConnectionError(socket.gaierror(-2, "Name or service not known")),
+            f"could not connect to {URL}: host name not found",
+        ),
+    ],
+)
+def test_a_transport_failure_says_which_in_one_line(
+    mock: responses.RequestsMock,
+    settings: Settings,
+    error: requests.RequestException,
+    expected: str,
 ) -> None:
-    mock.add(responses.GET, URL, body=requests.ReadTimeout("read timed out"))
+    """A read timeout is not "cannot connect"; the URL is shown without its query string."""
+    mock.add(responses.GET, URL, body=error)
 
     with pytest.raises(SourceError) as caught:
         fetch(settings)
 
-    assert str(caught.value).startswith("socrata h9gi-nx95: timed out")
-    assert "\n" not in str(caught.value)
+    assert str(caught.value) == f"socrata h9gi-nx95: {expected} (retried 5 times)"
+
+
+def test_a_captive_portal_page_is_named_as_html_not_malformed_json(
+    mock: responses.RequestsMock, settings: Settings, engine: Engine
+) -> None:
+    expect_page(mock, body=page_body(1))
+    mock.add(
+        responses.GET,
+        URL,
+        body=b"<!DOCTYPE html><html><head><title>Hotel WiFi login</title></head></html>",
+        content_type="text/html; charset=utf-8",
+    )
+
+    with pytest.raises(SourceError) as caught:
+        ingest(engine, settings)
+
+    assert str(caught.value) == (
+        'socrata h9gi-nx95: the server returned an HTML page ("Hotel WiFi login"), not JSON,'
+        f" on page after :id {PAGE_LAST_IDS[0]}"
+    )
+    assert len(crashes(engine)) == 2  # page 1 stays
 
 
 @pytest.fixture
@@ -662,3 +699,134 @@ def test_a_run_state_survives_the_round_trip() -> None:
     state = soc.QueryState(where=":updated_at > 'it''s'", started="2022-01-05T16:22:31.201Z")
 
     assert soc.QueryState.loads(state.dumps()) == state
+
+
+# ------------------------------------------------------------------------------------------
+# schema drift
+
+WATERMARK_BEFORE = "2021-12-31T00:00:00.000Z"
+INCREMENTAL = f":updated_at > '{WATERMARK_BEFORE}'"
+
+
+def renamed(body: bytes, old: str, new: str) -> list[dict[str, Any]]:
+    """The page's records with field ``old`` renamed to ``new`` (as a changed feed would)."""
+    return [{(new if k == old else k): v for k, v in r.items()} for r in json.loads(body)]
+
+
+def fields_header(records: list[dict[str, Any]]) -> dict[str, str]:
+    """The ``X-SODA2-Fields`` header Socrata sends: every field of the dataset."""
+    return {"X-SODA2-Fields": json.dumps(sorted(set().union(*records)))}
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["fields-header", "no-header"])
+def test_a_renamed_required_field_fails_the_run_and_the_fixed_feed_resumes_after_it(
+    settings: Settings, engine: Engine, declared: bool
+) -> None:
+    """Page 2 renames ``latitude`` to ``lat``: the run fails naming ``latitude``, page 1 stays,
+    the watermark stays; once the feed is fixed the next run resumes after page 1."""
+    # Without the header, "absent" means absent from every record of a page big enough to tell.
+    settings = settings.model_copy(update={"drift_min_rows": PAGE_SIZE})
+    set_watermark(engine, "crashes", "socrata", WATERMARK_BEFORE)
+    drifted = renamed(page_body(2), "latitude", "lat")
+    with responses.RequestsMock(
+        registry=OrderedRegistry, assert_all_requests_are_fired=False
+    ) as rsps:
+        expect_page(rsps, body=page_body(1), where=INCREMENTAL)
+        expect_page(
+            rsps,
+            body=json.dumps(drifted),
+            where=after(PAGE_LAST_IDS[0], INCREMENTAL),
+            headers=fields_header(drifted) if declared else None,
+        )
+        expect_page(rsps, body=page_body(3), where=after(PAGE_LAST_IDS[1], INCREMENTAL))
+        with pytest.raises(SchemaDriftError) as caught:
+            ingest(engine, settings)
+
+    message = str(caught.value)
+    assert message.startswith(
+        "socrata h9gi-nx95: required field 'latitude' is missing on the page after :id"
+        f" {PAGE_LAST_IDS[0]} (fields present: borough, collision_id,"
+    )
+    assert " lat, " in message and " latitude," not in message
+    assert "\n" not in message
+    failed = runs(engine).iloc[-1]
+    assert failed["status"] == "failed"
+    assert "'latitude'" in failed["message"]
+    assert failed["resume_token"] == PAGE_LAST_IDS[0]  # the failing page was not committed
+    assert (failed["rows_in"], failed["rows_loaded"], failed["rows_rejected"]) == (3, 2, 1)
+    assert get_watermark(engine, "crashes", "socrata") == WATERMARK_BEFORE
+    assert crashes(engine)[s.COLLISION_ID].tolist() == ["4491406", "4491466"]  # page 1 kept
+
+    with responses.RequestsMock(registry=OrderedRegistry) as rsps:  # the feed is fixed
+        expect_page(rsps, body=page_body(2), where=after(PAGE_LAST_IDS[0], INCREMENTAL))
+        expect_page(rsps, body=page_body(3), where=after(PAGE_LAST_IDS[1], INCREMENTAL))
+        expect_page(rsps, body=b"[]", where=after(PAGE_LAST_IDS[2], INCREMENTAL))
+        resumed = ingest(engine, settings)
+        first_where = rsps.calls[0].request.params["$where"]  # type: ignore[attr-defined]
+
+    assert f":id > '{PAGE_LAST_IDS[0]}'" in first_where
+    assert runs(engine)["status"].iloc[-1] == "ok"
+    assert (resumed.rows_in, resumed.counts.loaded, resumed.rows_rejected) == (6, 5, 1)
+    assert len(crashes(engine)) == 7  # every loadable crash of the three pages
+    assert "4491843" in set(crashes(engine)[s.COLLISION_ID])  # a page-2 crash
+    assert get_watermark(engine, "crashes", "socrata") == NEWEST_UPDATE
+
+
+def test_a_page_mostly_rejected_for_one_reason_fails_the_run(
+    mock: responses.RequestsMock, settings: Settings, engine: Engine
+) -> None:
+    """Every crash of page 2 at (0, 0), e.g. a feed that moved its coordinates elsewhere."""
+    settings = settings.model_copy(update={"drift_min_rows": PAGE_SIZE})
+    zeroed = [{**r, "latitude": "0", "longitude": "0"} for r in json.loads(page_body(2))]
+    mock.assert_all_requests_are_fired = False
+    expect_page(mock, body=page_body(1))
+    expect_page(mock, body=json.dumps(zeroed), where=after(PAGE_LAST_IDS[0]))
+    expect_page(mock, body=page_body(3), where=after(PAGE_LAST_IDS[1]))  # may be prefetched
+
+    with pytest.raises(SchemaDriftError) as caught:
+        ingest(engine, settings)
+
+    assert str(caught.value) == (
+        f"socrata h9gi-nx95: 100 % of 3 rows on the page after :id {PAGE_LAST_IDS[0]} rejected"
+        ' for "zero coordinates" (limit 50 %, set by VZ_MAX_REJECT_SHARE)'
+    )
+    assert runs(engine)["status"].tolist() == ["failed"]
+    assert get_watermark(engine, "crashes", "socrata") is None
+    assert len(crashes(engine)) == 2
+    assert read_frame(engine, "SELECT COUNT(*) AS n FROM rejects")["n"].iloc[0] == 1
+
+
+def test_a_small_page_of_rejects_is_not_drift(
+    mock: responses.RequestsMock, settings: Settings, engine: Engine
+) -> None:
+    """Below ``drift_min_rows`` (default 100) a page whose rows all lack coordinates loads as
+    rejects: Socrata omits null fields, so a short last page may well carry no ``latitude``."""
+    no_coordinates = [
+        {k: v for k, v in r.items() if k not in ("latitude", "longitude", "location")}
+        for r in json.loads(page_body(3))
+    ]
+    expect_page(mock, body=json.dumps(no_coordinates))
+    expect_page(mock, body=b"[]", where=after(PAGE_LAST_IDS[2]))
+
+    run = ingest(engine, settings)
+
+    assert (run.rows_in, run.rows_rejected) == (3, 3)
+    assert runs(engine)["status"].tolist() == ["ok"]
+
+
+def test_a_declared_field_without_values_on_the_page_is_not_drift(
+    mock: responses.RequestsMock, settings: Settings, engine: Engine
+) -> None:
+    """The header says ``latitude`` exists; that no record of the page has one is data."""
+    settings = settings.model_copy(update={"drift_min_rows": 1, "max_reject_share": 1.0})
+    records = json.loads(page_body(3))
+    no_coordinates = [
+        {k: v for k, v in r.items() if k not in ("latitude", "longitude")} for r in records
+    ]
+    expect_page(mock, body=json.dumps(no_coordinates), headers=fields_header(records))
+    expect_page(mock, body=b"[]", where=after(PAGE_LAST_IDS[2]))
+
+    run = ingest(engine, settings)
+
+    assert run.rows_rejected == 3
+    assert runs(engine)["status"].tolist() == ["ok"]

@@ -21,6 +21,7 @@ from core import warehouse
 from core.settings import Settings
 from etl import http
 from etl import traffic as tr
+from etl.drift import SchemaDriftError
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -438,7 +439,16 @@ def test_real_2024_hourly_sample_is_rejected_without_segment_points(
     if not path.exists():
         pytest.skip(f"{path} not present")
     raw = tr.read_traffic_csv(path)
-    run = tr.load_traffic(engine, raw, source="csv", settings=cfg)
+    # the drift guard stops a file whose rows all lack geometry, before anything is written
+    with pytest.raises(SchemaDriftError) as caught:
+        tr.load_traffic(engine, raw, source="csv", settings=cfg, label=path.name)
+    assert str(caught.value).startswith(
+        f'{path.name}: 99.6 % of 23,802 rows rejected for "no geometry for segment" (limit 50 %'
+    )
+    assert warehouse.table_counts(engine)["rejects"] == 0
+    # with the guard off (share 1) every row is rejected and counted
+    unguarded = cfg.model_copy(update={"max_reject_share": 1.0})
+    run = tr.load_traffic(engine, raw, source="csv", settings=unguarded)
     assert run.rows_in == 23_802
     assert run.balanced
     assert run.counts.loaded == 0

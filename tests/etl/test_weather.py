@@ -341,20 +341,55 @@ def test_error_body_with_200_is_source_error() -> None:
 
 
 @pytest.mark.parametrize(
-    ("error", "words"),
+    ("error", "expected"),
     [
-        (requests.ConnectionError("refused\nsecond line"), "cannot connect after 2 retries to"),
-        (requests.ReadTimeout("read timed out"), "timed out after 2 retries on"),
+        (
+            requests.ConnectionError("refused\nsecond line"),
+            f"could not connect to {FORECAST_URL} (retried 2 times)",
+        ),
+        (
+            requests.ConnectionError(ConnectionRefusedError(111, "Connection refused")),
+            f"could not connect to {FORECAST_URL}: connection refused (retried 2 times)",
+        ),
+        (
+            requests.ConnectTimeout("connect timed out"),
+            f"connect timeout after 7 s to {FORECAST_URL} (retried 2 times)",
+        ),
+        (
+            requests.ReadTimeout("read timed out"),
+            f"read timeout after 7 s from {FORECAST_URL} (retried 2 times)",
+        ),
     ],
 )
 @responses.activate
 def test_transport_failure_is_source_error(
-    cfg: Settings, error: requests.RequestException, words: str
+    cfg: Settings, error: requests.RequestException, expected: str
 ) -> None:
     responses.get(FORECAST_URL, body=error)
     with pytest.raises(http.SourceError) as caught:
         w.fetch_open_meteo(cfg, kind=s.FORECAST)
-    assert str(caught.value) == f"open-meteo: {words} {FORECAST_URL}"
+    assert str(caught.value) == f"open-meteo: {expected}"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("text/html; charset=utf-8", "<html><head><title>Sign in to Wi-Fi</title></head></html>"),
+        ("application/json", "\n<!DOCTYPE html>\n<html><title>Sign in to Wi-Fi</title>"),
+    ],
+)
+@responses.activate
+def test_an_html_page_is_named_as_such_not_malformed_json(
+    cfg: Settings, content_type: str, body: str
+) -> None:
+    """A captive portal or error page answering 200 says so (by Content-Type or first bytes)."""
+    responses.get(FORECAST_URL, body=body, content_type=content_type)
+    with pytest.raises(http.SourceError) as caught:
+        w.fetch_open_meteo(cfg, kind=s.FORECAST)
+    assert str(caught.value) == (
+        'open-meteo: the server returned an HTML page ("Sign in to Wi-Fi"), not JSON, from'
+        f" {FORECAST_URL}"
+    )
 
 
 def test_make_session_configures_retry_and_timeout(cfg: Settings) -> None:
