@@ -100,3 +100,38 @@ def majority_labels(
     totals = frame.groupby(["cell", "label"])["weight"].sum().rename("n").reset_index()
     totals = totals.sort_values(["cell", "n", "label"], ascending=[True, False, True])
     return totals.drop_duplicates("cell").set_index("cell")["label"]
+
+
+# --- single cells and integer ids (scalar h3 calls live here, not in callers) ---------------
+
+
+def latlng_to_cell(lat: float, lng: float, res: int) -> str:
+    return str(h3.latlng_to_cell(lat, lng, res))
+
+
+def cell_to_latlng(cell: str) -> tuple[float, float]:
+    lat, lng = h3.cell_to_latlng(cell)
+    return float(lat), float(lng)
+
+
+def grid_disk(cell: str, k: int) -> list[str]:
+    """The cell and every cell within ``k`` steps of it."""
+    return list(h3.grid_disk(cell, k))
+
+
+def cell_to_children(cell: str, res: int) -> list[str]:
+    return list(h3.cell_to_children(cell, res))
+
+
+def cells_to_ints(cells: Iterable[str]) -> np.ndarray:
+    """Cells as their 64-bit integer ids."""
+    return np.asarray(_cell_ids(cells), dtype=np.uint64)
+
+
+def points_to_cell_ints(lat: np.ndarray, lng: np.ndarray, res: int) -> np.ndarray:
+    """The integer id of each point's cell (no validation: callers pass finite coordinates)."""
+    return np.asarray(h3ronpy.vector.coordinates_to_cells(lat, lng, res), dtype=np.uint64)
+
+
+def cell_ints_to_parents(cell_ints: np.ndarray, res: int) -> np.ndarray:
+    return np.asarray(h3ronpy.change_resolution(pa.array(cell_ints), res), dtype=np.uint64)
