@@ -107,14 +107,16 @@ def demo(
     """Build the demo warehouse: generate the synthetic city and load it through the normal ETL;
     then train on all but the last two weeks, store forecasts for those two weeks (so past
     performance is judged out of sample) and score tomorrow."""
-    from etl.jobs import warehouse_exists
-    from model.jobs import demo_job
+    from jobs.demo import demo_config, demo_job
+    from jobs.warehouse import warehouse_exists
 
     settings = _settings()
     if if_missing and warehouse_exists(settings):
         typer.echo(f"warehouse exists at {settings.resolved_database_url}; skipping the demo build")
         return
-    for line in demo_job(settings, seed=seed, years=years, rebuild=rebuild, train=train):
+    for line in demo_job(
+        settings, demo_config(seed=seed, years=years), rebuild=rebuild, train=train
+    ):
         typer.echo(line)
 
 
@@ -127,7 +129,7 @@ def ingest(
     forecast: Annotated[bool, typer.Option(help="weather: fetch the forecast")] = False,
 ) -> None:
     """Load one dataset from one source; prints the row accounting of the run."""
-    from etl.jobs import ingest_job
+    from jobs.ingest import ingest_job
 
     settings = _settings()
     run = ingest_job(
@@ -160,7 +162,8 @@ def areas(
     the hexes of the stored layer of the same name (unless --force)."""
     from core.warehouse import get_engine
     from etl.hexes import no_universe_message
-    from etl.jobs import load_area_layer, warehouse_exists
+    from jobs.ingest import load_area_layer
+    from jobs.warehouse import warehouse_exists
 
     settings = _settings()
     if not warehouse_exists(settings):
@@ -214,7 +217,7 @@ def train(
     ] = None,
 ) -> None:
     """Train a model, backtest it against the baselines, log it to MLflow and register it."""
-    from model.jobs import train_job
+    from jobs.train import train_job
 
     typer.echo(train_job(_settings(), train_end=_parse_date(train_end, "--train-end")).summary())
 
@@ -227,7 +230,7 @@ def score(
     ] = 0,
 ) -> None:
     """Score every hex for one day with the @champion model and store the predictions."""
-    from model.jobs import backfill_job, score_job
+    from jobs.score import backfill_job, score_job
 
     settings = _settings()
     if backfill:
@@ -247,7 +250,7 @@ def backtest(
     ] = False,
 ) -> None:
     """Model and baselines side by side on the same held-out days."""
-    from model.jobs import backtest_job
+    from jobs.backtest import backtest_job
 
     result = backtest_job(
         _settings(),
@@ -262,7 +265,7 @@ def backtest(
 @app.command()
 def daily() -> None:
     """The nightly job: new crashes and tomorrow's forecast from the live sources, then score."""
-    from model.jobs import daily_job
+    from jobs.daily import daily_job
 
     for line in daily_job(_settings()):
         typer.echo(line)

@@ -13,7 +13,7 @@ Targets: cold start ≤ 5 s, what-if ≤ 700 ms, page switch ≤ 1.5 s, payload 
     python bench/app.py [--var-dir var] [--repeat 5]
 
 The warehouse and model in ``--var-dir`` are used as they are; without one, a demo
-warehouse (1 year) is built, trained and scored into a temporary folder (``model.jobs``).
+warehouse (1 year) is built, trained and scored into a temporary folder (``jobs``).
 """
 
 from __future__ import annotations
@@ -57,11 +57,12 @@ def environment(var_dir: Path) -> dict[str, str]:
 
 def build_demo(var_dir: Path) -> None:
     from core.settings import Settings
-    from etl.jobs import build_demo_warehouse
-    from model.jobs import score_job, train_job
+    from jobs.demo import build_demo_warehouse, demo_config
+    from jobs.score import score_job
+    from jobs.train import train_job
 
     settings = Settings(var_dir=var_dir)
-    build_demo_warehouse(settings, years=1)
+    build_demo_warehouse(settings, demo_config(years=1))
     train_job(settings)
     score_job(settings)
 

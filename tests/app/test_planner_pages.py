@@ -9,7 +9,6 @@ store and scored, once per module.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,19 +17,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app.planning import Scenario
-from core import schema as s
 from core.settings import Settings
-from core.warehouse import create_schema, get_engine
-from etl.demo import DemoConfig, generate_demo_city, write_demo_files
-from etl.hexes import refresh_hex_cells
-from etl.jobs import DEMO_FORECAST_HOUR, _ingest_crash_file
-from etl.weather import (
-    ingest_weather,
-    noaa_to_weather,
-    open_meteo_station,
-    open_meteo_to_weather,
-    read_noaa_csv,
-)
+from core.warehouse import get_engine
+from etl.demo import DemoConfig
+from jobs.demo import build_demo_warehouse
 from model.backtest import run_backtest
 from model.config import load_model_params
 from model.features import load_feature_inputs
@@ -81,24 +71,9 @@ def texts(at: AppTest) -> str:
 
 
 def _load_demo(var_dir: Path) -> Settings:
-    """The demo city through the normal ETL, small (as ``build_demo_warehouse`` does)."""
+    """The demo city through the normal ETL, small."""
     settings = Settings(var_dir=var_dir, h3_res=RES)
-    engine = get_engine(settings.resolved_database_url)
-    create_schema(engine)
-    paths = write_demo_files(generate_demo_city(DEMO), var_dir / "demo")
-    _ingest_crash_file(engine, settings, paths["crashes"], source="demo")
-    observed, rejected = noaa_to_weather(read_noaa_csv(paths["weather_observed"]), source="demo")
-    ingest_weather(engine, observed, rejected, source="demo", rows_in=len(observed) + len(rejected))
-    payload = json.loads(paths["weather_forecast"].read_text(encoding="utf-8"))
-    forecast, rejected = open_meteo_to_weather(
-        payload,
-        kind=s.FORECAST,
-        issued_at=dt.datetime.combine(DEMO.end, dt.time(DEMO_FORECAST_HOUR)),
-        station=open_meteo_station(payload["latitude"], payload["longitude"]),
-        source="demo",
-    )
-    ingest_weather(engine, forecast, rejected, source="demo", rows_in=len(forecast) + len(rejected))
-    refresh_hex_cells(engine, RES)
+    build_demo_warehouse(settings, DEMO)
     return settings
 
 

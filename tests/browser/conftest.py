@@ -55,8 +55,10 @@ def train_and_score(settings: Settings) -> None:
     """Train, register, backfill two weeks and score tomorrow as ``vz demo`` does, with a
     quicker booster."""
     from etl.demo import DemoConfig
+    from jobs.demo import DEMO_HELD_OUT_DAYS
+    from jobs.score import backfill_job, score_job
+    from jobs.train import train_job
     from model.config import load_model_params
-    from model.jobs import DEMO_HELD_OUT_DAYS, backfill_job, score_job, train_job
 
     params = load_model_params().with_overrides(
         lightgbm={"num_boost_round": 200, "learning_rate": 0.1, "early_stopping_rounds": 20},
@@ -71,8 +73,9 @@ def train_and_score(settings: Settings) -> None:
 @pytest.fixture(scope="session")
 def demo_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
     """A freshly built demo warehouse with a trained model, served by Streamlit."""
+    from jobs.demo import build_demo_warehouse, demo_config
+
     chromium_path()
-    from etl.jobs import build_demo_warehouse
 
     var_dir = tmp_path_factory.mktemp("browser-var")
     env = {
@@ -88,7 +91,7 @@ def demo_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
         database_url=env["VZ_DATABASE_URL"],
         mlflow_tracking_uri=env["VZ_MLFLOW_TRACKING_URI"],
     )
-    build_demo_warehouse(settings, years=1)
+    build_demo_warehouse(settings, demo_config(years=1))
     train_and_score(settings)
 
     port = free_port()

@@ -33,8 +33,8 @@ from etl.hexes import (
     refresh_hex_cells,
 )
 from etl.http import SourceError
-from etl.jobs import ingest_job, load_area_layer
 from geo.areas import AreaLayerError
+from jobs.ingest import ingest_job, load_area_layer
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 RES = 8

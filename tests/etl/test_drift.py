@@ -19,8 +19,8 @@ from etl import traffic as tr
 from etl.crashes import ingest_crash_batches, with_origin
 from etl.csv_files import crash_csv_batches
 from etl.drift import BatchOrigin, DriftLimits, SchemaDriftError, check_fields, check_rejects
-from etl.jobs import ingest_job
 from etl.weather import WeatherRequest, load_weather
+from jobs.ingest import ingest_job
 
 FIXTURES = Path(__file__).parent / "fixtures"
 LIMIT = "(limit 50 %, set by VZ_MAX_REJECT_SHARE)"

@@ -17,7 +17,7 @@ import pytest
 
 from core.settings import Settings
 from core.warehouse import create_schema, get_engine, read_frame, warehouse_status
-from etl.jobs import build_demo_warehouse
+from jobs.demo import build_demo_warehouse, demo_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def demo_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     settings = Settings(var_dir=tmp_path_factory.mktemp("var"))
-    build_demo_warehouse(settings, years=1)
+    build_demo_warehouse(settings, demo_config(years=1))
     return settings
 
 
@@ -51,7 +51,7 @@ def test_demo_hex_universe_looks_like_a_city(demo_settings: Settings) -> None:
 
 
 def test_demo_build_again_changes_nothing(demo_settings: Settings) -> None:
-    runs = build_demo_warehouse(demo_settings, years=1)
+    runs = build_demo_warehouse(demo_settings, demo_config(years=1))
     assert all(run.balanced for run in runs)
     assert [run.counts.loaded + run.counts.updated for run in runs] == [0] * len(runs)
 

@@ -13,8 +13,10 @@ import pytest
 
 from core.settings import Settings
 from core.warehouse import create_schema, get_engine, read_frame
-from etl.jobs import ingest_job
-from model.jobs import backtest_job, score_job, train_job
+from jobs.backtest import backtest_job
+from jobs.ingest import ingest_job
+from jobs.score import score_job
+from jobs.train import train_job
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 CRASHES = SHARED / "nyc_crashes_manhattan_2020_2022_trimmed.csv"

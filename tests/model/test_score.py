@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,18 +14,9 @@ from sqlalchemy.engine import Engine
 
 from core import schema as s
 from core.settings import Settings
-from core.warehouse import create_schema, get_engine, predictions_table, read_frame
-from etl.demo import DemoConfig, generate_demo_city, write_demo_files
-from etl.hexes import refresh_hex_cells
-from etl.jobs import DEMO_FORECAST_HOUR, _ingest_crash_file
-from etl.traffic import load_traffic, read_traffic_csv
-from etl.weather import (
-    ingest_weather,
-    noaa_to_weather,
-    open_meteo_station,
-    open_meteo_to_weather,
-    read_noaa_csv,
-)
+from core.warehouse import get_engine, predictions_table, read_frame
+from etl.demo import DemoConfig
+from jobs.demo import DEMO_FORECAST_HOUR, build_demo_warehouse
 from model.config import load_model_params
 from model.features import add_targets, build_features, load_feature_inputs
 from model.reasons import reasons_from_json
@@ -63,29 +53,10 @@ class DemoWorld:
 
 
 def _load_demo(folder: Path) -> tuple[Engine, Settings]:
-    """The demo city through the normal ETL (as ``etl.jobs.build_demo_warehouse``, smaller)."""
+    """The demo city through the normal ETL, smaller."""
     settings = Settings(var_dir=folder, h3_res=RES)
-    engine = get_engine(settings.resolved_database_url)
-    create_schema(engine)
-    city = generate_demo_city(CONFIG)
-    paths = write_demo_files(city, folder / "demo")
-    _ingest_crash_file(engine, settings, paths["crashes"], source="demo")
-    observed, rejected = noaa_to_weather(read_noaa_csv(paths["weather_observed"]), source="demo")
-    ingest_weather(engine, observed, rejected, source="demo", rows_in=len(observed) + len(rejected))
-    payload = json.loads(paths["weather_forecast"].read_text(encoding="utf-8"))
-    forecast, rejected = open_meteo_to_weather(
-        payload,
-        kind=s.FORECAST,
-        issued_at=dt.datetime.combine(CONFIG.end, dt.time(DEMO_FORECAST_HOUR)),
-        station=open_meteo_station(payload["latitude"], payload["longitude"]),
-        source="demo",
-    )
-    ingest_weather(engine, forecast, rejected, source="demo", rows_in=len(forecast) + len(rejected))
-    load_traffic(
-        engine, read_traffic_csv(paths["traffic_counts"]), source="demo", settings=settings
-    )
-    refresh_hex_cells(engine, RES)
-    return engine, settings
+    build_demo_warehouse(settings, CONFIG)
+    return get_engine(settings.resolved_database_url), settings
 
 
 @pytest.fixture(scope="module")

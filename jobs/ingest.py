@@ -1,24 +1,21 @@
-"""ETL jobs the CLI runs: one function per ``vz ingest`` case, and the demo warehouse build."""
+"""Ingest jobs: one dataset from one source (``vz ingest``), and area layers (``vz areas``)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import logging
 import sys
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 from tqdm import tqdm
 
 from core import schema as s
 from core.settings import Settings
-from core.warehouse import RunRecord, create_schema, get_engine, has_schema, metadata
+from core.warehouse import RunRecord
 from etl.areas import read_area_layer
 from etl.crashes import ingest_crash_batches, with_origin
 from etl.csv_files import crash_csv_batches
-from etl.demo import DemoConfig, generate_demo_city, write_demo_files
 from etl.hexes import (
     AreaAssignment,
     AreaLayerRefused,
@@ -28,28 +25,9 @@ from etl.hexes import (
 )
 from etl.http import SourceError
 from etl.traffic import load_traffic, read_traffic_csv
-from etl.weather import (
-    WeatherRequest,
-    ingest_weather,
-    load_weather,
-    noaa_to_weather,
-    open_meteo_station,
-    open_meteo_to_weather,
-    read_noaa_csv,
-)
-
-log = logging.getLogger(__name__)
+from etl.weather import WeatherRequest, load_weather
 
 DEMO_SOURCE = "demo"
-# The demo forecast counts as issued at 18:00 on the as-of day: the evening before the target day.
-DEMO_FORECAST_HOUR = 18
-
-
-def warehouse_exists(settings: Settings) -> bool:
-    url = make_url(settings.resolved_database_url)
-    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
-        return False
-    return has_schema(get_engine(settings.resolved_database_url))
 
 
 def ingest_job(
@@ -91,7 +69,7 @@ def _ingest_crashes(
         raise SourceError(f"crashes come from socrata, csv or demo, not {source}")
     if file is None:
         raise SourceError("crashes from csv need --file PATH")
-    return _ingest_crash_file(engine, settings, file, source=source)
+    return ingest_crash_file(engine, settings, file, source=source)
 
 
 def progress_disabled() -> bool:
@@ -99,7 +77,8 @@ def progress_disabled() -> bool:
     return not sys.stderr.isatty()
 
 
-def _ingest_crash_file(engine: Engine, settings: Settings, file: Path, *, source: str) -> RunRecord:
+def ingest_crash_file(engine: Engine, settings: Settings, file: Path, *, source: str) -> RunRecord:
+    """One crash CSV (any known shape) in one recorded run, with a progress bar on a terminal."""
     with tqdm(
         desc=f"crashes {file.name}",
         unit=" rows",
@@ -152,49 +131,3 @@ def load_area_layer(
         return assign_area_layer(engine, layer, areas, settings.h3_res, force=force)
     except AreaLayerRefused as exc:
         raise AreaLayerRefused(f"{location}: {exc}") from exc
-
-
-def build_demo_warehouse(
-    settings: Settings, *, seed: int = 42, years: int = 3, rebuild: bool = False
-) -> list[RunRecord]:
-    """Generate the demo city and load its files through the normal ETL, as any source would.
-
-    The city ends on ``DemoConfig.end`` (its as-of date) and covers ``years`` whole years.
-    """
-    engine = get_engine(settings.resolved_database_url)
-    if rebuild:
-        metadata.drop_all(engine)
-    create_schema(engine)
-    end = DemoConfig.end
-    config = DemoConfig(seed=seed, start=dt.date(end.year - years + 1, 1, 1), end=end)
-    city = generate_demo_city(config)
-    paths = write_demo_files(city, settings.var_dir / "demo")
-    runs = [_ingest_crash_file(engine, settings, paths["crashes"], source=DEMO_SOURCE)]
-
-    observed, rejected = noaa_to_weather(
-        read_noaa_csv(paths["weather_observed"]), source=DEMO_SOURCE
-    )
-    runs.append(
-        ingest_weather(
-            engine, observed, rejected, source=DEMO_SOURCE, rows_in=len(observed) + len(rejected)
-        )
-    )
-    payload = json.loads(paths["weather_forecast"].read_text(encoding="utf-8"))
-    issued_at = dt.datetime.combine(config.end, dt.time(DEMO_FORECAST_HOUR))
-    station = open_meteo_station(payload["latitude"], payload["longitude"])
-    forecast, rejected = open_meteo_to_weather(
-        payload, kind=s.FORECAST, issued_at=issued_at, station=station, source=DEMO_SOURCE
-    )
-    runs.append(
-        ingest_weather(
-            engine, forecast, rejected, source=DEMO_SOURCE, rows_in=len(forecast) + len(rejected)
-        )
-    )
-    runs.append(
-        load_traffic(
-            engine, read_traffic_csv(paths["traffic_counts"]), source=DEMO_SOURCE, settings=settings
-        )
-    )
-    hexes = refresh_hex_cells(engine, settings.h3_res)
-    log.info("demo warehouse ready: %d hexes at res %d", hexes, settings.h3_res)
-    return runs

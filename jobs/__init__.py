@@ -1,0 +1,6 @@
+"""Jobs: the only layer that orchestrates several others (ETL, hexes, model, registry).
+
+One module a job: ``ingest`` (one dataset from one source, area layers), ``demo`` (the demo
+warehouse, and the demo build with its model), ``train``, ``score`` (tomorrow and backfills),
+``backtest``, ``daily`` (the nightly run). ``cli.py`` parses arguments and calls these.
+"""

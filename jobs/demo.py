@@ -1,0 +1,97 @@
+"""The demo city as a warehouse (through the normal ETL), and ``vz demo``'s full build."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Iterator
+
+from core import schema as s
+from core.settings import Settings
+from core.warehouse import RunRecord, create_schema, get_engine, metadata
+from etl.demo import DemoConfig, generate_demo_city, write_demo_files
+from etl.hexes import refresh_hex_cells
+from etl.traffic import load_traffic, read_traffic_csv
+from etl.weather import (
+    ingest_weather,
+    noaa_to_weather,
+    open_meteo_station,
+    open_meteo_to_weather,
+    read_noaa_csv,
+)
+from jobs.ingest import DEMO_SOURCE, ingest_crash_file
+from jobs.score import backfill_job, score_job
+from jobs.train import train_job
+from jobs.warehouse import open_warehouse, required_as_of
+
+log = logging.getLogger(__name__)
+
+# The demo forecast counts as issued at 18:00 on the as-of day: the evening before the target day.
+DEMO_FORECAST_HOUR = 18
+# `vz demo` trains without the last two weeks and stores forecasts for them, so that past
+# performance on the demo city is measured out of sample.
+DEMO_HELD_OUT_DAYS = 14
+
+
+def demo_config(*, seed: int = 42, years: int = 3) -> DemoConfig:
+    """The default city, ending on ``DemoConfig.end`` (its as-of date), ``years`` whole years."""
+    end = DemoConfig.end
+    return DemoConfig(seed=seed, start=dt.date(end.year - years + 1, 1, 1), end=end)
+
+
+def build_demo_warehouse(
+    settings: Settings, config: DemoConfig | None = None, *, rebuild: bool = False
+) -> list[RunRecord]:
+    """Generate the demo city and load its files through the normal ETL, as any source would."""
+    config = config or demo_config()
+    engine = get_engine(settings.resolved_database_url)
+    if rebuild:
+        metadata.drop_all(engine)
+    create_schema(engine)
+    paths = write_demo_files(generate_demo_city(config), settings.var_dir / "demo")
+    runs = [ingest_crash_file(engine, settings, paths["crashes"], source=DEMO_SOURCE)]
+
+    observed, rejected = noaa_to_weather(
+        read_noaa_csv(paths["weather_observed"]), source=DEMO_SOURCE
+    )
+    runs.append(
+        ingest_weather(
+            engine, observed, rejected, source=DEMO_SOURCE, rows_in=len(observed) + len(rejected)
+        )
+    )
+    payload = json.loads(paths["weather_forecast"].read_text(encoding="utf-8"))
+    issued_at = dt.datetime.combine(config.end, dt.time(DEMO_FORECAST_HOUR))
+    station = open_meteo_station(payload["latitude"], payload["longitude"])
+    forecast, rejected = open_meteo_to_weather(
+        payload, kind=s.FORECAST, issued_at=issued_at, station=station, source=DEMO_SOURCE
+    )
+    runs.append(
+        ingest_weather(
+            engine, forecast, rejected, source=DEMO_SOURCE, rows_in=len(forecast) + len(rejected)
+        )
+    )
+    runs.append(
+        load_traffic(
+            engine, read_traffic_csv(paths["traffic_counts"]), source=DEMO_SOURCE, settings=settings
+        )
+    )
+    hexes = refresh_hex_cells(engine, settings.h3_res)
+    log.info("demo warehouse ready: %d hexes at res %d", hexes, settings.h3_res)
+    return runs
+
+
+def demo_job(
+    settings: Settings, config: DemoConfig | None = None, *, rebuild: bool, train: bool = True
+) -> Iterator[str]:
+    """The demo warehouse, then (``train``) a model held out from the last two weeks, its
+    forecasts for those weeks and for tomorrow; one summary line per step."""
+    for run in build_demo_warehouse(settings, config, rebuild=rebuild):
+        yield run.summary()
+    if not train:
+        return
+    as_of = required_as_of(open_warehouse(settings), settings)
+    yield train_job(settings, train_end=as_of - dt.timedelta(days=DEMO_HELD_OUT_DAYS)).summary()
+    for scored in backfill_job(settings, days=DEMO_HELD_OUT_DAYS):
+        yield scored.summary()
+    yield score_job(settings).summary()

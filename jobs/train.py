@@ -1,0 +1,128 @@
+"""``vz train``: backtest on the end of the window, fit on all of it, register and gate."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+
+import pandas as pd
+
+from core import schema as s
+from core.settings import Settings
+from jobs.warehouse import open_warehouse, required_as_of
+from model.backtest import run_backtest
+from model.config import ModelParams, load_model_params
+from model.features import FeatureInputs, add_targets, build_features, load_feature_inputs
+
+# Days held out at the end of the training window for the backtest that every training run
+# logs, and on which a challenger must beat the champion.
+TRAIN_BACKTEST_DAYS = 90
+MODEL = "model"
+CHAMPION_VARIANT = "champion"
+
+
+@dataclass(frozen=True)
+class TrainSummary:
+    version: str
+    promoted: bool
+    decision: str
+    table: pd.DataFrame
+    train_start: dt.date
+    train_end: dt.date
+    seconds: float
+
+    def summary(self) -> str:
+        row = self.table.loc[MODEL]
+        return (
+            f"trained model version {self.version} on {self.train_start}..{self.train_end} in"
+            f" {self.seconds:.0f} s; backtest Poisson deviance {row['poisson_deviance']:.4f},"
+            f" Recall@K {row['recall_at_k']:.3f}; {self.decision}"
+        )
+
+
+def _training_panel(
+    inputs: FeatureInputs, params: ModelParams, train_end: dt.date
+) -> tuple[pd.DataFrame, dt.date]:
+    if inputs.record_start is None:
+        raise LookupError("no crashes to train on")
+    first = (inputs.record_start + pd.Timedelta(days=params.backtest.warmup_days)).date()
+    dates = pd.date_range(first, train_end, freq="D")
+    return add_targets(build_features(inputs, dates, params.features), inputs), first
+
+
+def train_job(
+    settings: Settings,
+    *,
+    train_end: dt.date | None = None,
+    params: ModelParams | None = None,
+    backtest_days: int = TRAIN_BACKTEST_DAYS,
+) -> TrainSummary:
+    """Backtest on the last ``backtest_days`` of the window, fit on the whole window, register.
+
+    The champion, if any, is retrained with its own parameters on the same backtest window, so
+    the challenger is promoted only when it beats the champion on the same days.
+    """
+    from model.registry import (
+        backtest_metrics,
+        data_fingerprint,
+        load_champion,
+        log_training_run,
+    )
+    from model.train import train_model
+
+    started = time.perf_counter()
+    engine = open_warehouse(settings)
+    train_end = train_end or required_as_of(engine, settings)
+    params = params or load_model_params()
+    inputs = load_feature_inputs(engine, settings.h3_res, until=train_end)
+    tracking_uri = settings.resolved_mlflow_tracking_uri
+
+    variants: dict[str, ModelParams] = {}
+    try:
+        champion, _ = load_champion(tracking_uri)
+        variants[CHAMPION_VARIANT] = ModelParams.model_validate(champion.params)
+    except LookupError:
+        champion = None
+
+    test_start = train_end - dt.timedelta(days=backtest_days - 1)
+    backtest = run_backtest(
+        inputs,
+        train_end=test_start - dt.timedelta(days=1),
+        start=test_start,
+        end=train_end,
+        params=params,
+        variants=variants,
+    )
+    champion_metrics = None
+    if champion is not None:
+        champion_row = backtest.table.loc[[CHAMPION_VARIANT]].rename(
+            index={CHAMPION_VARIANT: MODEL}
+        )
+        champion_metrics = backtest_metrics(champion_row)
+
+    panel, train_start = _training_panel(inputs, params, train_end)
+    model = train_model(panel, params, train_start=train_start, train_end=train_end)
+    reference_start = pd.Timestamp(train_end) - pd.Timedelta(
+        days=params.training.reference_days - 1
+    )
+    reference = panel.loc[panel[s.DATE] >= reference_start]
+    shap_rows = reference.sample(n=min(len(reference), 20_000), random_state=0)
+    run = log_training_run(
+        model,
+        backtest,
+        data_fingerprint(engine, settings.h3_res),
+        tracking_uri=tracking_uri,
+        artifact_location=settings.mlflow_artifact_dir.as_uri(),
+        shap_features=shap_rows,
+        champion_metrics=champion_metrics,
+    )
+    return TrainSummary(
+        version=run.version,
+        promoted=run.promoted,
+        decision=run.decision.reason,
+        table=backtest.table,
+        train_start=train_start,
+        train_end=train_end,
+        seconds=time.perf_counter() - started,
+    )
