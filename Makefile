@@ -38,7 +38,7 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy core geo etl model
+	$(BIN)/mypy core geo etl model jobs app pages cli.py streamlit_app.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/etl.py

@@ -173,12 +173,14 @@ def date_param(
     *,
     key: str,
     dates: Sequence[dt.date],
-    default: dt.date,
+    default: dt.date | None,
     param: str = state.DATE,
     help: str | None = None,
 ) -> dt.date:
-    """A date picker over ``dates`` whose value lives in the URL parameter ``param``."""
+    """A date picker over ``dates`` whose value lives in the URL parameter ``param``; without a
+    ``default`` the newest date is the default."""
     first, last = min(dates), max(dates)
+    default = default or last
 
     def valid(value: Any) -> bool:
         return isinstance(value, dt.date) and first <= value <= last

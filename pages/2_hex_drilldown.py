@@ -31,7 +31,7 @@ with history_column:
         key="drill_freq",
         param=state.FREQ,
         default="W",
-        format_func={"W": "week", "D": "day"}.get,
+        format_func=lambda freq: {"W": "week", "D": "day"}[freq],
         horizontal=True,
     )
     history = ui.try_load(services.hex_history, cell, freq)
