@@ -14,12 +14,18 @@ WORKDIR /app
 COPY requirements.txt pyproject.toml ./
 RUN pip install -r requirements.txt
 COPY . .
-RUN pip install --no-deps -e .
+RUN pip install --no-deps -e . \
+ && useradd --system --uid 10001 --home-dir /data vz \
+ && mkdir -p /data && chown vz /data
 
+# Runtime packages only (requirements.txt; tests and linters are in requirements-dev.txt), run as
+# an unprivileged user. Secrets (login, tokens) come from the environment or a mounted
+# .streamlit/secrets.toml, never from the image.
+USER vz
 VOLUME ["/data"]
 EXPOSE 8501
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s \
   CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health')"
 
 # Builds the demo warehouse and model on first start (a no-op when /data already has one).
-CMD ["sh", "-c", "vz demo --if-missing && vz serve --port 8501"]
+CMD ["sh", "-c", "vz demo --if-missing && vz serve --host 0.0.0.0 --port 8501"]

@@ -3,10 +3,12 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 PORT ?= 8501
 
-.PHONY: install run demo test test-fast services lint bench clean
+.PHONY: install install-dev run demo test test-fast services lint bench clean
 
+## The runtime (what `make run` needs), then the test and lint tools on top.
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -14,7 +16,13 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
+$(DEV_STAMP): $(STAMP) requirements-dev.txt
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $(DEV_STAMP)
+
 install: $(STAMP)
+
+install-dev: $(DEV_STAMP)
 
 ## Build the demo warehouse and model if there is none, then serve the app.
 run: $(STAMP)
@@ -28,14 +36,14 @@ demo: $(STAMP)
 services:
 	bash .ci/services.sh
 
-test: $(STAMP) services
+test: $(DEV_STAMP) services
 	set -a; [ -f var/test-services.env ] && . var/test-services.env; set +a; \
 	$(BIN)/python -m pytest
 
-test-fast: $(STAMP)
+test-fast: $(DEV_STAMP)
 	$(BIN)/python -m pytest -m "not slow and not browser and not postgres"
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy core geo etl model jobs app pages cli.py streamlit_app.py
