@@ -89,7 +89,11 @@ def _ingest_crashes(
 def _ingest_crash_file(engine: Engine, settings: Settings, file: Path, *, source: str) -> RunRecord:
     with tqdm(desc=f"crashes {file.name}", unit=" rows", unit_scale=True, leave=False) as bar:
         return ingest_crash_batches(
-            engine, crash_csv_batches(file), source=source, settings=settings, on_batch=bar.update
+            engine,
+            crash_csv_batches(file, settings.csv_block_bytes),
+            source=source,
+            settings=settings,
+            on_batch=bar.update,
         )
 
 
