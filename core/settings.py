@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     crashes_dataset: str = "h9gi-nx95"
     traffic_dataset: str = "7ym2-wayt"
     http_timeout_s: float = 60.0
+    csv_block_bytes: int = Field(
+        default=64 << 20, ge=1 << 12, description="CSV bytes per ingest batch (one transaction)"
+    )
     http_retries: int = 5
     max_reject_share: float = Field(
         default=0.5,

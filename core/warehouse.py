@@ -1,18 +1,25 @@
 """The SQL warehouse: schema, bulk upserts, run accounting and reads.
 
 SQLite (default) and PostgreSQL behave the same. Bulk loads go through an Arrow-native ADBC
-ingest into a staging table, then one ``INSERT … SELECT … ON CONFLICT DO UPDATE`` moves the rows
-into place in a single transaction, so a killed load leaves the target table untouched.
-Statements written as SQL text live here; other layers query through SQLAlchemy Core selects.
+ingest into a staging table, then one ``INSERT … SELECT … ON CONFLICT DO UPDATE`` (SQLAlchemy's
+dialect ``insert``) moves the rows into place. A batch's rows, its rejects and its counts in the
+run record are written in one transaction, so a killed load leaves the table and the run record
+in agreement. Statements written as SQL text live here; other layers query through SQLAlchemy
+Core selects.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
+import os
+import re
+import socket
+import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -23,16 +30,18 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 
 from core import schema as s
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: run leases (pid, host, lease_until), rejects stored once per distinct row
 SQLITE_DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 SQLITE_CACHE_KIB = 256 * 1024  # page cache per connection: random index inserts stay in memory
+RUN_LEASE = dt.timedelta(minutes=10)  # a running run renews it every fifth of that while alive
+STALE_HASH = ""  # row_hash of a row a partial upsert changed, until recomputed in its transaction
 
 metadata = sa.MetaData()
 
@@ -70,6 +79,11 @@ rejects_table = sa.Table(
     sa.Column(s.RECORD_KEY, sa.String),
     sa.Column(s.REASON, sa.String, nullable=False),
     sa.Column(s.RAW, sa.Text),
+    # One row per distinct (record key, reason, raw record) and source: ``run_id`` is the last
+    # run that saw it, ``occurrences`` how often that run saw it.
+    sa.Column("reject_key", sa.String(32)),
+    sa.Column("occurrences", sa.Integer, nullable=False, server_default=sa.text("1")),
+    sa.Index("ux_rejects_distinct", "dataset", s.SOURCE, "reject_key", unique=True),
 )
 
 etl_runs_table = sa.Table(
@@ -80,7 +94,7 @@ etl_runs_table = sa.Table(
     sa.Column(s.SOURCE, sa.String, nullable=False),
     sa.Column("started_at", sa.DateTime, nullable=False),
     sa.Column("finished_at", sa.DateTime),
-    sa.Column("status", sa.String, nullable=False),  # running, ok, failed
+    sa.Column("status", sa.String, nullable=False),  # running, ok, failed, aborted
     sa.Column("rows_in", sa.Integer, nullable=False, default=0),
     sa.Column("rows_loaded", sa.Integer, nullable=False, default=0),
     sa.Column("rows_updated", sa.Integer, nullable=False, default=0),
@@ -89,6 +103,11 @@ etl_runs_table = sa.Table(
     sa.Column("watermark", sa.String),
     sa.Column("resume_token", sa.String),
     sa.Column("message", sa.Text),
+    # Who runs it: a ``running`` run whose process is gone from this host, or whose lease (UTC)
+    # has expired, is marked ``aborted`` by the next run that starts.
+    sa.Column("pid", sa.Integer),
+    sa.Column("host", sa.String),
+    sa.Column("lease_until", sa.DateTime),
 )
 
 watermarks_table = sa.Table(
@@ -223,25 +242,124 @@ def is_sqlite(engine: Engine) -> bool:
 
 
 def create_schema(engine: Engine) -> None:
-    """Create missing tables (idempotent) and stamp or check the schema version."""
+    """Create missing tables (idempotent), then stamp, migrate or check the schema version."""
     metadata.create_all(engine)
-    with engine.begin() as conn:
-        found = conn.execute(
-            sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")
-        ).scalar_one_or_none()
-        if found is None:
-            conn.execute(
-                meta_table.insert().values(key="schema_version", value=str(SCHEMA_VERSION))
-            )
-        elif int(found) != SCHEMA_VERSION:
-            raise WarehouseError(
-                f"warehouse schema version {found} is not {SCHEMA_VERSION}: "
-                "rebuild it (vz demo --rebuild) or migrate"
-            )
+    upgrade_schema(engine)
 
 
 def has_schema(engine: Engine) -> bool:
     return sa.inspect(engine).has_table("meta")
+
+
+def upgrade_schema(engine: Engine) -> None:
+    """Stamp a new warehouse, migrate an older one in place, refuse one of an unknown version.
+
+    The check and the migration run under a write lock, so two processes starting at once
+    migrate once. Version 1 → 2 adds the run lease columns and the distinct-rejects key.
+    """
+    with engine.connect() as conn:
+        if _read_version(conn) == SCHEMA_VERSION:
+            return
+    with engine.connect() as conn, _write_transaction(conn, [meta_table]):
+        found = _read_version(conn)
+        if found is None:
+            conn.execute(
+                meta_table.insert().values(key="schema_version", value=str(SCHEMA_VERSION))
+            )
+            return
+        if found == SCHEMA_VERSION:
+            return
+        if found not in _MIGRATIONS:
+            raise WarehouseError(
+                f"warehouse schema version {found} is not {SCHEMA_VERSION}: "
+                "rebuild it (vz demo --rebuild) or migrate"
+            )
+        for version in range(found, SCHEMA_VERSION):
+            log.info("migrating the warehouse schema from version %d to %d", version, version + 1)
+            _MIGRATIONS[version](conn)
+        conn.execute(
+            meta_table.update()
+            .where(meta_table.c.key == "schema_version")
+            .values(value=str(SCHEMA_VERSION))
+        )
+
+
+def _read_version(conn: sa.Connection) -> int | None:
+    found = conn.execute(
+        sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")
+    ).scalar_one_or_none()
+    return None if found is None else int(found)
+
+
+def _add_missing_columns(conn: sa.Connection, table: sa.Table, names: Sequence[str]) -> None:
+    present = {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
+    preparer = conn.dialect.identifier_preparer
+    for name in names:
+        if name not in present:
+            spec = sa.schema.CreateColumn(table.c[name]).compile(dialect=conn.dialect)
+            conn.execute(sa.text(f"ALTER TABLE {preparer.format_table(table)} ADD COLUMN {spec}"))
+
+
+def _migrate_1_to_2(conn: sa.Connection) -> None:
+    """Run lease columns; rejects keyed by a hash of the rejected row, one row per distinct key.
+
+    Of the copies of one rejected row the newest is kept, with ``occurrences`` the number of
+    copies its run stored, so each source's newest run still reports its rejects by reason.
+    """
+    _add_missing_columns(conn, etl_runs_table, ["pid", "host", "lease_until"])
+    _add_missing_columns(conn, rejects_table, ["reject_key", "occurrences"])
+    r = rejects_table.c
+    rows = conn.execute(
+        sa.select(r.id, r.run_id, r.dataset, r.source, r.record_key, r.reason, r.raw).order_by(r.id)
+    ).all()
+    newest: dict[tuple[str, str, str], tuple[int, str]] = {}
+    copies: dict[tuple[str, str, str, str], int] = {}
+    for row in rows:
+        key = (row.dataset, row.source, _reject_key(row.record_key, row.reason, row.raw))
+        newest[key] = (row.id, row.run_id)
+        copies[(*key, row.run_id)] = copies.get((*key, row.run_id), 0) + 1
+    keep = {row_id for row_id, _ in newest.values()}
+    if keep:
+        conn.execute(
+            rejects_table.update()
+            .where(r.id == sa.bindparam("_id"))
+            .values(reject_key=sa.bindparam("_key"), occurrences=sa.bindparam("_n")),
+            [
+                {"_id": row_id, "_key": key[2], "_n": copies[(*key, run_id)]}
+                for key, (row_id, run_id) in newest.items()
+            ],
+        )
+    dropped = [row.id for row in rows if row.id not in keep]
+    for start in range(0, len(dropped), 10_000):
+        conn.execute(rejects_table.delete().where(r.id.in_(dropped[start : start + 10_000])))
+    for index in rejects_table.indexes:
+        index.create(conn, checkfirst=True)
+    log.info("rejects: %d stored copies folded into %d distinct rows", len(rows), len(keep))
+
+
+_MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {1: _migrate_1_to_2}
+
+
+@contextmanager
+def _write_transaction(conn: sa.Connection, lock: Sequence[sa.Table]) -> Iterator[sa.Connection]:
+    """A transaction that holds the write lock from its first statement.
+
+    SQLite: ``BEGIN IMMEDIATE`` (one writer at a time, waiting for the busy timeout).
+    PostgreSQL: the ``lock`` tables in SHARE ROW EXCLUSIVE mode (readers go on, other writers
+    of those tables wait), so row counts taken inside are exact while others ingest too.
+    """
+    with conn.begin():
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            preparer = conn.dialect.identifier_preparer
+            for table in lock:
+                conn.execute(
+                    sa.text(
+                        f"LOCK TABLE {preparer.format_table(table)} IN SHARE ROW EXCLUSIVE MODE"
+                    )
+                )
+        yield conn
 
 
 # ------------------------------------------------------------------------------------------
@@ -256,7 +374,9 @@ def row_hashes(frame: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
     )
 
 
-def _stage_arrow(frame: pd.DataFrame, table: sa.Table, sqlite: bool) -> pa.Table:
+def _stage_arrow(
+    frame: pd.DataFrame, table: sa.Table, sqlite: bool, weights: str | None = None
+) -> pa.Table:
     """Arrow data for the staging table, typed as the target column (SQLite: its text forms)."""
     arrays = {}
     for col in table.columns:
@@ -283,6 +403,8 @@ def _stage_arrow(frame: pd.DataFrame, table: sa.Table, sqlite: bool) -> pa.Table
             arrays[col.name] = pa.array(values.astype("Float64"), pa.float64())
         else:
             arrays[col.name] = pa.array(values.astype("string"), pa.string())
+    if weights is not None:
+        arrays[weights] = pa.array(frame[weights].astype("int64"), pa.int64())
     return pa.table(arrays)
 
 
@@ -294,14 +416,19 @@ def _ingest_arrow(adbc_conn: Any, name: str, data: pa.Table) -> None:
 
 
 @contextmanager
-def _staged(engine: Engine, name: str, data: pa.Table) -> Iterator[tuple[sa.Connection, str]]:
-    """A connection that sees ``data`` as a table, and that table's qualified name.
+def _staged(
+    engine: Engine, name: str, data: pa.Table, table: sa.Table
+) -> Iterator[tuple[sa.Connection, sa.Table]]:
+    """A connection that sees ``data`` as a table, and that table (typed as ``table``'s columns).
 
     SQLite: ADBC writes the rows into a separate stage file, closed before the warehouse
     connection attaches it. Two SQLite libraries must never have the same file open at once
     (their POSIX locks do not see each other, which corrupts the database).
     PostgreSQL: ADBC ingests with COPY into a table of the warehouse itself.
     """
+    columns = [
+        sa.Column(c, table.c[c].type if c in table.c else sa.BigInteger) for c in data.column_names
+    ]
     if is_sqlite(engine):
         import adbc_driver_sqlite.dbapi as adbc_sqlite
 
@@ -314,7 +441,7 @@ def _staged(engine: Engine, name: str, data: pa.Table) -> Iterator[tuple[sa.Conn
                 conn.exec_driver_sql("ATTACH DATABASE ? AS stage", (str(stage_file),))
                 conn.commit()
                 try:
-                    yield conn, f'stage."{name}"'
+                    yield conn, sa.Table(name, sa.MetaData(), *columns, schema="stage")
                 finally:
                     conn.rollback()
                     conn.exec_driver_sql("DETACH DATABASE stage")
@@ -327,25 +454,51 @@ def _staged(engine: Engine, name: str, data: pa.Table) -> Iterator[tuple[sa.Conn
     plain = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
     with adbc_pg.connect(plain) as adbc_conn:
         _ingest_arrow(adbc_conn, name, data)
+    stage = sa.Table(name, sa.MetaData(), *columns)
     try:
         with engine.connect() as conn:
-            yield conn, f'"{name}"'
+            yield conn, stage
     finally:
         with engine.begin() as conn:
-            conn.execute(sa.text(f'DROP TABLE IF EXISTS "{name}"'))
+            stage.drop(conn, checkfirst=True)
+
+
+def _stage_name(table: sa.Table, run_id: str) -> str:
+    """``_stage_<table>_<run>_<random>``: ``drop_stale_stages`` spares the stages of live runs."""
+    return f"_stage_{table.name}_{_run_tag(run_id)}_{uuid.uuid4().hex[:8]}"
+
+
+def _run_tag(run_id: str) -> str:
+    return re.sub(r"[^0-9A-Za-z]", "", run_id)[:12] or "x"
 
 
 def drop_stale_stages(engine: Engine) -> None:
-    """Remove staging tables (PostgreSQL) or stage files (SQLite) a killed load left behind."""
+    """Remove staging tables (PostgreSQL) or stage files (SQLite) a killed load left behind.
+
+    A stage whose name carries the tag of a run still ``running`` is kept: it is in use.
+    """
+    with engine.connect() as conn:
+        live = {
+            _run_tag(run_id)
+            for run_id in conn.execute(
+                sa.select(etl_runs_table.c.run_id).where(etl_runs_table.c.status == "running")
+            ).scalars()
+        }
+
+    def stale(name: str) -> bool:
+        parts = name.rsplit("_", 2)
+        return len(parts) < 3 or parts[1] not in live
+
     if is_sqlite(engine):
         if engine.url.database:
-            for stale in Path(engine.url.database).parent.glob("._stage_*.sqlite"):
-                stale.unlink(missing_ok=True)
+            for path in Path(engine.url.database).parent.glob("._stage_*.sqlite"):
+                if stale(path.name[1 : -len(".sqlite")]):
+                    path.unlink(missing_ok=True)
         return
     for name in sa.inspect(engine).get_table_names():
-        if name.startswith("_stage_"):
+        if name.startswith("_stage_") and stale(name):
             with engine.begin() as conn:
-                conn.execute(sa.text(f'DROP TABLE IF EXISTS "{name}"'))
+                sa.Table(name, sa.MetaData()).drop(conn, checkfirst=True)
 
 
 def upsert(
@@ -355,67 +508,193 @@ def upsert(
     *,
     run_id: str,
     newer_column: str | None = None,
+    carried: Collection[str] | None = None,
+    weights: str | None = None,
 ) -> UpsertCounts:
     """Insert new rows and update changed ones, keyed on the table's primary key.
 
-    A row counts as *updated* when its content hash differs and, if ``newer_column`` is given,
-    it is not older than the stored row: a newer timestamp wins, an older one never overwrites,
-    and a row without a timestamp never replaces one that has one. Everything else is *unchanged*.
+    Precedence: a row counts as *updated* when its content differs and, if ``newer_column`` is
+    given, it is not older than the stored row: a newer timestamp wins, an older one never
+    overwrites, and a row without a timestamp never replaces one that has one (two rows without
+    one: the later load wins). Everything else is *unchanged*, and is not rewritten.
+
+    Partial sources: ``carried`` names the non-key columns the source carries (None: all). A
+    new row is inserted with every column of ``frame``; a stored row gets only the carried
+    columns, so a column the source lacks keeps its stored value (a carried blank is written
+    as missing). Keys, ``source``, ``run_id``, ``row_hash`` and ``newer_column`` are always
+    written. "Differs" means the content hash differs when every hashed column is carried,
+    else that a carried hashed column ``IS DISTINCT FROM`` the stored one.
+
+    ``row_hash`` is always the hash of the full stored content (``HASHED_COLUMNS``), whatever
+    wrote the row, so the data fingerprint (model/registry.py) changes exactly when stored
+    content changes, stays put when nothing does, and is the same for two identical builds.
+    Why not hash only what a source carries: the same stored row would then hash differently
+    depending on which source wrote it last. A new row's hash is computed from ``frame`` (its
+    absent columns are missing, as stored). A partial update cannot know the merged row before
+    the merge, so it marks the row (``STALE_HASH``) and the statement returns the rows it wrote
+    (``RETURNING``, with their merged values); the marked ones get the hash of their merged
+    values, typed as ``frame``, in the same transaction. Unchanged rows are not returned, so
+    re-sending a partial file costs no more than a full one.
+
+    ``weights`` names an integer column of ``frame`` (not stored): each row then counts that
+    many times (traffic: the input rows summed into one hourly row).
     """
-    if frame.empty:
+    return _write_batch(
+        engine, table, frame, run_id=run_id, newer_column=newer_column, carried=carried,
+        weights=weights,
+    )  # fmt: skip
+
+
+def _write_batch(
+    engine: Engine,
+    table: sa.Table,
+    frame: pd.DataFrame | None,
+    *,
+    run_id: str,
+    newer_column: str | None = None,
+    carried: Collection[str] | None = None,
+    weights: str | None = None,
+    then: Callable[[sa.Connection, UpsertCounts], None] | None = None,
+) -> UpsertCounts:
+    """Upsert ``frame`` and run ``then`` (rejects, run record) in one write transaction."""
+    if frame is None or frame.empty:
+        if then is None:
+            return UpsertCounts()
+        with engine.connect() as conn, _write_transaction(conn, [table]):
+            then(conn, UpsertCounts())
         return UpsertCounts()
-    keys = [c.name for c in table.primary_key.columns]
     data = frame.assign(run_id=run_id)
     if "row_hash" in table.columns:
         data = data.assign(row_hash=row_hashes(data, HASHED_COLUMNS[table.name]))
+    arrow = _stage_arrow(data, table, is_sqlite(engine), weights)
+    with (
+        _staged(engine, _stage_name(table, run_id), arrow, table) as (conn, stage),
+        _write_transaction(conn, [table]),
+    ):
+        counts = _upsert_staged(
+            conn, table, stage, data, newer_column=newer_column, carried=carried, weights=weights
+        )
+        if then is not None:
+            then(conn, counts)
+    return counts
+
+
+def _insert(conn: sa.Connection, table: sa.Table) -> Any:
+    return (sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert)(table)
+
+
+def _upsert_staged(
+    conn: sa.Connection,
+    table: sa.Table,
+    stage: sa.Table,
+    data: pd.DataFrame,
+    *,
+    newer_column: str | None,
+    carried: Collection[str] | None,
+    weights: str | None,
+) -> UpsertCounts:
+    keys = [c.name for c in table.primary_key.columns]
     columns = [c.name for c in table.columns if c.name in data.columns]
-    stage_name = f"_stage_{table.name}_{uuid.uuid4().hex[:8]}"
-    with _staged(engine, stage_name, _stage_arrow(data, table, is_sqlite(engine))) as (conn, stage):
-        q = _quote
-        col_list = ", ".join(q(c) for c in columns)
-        updates = ", ".join(f"{q(c)} = excluded.{q(c)}" for c in columns if c not in keys)
-        wins = _wins(q(table.name), "excluded", "row_hash" in columns, newer_column)
-        upsert_sql = (
-            f"INSERT INTO {q(table.name)} ({col_list}) "
-            f"SELECT {_stage_casts(table, columns, is_sqlite(engine))} "
-            f"FROM {stage} AS x WHERE 1 = 1 "
-            f"ON CONFLICT ({', '.join(q(k) for k in keys)}) DO UPDATE SET {updates} WHERE {wins}"
+    hashed = HASHED_COLUMNS.get(table.name, ())
+    has_hash = "row_hash" in columns
+    always = {"run_id", "row_hash", s.SOURCE, newer_column}
+    written = [
+        c for c in columns if c not in keys and (carried is None or c in carried or c in always)
+    ]
+    complete = carried is None or set(hashed) <= set(carried)
+
+    cast = conn.dialect.name != "sqlite"  # PostgreSQL stages carry Arrow's types
+    select = sa.select(
+        *(sa.cast(stage.c[c], table.c[c].type) if cast else stage.c[c] for c in columns)
+    ).where(sa.true())  # SQLite: a WHERE keeps ON CONFLICT from parsing as a join constraint
+    if weights is not None:
+        select = select.where(stage.c[weights] == sa.bindparam("weight"))
+    insert = _insert(conn, table).from_select(columns, select)
+    excluded = insert.excluded
+    set_: dict[str, Any] = {c: excluded[c] for c in written}
+    if has_hash and complete:
+        changed = table.c.row_hash != excluded.row_hash
+    else:
+        content = hashed or [c for c in written if c not in always]
+        compared = [c for c in content if c in columns and (carried is None or c in carried)]
+        changed = sa.or_(sa.false(), *(table.c[c].is_distinct_from(excluded[c]) for c in compared))
+        if has_hash:
+            set_["row_hash"] = sa.literal(STALE_HASH, sa.String)
+    statement = insert.on_conflict_do_update(
+        index_elements=keys,
+        set_=set_,
+        where=sa.and_(changed, _newer(table, excluded, newer_column)),
+    ).execution_options(preserve_rowcount=True)  # else SQLAlchemy 2 drops an INSERT's rowcount
+    rehash = has_hash and not complete
+    if rehash:
+        returned = [c for c in hashed if c not in keys]
+        statement = statement.returning(
+            *(table.c[k] for k in keys), table.c.row_hash, *(table.c[c] for c in returned)
         )
-        count_sql = sa.select(sa.func.count()).select_from(table)
-        # The statement's row count is inserted + updated rows (SQLite and PostgreSQL alike);
-        # the table's growth tells the two apart, so the rows are looked up only once.
-        with conn.begin():
-            before = conn.execute(count_sql).scalar_one()
-            written = conn.execute(sa.text(upsert_sql)).rowcount
-            loaded = conn.execute(count_sql).scalar_one() - before
-    return UpsertCounts(loaded=loaded, updated=written - loaded, unchanged=len(data) - written)
+    count = sa.select(sa.func.count()).select_from(table)
+
+    total = UpsertCounts()
+    groups: list[int | None] = (
+        [None] if weights is None else [int(w) for w in sorted(data[weights].unique())]
+    )
+    for weight in groups:
+        rows = len(data) if weight is None else int((data[weights] == weight).sum())
+        params = None if weight is None else {"weight": weight}
+        if rehash:
+            written_rows = conn.execute(statement, params).all()
+            stale = [row for row in written_rows if row.row_hash == STALE_HASH]
+            _rehash(conn, table, keys, hashed, stale, data)
+            updated = len(stale)
+            loaded = len(written_rows) - updated
+        else:
+            # The statement's row count is inserted + updated rows (SQLite and PostgreSQL
+            # alike); the table's growth, exact under the write lock, tells the two apart.
+            before = conn.execute(count).scalar_one()
+            written_count = conn.execute(statement, params).rowcount
+            loaded = conn.execute(count).scalar_one() - before
+            updated = written_count - loaded
+        k = 1 if weight is None else weight
+        total += UpsertCounts(loaded * k, updated * k, (rows - loaded - updated) * k)
+    return total
 
 
-def _quote(name: str) -> str:
-    return f'"{name}"'
+def _newer(table: sa.Table, excluded: Any, newer_column: str | None) -> Any:
+    """The incoming row is not older than the stored one (see ``upsert``)."""
+    if newer_column is None:
+        return sa.true()
+    new, old = excluded[newer_column], table.c[newer_column]
+    return sa.or_(
+        sa.and_(new.is_(None), old.is_(None)),
+        new > old,
+        sa.and_(old.is_(None), new.is_not(None)),
+    )
 
 
-def _wins(stored: str, incoming: str, has_hash: bool, newer_column: str | None) -> str:
-    """SQL predicate: the incoming row replaces the stored one (see ``upsert``)."""
-    predicate = f"{stored}.row_hash <> {incoming}.row_hash" if has_hash else "1 = 1"
-    if newer_column:
-        new, old = f"{incoming}.{_quote(newer_column)}", f"{stored}.{_quote(newer_column)}"
-        predicate += (
-            f" AND (({new} IS NULL AND {old} IS NULL) OR {new} > {old}"
-            f" OR ({old} IS NULL AND {new} IS NOT NULL))"
-        )
-    return predicate
-
-
-def _stage_casts(table: sa.Table, columns: Sequence[str], sqlite: bool) -> str:
-    """Select list from the stage; PostgreSQL gets explicit casts to the target types."""
-    if sqlite:
-        return ", ".join(f"x.{_quote(c)}" for c in columns)
-    parts = []
-    for c in columns:
-        col_type = table.columns[c].type.compile(dialect=postgresql.dialect())
-        parts.append(f"CAST(x.{_quote(c)} AS {col_type})")
-    return ", ".join(parts)
+def _rehash(
+    conn: sa.Connection,
+    table: sa.Table,
+    keys: Sequence[str],
+    hashed: Sequence[str],
+    rows: Sequence[sa.Row[Any]],
+    data: pd.DataFrame,
+) -> None:
+    """Store the content hash of rows a partial upsert changed, from their merged values."""
+    if not rows:
+        return
+    merged = pd.DataFrame([row._mapping for row in rows])
+    typed = pd.DataFrame(
+        {c: pd.Series(merged[c].tolist(), dtype=object).astype(data[c].dtype) for c in hashed}
+    )
+    hashes = row_hashes(typed, hashed).tolist()
+    conn.execute(
+        table.update()
+        .where(*(table.c[k] == sa.bindparam(f"_key_{k}") for k in keys))
+        .values(row_hash=sa.bindparam("_hash")),
+        [
+            {**{f"_key_{k}": row._mapping[k] for k in keys}, "_hash": h}
+            for row, h in zip(rows, hashes, strict=True)
+        ],
+    )
 
 
 def replace_rows(engine: Engine, table: sa.Table, frame: pd.DataFrame, **where: Any) -> int:
@@ -435,6 +714,10 @@ def replace_rows(engine: Engine, table: sa.Table, frame: pd.DataFrame, **where: 
 # runs, rejects, watermarks
 
 
+class RunAbortedError(RuntimeError):
+    """This run was marked ``aborted`` by another process (its lease had expired)."""
+
+
 @dataclass
 class RunRecord:
     run_id: str
@@ -446,6 +729,7 @@ class RunRecord:
     watermark: str | None = None
     resume_token: str | None = None
     message: str | None = None
+    lease: dt.timedelta = field(default=RUN_LEASE, repr=False)
 
     @property
     def balanced(self) -> bool:
@@ -465,11 +749,26 @@ def _now() -> dt.datetime:
     return dt.datetime.now()
 
 
+def _utc_now() -> dt.datetime:
+    """Now in UTC, naive: leases are compared across hosts."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+HOST = socket.gethostname()
+
+
 @contextmanager
-def etl_run(engine: Engine, dataset: str, source: str) -> Iterator[RunRecord]:
-    """Record one ETL run: ``running`` at the start, then ``ok`` or ``failed`` with its counts."""
+def etl_run(
+    engine: Engine, dataset: str, source: str, *, lease: dt.timedelta = RUN_LEASE
+) -> Iterator[RunRecord]:
+    """Record one ETL run: ``running`` at the start, then ``ok`` or ``failed`` with its counts.
+
+    Starting a run first marks dead runs ``aborted`` (``abort_dead_runs``). While it runs, a
+    heartbeat thread renews its lease; ``commit_batch`` writes its counts with each batch.
+    """
+    abort_dead_runs(engine)
     drop_stale_stages(engine)
-    run = RunRecord(run_id=uuid.uuid4().hex, dataset=dataset, source=source)
+    run = RunRecord(run_id=uuid.uuid4().hex, dataset=dataset, source=source, lease=lease)
     with engine.begin() as conn:
         conn.execute(
             etl_runs_table.insert().values(
@@ -478,14 +777,170 @@ def etl_run(engine: Engine, dataset: str, source: str) -> Iterator[RunRecord]:
                 source=source,
                 started_at=_now(),
                 status="running",
+                pid=os.getpid(),
+                host=HOST,
+                lease_until=_utc_now() + lease,
             )
         )
+    heartbeat = _Heartbeat(engine, run)
     try:
         yield run
     except BaseException as exc:
+        heartbeat.stop()
         _finish_run(engine, run, "failed", message=f"{type(exc).__name__}: {exc}")
         raise
+    heartbeat.stop()
     _finish_run(engine, run, "ok", message=run.message)
+
+
+class _Heartbeat:
+    """Renews a running run's lease every fifth of the lease, on a daemon thread."""
+
+    def __init__(self, engine: Engine, run: RunRecord) -> None:
+        self._engine, self._run = engine, run
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(
+            target=self._beat, name=f"etl-run-{run.run_id[:8]}", daemon=True
+        )
+        self._thread.start()
+
+    def _beat(self) -> None:
+        every = max(self._run.lease.total_seconds() / 5, 0.05)
+        while not self._stopped.wait(every):
+            try:
+                with self._engine.begin() as conn:
+                    conn.execute(
+                        etl_runs_table.update()
+                        .where(
+                            etl_runs_table.c.run_id == self._run.run_id,
+                            etl_runs_table.c.status == "running",
+                        )
+                        .values(lease_until=_utc_now() + self._run.lease)
+                    )
+            except sa.exc.SQLAlchemyError as exc:  # the next beat tries again
+                log.warning("run %s: lease not renewed: %s", self._run.run_id, exc)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host still runs (a zombie does not)."""
+    if os.name != "posix":
+        return True  # no cheap check: the lease decides
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
+
+
+def _why_dead(pid: int | None, host: str | None, lease_until: Any, now: dt.datetime) -> str | None:
+    if lease_until is None:
+        return "aborted: it never finished and has no lease (recorded before schema v2)"
+    lease = pd.Timestamp(lease_until).to_pydatetime()
+    if host == HOST and pid is not None and not _process_alive(int(pid)):
+        return f"aborted: its process {pid} on {host} is gone"
+    if lease < now:
+        return (
+            f"aborted: its lease expired at {lease:%Y-%m-%d %H:%M:%S} UTC (process {pid} on {host})"
+        )
+    return None
+
+
+def abort_dead_runs(engine: Engine) -> list[str]:
+    """Mark ``aborted`` every ``running`` run whose process is gone or whose lease expired.
+
+    A run's counts are those of the batches it committed (written with each batch), so an
+    aborted run's record agrees with the rows it left in the tables. Returns the run ids.
+    """
+    r = etl_runs_table.c
+    with engine.connect() as conn:
+        running = conn.execute(
+            sa.select(r.run_id, r.pid, r.host, r.lease_until).where(r.status == "running")
+        ).all()
+    aborted = []
+    now = _utc_now()
+    for run_id, pid, host, lease_until in running:
+        why = _why_dead(pid, host, lease_until, now)
+        if why is None:
+            continue
+        with engine.begin() as conn:
+            done = conn.execute(
+                etl_runs_table.update()
+                .where(
+                    r.run_id == run_id,
+                    r.status == "running",
+                    r.lease_until.is_not_distinct_from(lease_until),  # not renewed meanwhile
+                )
+                .values(status="aborted", finished_at=_now(), message=why)
+            )
+        if done.rowcount:
+            log.warning("run %s %s", run_id, why)
+            aborted.append(run_id)
+    return aborted
+
+
+def commit_batch(
+    engine: Engine,
+    run: RunRecord,
+    table: sa.Table,
+    frame: pd.DataFrame | None,
+    *,
+    rows_in: int,
+    rejects: pd.DataFrame | None = None,
+    newer_column: str | None = None,
+    carried: Collection[str] | None = None,
+    weights: str | None = None,
+    resume_token: str | None = None,
+) -> UpsertCounts:
+    """Upsert a batch (see ``upsert``), store its rejects and add its counts to the run record,
+    all in one transaction: a run killed at any moment has counted exactly what it committed.
+
+    ``run`` is updated only after the commit. A run marked ``aborted`` meanwhile (its lease
+    expired) commits nothing more: ``RunAbortedError``.
+    """
+    n_rejects = 0 if rejects is None else len(rejects)
+
+    def record(conn: sa.Connection, counts: UpsertCounts) -> None:
+        if rejects is not None:
+            _store_rejects(conn, run, rejects)
+        c = run.counts
+        done = conn.execute(
+            etl_runs_table.update()
+            .where(etl_runs_table.c.run_id == run.run_id, etl_runs_table.c.status == "running")
+            .values(
+                rows_in=run.rows_in + rows_in,
+                rows_loaded=c.loaded + counts.loaded,
+                rows_updated=c.updated + counts.updated,
+                rows_unchanged=c.unchanged + counts.unchanged,
+                rows_rejected=run.rows_rejected + n_rejects,
+                resume_token=resume_token,
+                lease_until=_utc_now() + run.lease,
+            )
+        )
+        if done.rowcount != 1:
+            raise RunAbortedError(
+                f"run {run.run_id} is no longer running (another process marked it aborted);"
+                " its last batch was not committed"
+            )
+
+    counts = _write_batch(
+        engine, table, frame, run_id=run.run_id, newer_column=newer_column, carried=carried,
+        weights=weights, then=record,
+    )  # fmt: skip
+    run.rows_in += rows_in
+    run.counts += counts
+    run.rows_rejected += n_rejects
+    run.resume_token = resume_token
+    return counts
 
 
 def save_run_progress(engine: Engine, run: RunRecord) -> None:
@@ -516,22 +971,76 @@ def _finish_run(
 
 
 def write_rejects(engine: Engine, run: RunRecord, rejects: pd.DataFrame) -> int:
-    """Store rejected rows (columns record_key, reason, raw) for a run."""
+    """Store rejected rows (columns record_key, reason, raw) for a run; returns how many.
+
+    Prefer ``commit_batch``, which stores them with the batch's rows and counts.
+    """
     if rejects.empty:
         return 0
-    frame = rejects.loc[:, list(s.REJECT_COLUMNS)].assign(
-        run_id=run.run_id, dataset=run.dataset, source=run.source
+    lock = metadata.tables.get(run.dataset, rejects_table)  # as commit_batch does
+    with engine.connect() as conn, _write_transaction(conn, [lock]):
+        _store_rejects(conn, run, rejects)
+    return len(rejects)
+
+
+def _reject_key(record_key: Any, reason: Any, raw: Any) -> str:
+    """What makes two rejects the same: record key, reason and raw record (128-bit hash)."""
+    text = json.dumps([record_key, reason, raw], ensure_ascii=False, default=str)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def _store_rejects(conn: sa.Connection, run: RunRecord, rejects: pd.DataFrame) -> None:
+    """Upsert rejects once per distinct row and source: a row seen again moves to this run.
+
+    ``occurrences`` counts the copies this run saw (summed over its batches), so the newest run's
+    ``SUM(occurrences)`` is its ``rows_rejected`` for every row it saw.
+    """
+    if rejects.empty:
+        return
+    distinct: dict[str, dict[str, Any]] = {}
+    frame = rejects.loc[:, list(s.REJECT_COLUMNS)]
+    for record_key, reason, raw in frame.itertuples(index=False, name=None):
+        key_text = None if _missing(record_key) else str(record_key)
+        raw_text = _raw_text(raw)
+        key = _reject_key(key_text, str(reason), raw_text)
+        if key in distinct:
+            distinct[key]["occurrences"] += 1
+            continue
+        distinct[key] = {
+            "run_id": run.run_id,
+            "dataset": run.dataset,
+            s.SOURCE: run.source,
+            s.RECORD_KEY: key_text,
+            s.REASON: str(reason),
+            s.RAW: raw_text,
+            "reject_key": key,
+            "occurrences": 1,
+        }
+    t = rejects_table.c
+    insert = _insert(conn, rejects_table)
+    statement = insert.on_conflict_do_update(
+        index_elements=[t.dataset, t.source, t.reject_key],
+        set_={
+            "run_id": insert.excluded.run_id,
+            "occurrences": sa.case(
+                (t.run_id == insert.excluded.run_id, t.occurrences + insert.excluded.occurrences),
+                else_=insert.excluded.occurrences,
+            ),
+        },
     )
-    frame = frame.assign(raw=frame[s.RAW].map(_raw_text))
-    records = frame.astype(object).where(frame.notna(), None).to_dict("records")
-    with engine.begin() as conn:
-        conn.execute(rejects_table.insert(), records)
-    return len(records)
+    # In input order: writers of one dataset hold its table's lock, so they never interleave.
+    conn.execute(statement, list(distinct.values()))
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (not isinstance(value, (str, dict, list)) and bool(pd.isna(value)))
 
 
 def _raw_text(raw: Any) -> str | None:
     if raw is None or isinstance(raw, str):
         return raw
+    if _missing(raw):
+        return None
     return json.dumps(raw, default=str, sort_keys=True)
 
 
@@ -559,7 +1068,11 @@ def set_watermark(engine: Engine, dataset: str, source: str, value: str) -> None
 
 
 def last_interrupted_run(engine: Engine, dataset: str, source: str) -> dict[str, Any] | None:
-    """The newest run of this dataset and source, if it did not finish ``ok``."""
+    """The newest run of this dataset and source, if it ended ``failed`` or ``aborted``.
+
+    Dead runs are marked ``aborted`` first; a run that is still running is not interrupted.
+    """
+    abort_dead_runs(engine)
     with engine.connect() as conn:
         row = (
             conn.execute(
@@ -571,7 +1084,7 @@ def last_interrupted_run(engine: Engine, dataset: str, source: str) -> dict[str,
             .mappings()
             .one_or_none()
         )
-    if row is None or row["status"] == "ok":
+    if row is None or row["status"] in ("ok", "running"):
         return None
     return dict(row)
 
@@ -620,9 +1133,15 @@ DATASET_TABLES: dict[str, tuple[sa.Table, sa.Column[Any]]] = {
 def warehouse_status(engine: Engine) -> dict[str, Any]:
     """Per dataset and source: rows, date range, last run with its accounting, watermark, rejects.
 
-    Runs and watermarks are recorded under the name of the table they load.
+    Runs and watermarks are recorded under the name of the table they load. An older warehouse
+    is migrated first, and dead runs are marked ``aborted``, so the report shows what is true.
+    A run's rejects by reason count every rejected row it saw (``occurrences``), also rows stored
+    once for several runs.
     """
+    upgrade_schema(engine)
+    abort_dead_runs(engine)
     datasets: dict[str, Any] = {}
+    seen = sa.func.sum(rejects_table.c.occurrences)
     with engine.connect() as conn:
         for dataset, (table, day) in DATASET_TABLES.items():
             sources = {}
@@ -647,14 +1166,15 @@ def warehouse_status(engine: Engine) -> dict[str, Any]:
                 if "last_run" in entry:
                     continue
                 entry["last_run"] = _run_summary(run)
-                entry["rejects_by_reason"] = dict(
-                    conn.execute(
-                        sa.select(rejects_table.c.reason, sa.func.count())
+                entry["rejects_by_reason"] = {
+                    reason: int(n)
+                    for reason, n in conn.execute(
+                        sa.select(rejects_table.c.reason, seen)
                         .where(rejects_table.c.run_id == run["run_id"])
                         .group_by(rejects_table.c.reason)
-                        .order_by(sa.func.count().desc())
+                        .order_by(seen.desc(), rejects_table.c.reason)
                     ).all()
-                )
+                }
             for source, entry in sources.items():
                 entry["watermark"] = conn.execute(
                     sa.select(watermarks_table.c.value).where(

@@ -25,15 +25,7 @@ from sqlalchemy.engine import Engine
 
 from core import schema as s
 from core.settings import Settings
-from core.warehouse import (
-    RunRecord,
-    crashes_table,
-    etl_run,
-    save_run_progress,
-    set_watermark,
-    upsert,
-    write_rejects,
-)
+from core.warehouse import RunRecord, commit_batch, crashes_table, etl_run, set_watermark
 from etl.drift import BatchOrigin, DriftLimits, check_batch
 from geo.cells import points_to_cells
 
@@ -153,10 +145,32 @@ def detect_csv_shape(header: Iterable[str]) -> CrashShape:
     )
 
 
+# Columns a source may lack; every shape requires id (or derives it), date and coordinates.
+OPTIONAL_COLUMNS: tuple[str, ...] = (*s.TEXT_COLUMNS, *s.INJURY_COLUMNS)
+STORED_COLUMNS: frozenset[str] = frozenset((*s.CRASH_COLUMNS, s.CRASH_DATE, s.H3_CELL))
+
+
 @dataclass(frozen=True)
 class NormalizedCrashes:
     clean: pd.DataFrame  # canonical crash columns + h3_cell, validated by CRASH_SCHEMA
     rejects: pd.DataFrame  # record_key, reason, raw
+    # Stored columns the source carries; the others are absent (NA in ``clean``), and an
+    # upsert keeps their stored values (see ``carried_columns``).
+    carried: frozenset[str] = STORED_COLUMNS
+
+
+def carried_columns(header: Iterable[str], shape: CrashShape) -> frozenset[str]:
+    """The stored crash columns a source with this header carries.
+
+    A text or count column is carried when the header has a column the shape maps to it
+    (``on_street`` from the on- or the off-street name); otherwise it is *absent*, and loading
+    the file keeps its stored values. A carried column with a blank value is written as missing.
+    """
+    names = {str(name).strip() for name in header}
+    found = {target for name, target in shape.columns.items() if name in names}
+    if RAW_OFF_STREET in found:
+        found.add(s.ON_STREET)
+    return STORED_COLUMNS.difference(c for c in OPTIONAL_COLUMNS if c not in found)
 
 
 def normalize_crashes(
@@ -233,7 +247,9 @@ def normalize_crashes(
         index=rejected.index,
     )
     return NormalizedCrashes(
-        clean=clean.reset_index(drop=True), rejects=rejects.reset_index(drop=True)
+        clean=clean.reset_index(drop=True),
+        rejects=rejects.reset_index(drop=True),
+        carried=carried_columns(raw.columns, shape),
     )
 
 
@@ -433,6 +449,10 @@ def ingest_crash_batches(
 ) -> RunRecord:
     """Normalise and upsert every batch in one recorded run; the watermark moves only on success.
 
+    Each batch's rows, rejects, counts and resume token are committed together
+    (``commit_batch``), so a run killed between or during batches has counted exactly the rows
+    it left in the table. Columns a batch's source lacks keep their stored values.
+
     ``resume_state`` (the adapter's description of its query) stands in the run's ``watermark``
     column until the run completes, so a later run can tell whether the stored ``resume_token``
     belongs to the query it is about to make.
@@ -449,16 +469,20 @@ def ingest_crash_batches(
 
         for batch, result in read_ahead(batches, normalize):
             check_crash_batch(batch, result, source=source, limits=DriftLimits.of(settings))
-            run.rows_in += len(batch.frame)
             rows = result.clean.assign(crash_date=result.clean[s.CRASHED_AT].dt.floor("D"))
-            run.counts += upsert(
-                engine, crashes_table, rows, run_id=run.run_id, newer_column=s.SOURCE_UPDATED_AT
+            commit_batch(
+                engine,
+                run,
+                crashes_table,
+                rows,
+                rows_in=len(batch.frame),
+                rejects=result.rejects,
+                newer_column=s.SOURCE_UPDATED_AT,
+                carried=result.carried,
+                resume_token=batch.resume_token,
             )
-            run.rows_rejected += write_rejects(engine, run, result.rejects)
-            run.resume_token = batch.resume_token
             if batch.watermark and (watermark is None or batch.watermark > watermark):
                 watermark = batch.watermark
-            save_run_progress(engine, run)
             if on_batch is not None:
                 on_batch(len(batch.frame))
         run.watermark = watermark

@@ -42,15 +42,7 @@ from sqlalchemy.engine import Engine
 
 from core import schema as s
 from core.settings import Settings, get_settings
-from core.warehouse import (
-    RunRecord,
-    UpsertCounts,
-    etl_run,
-    read_frame,
-    traffic_table,
-    upsert,
-    write_rejects,
-)
+from core.warehouse import RunRecord, commit_batch, etl_run, read_frame, traffic_table
 from etl.drift import BatchOrigin, DriftLimits, check_fields, check_rejects
 from etl.http import SourceError, make_session
 from etl.rejects import join_reasons, json_records
@@ -65,6 +57,12 @@ STATE_PLANE_NY_LI: Final = 2263  # EPSG: NAD83 / New York Long Island (ftUS)
 WGS84: Final = 4326
 MIN_HOURS_PER_DAY: Final = 20
 REQUIRED_FIELDS: Final = ("requestid", "segmentid", "yr", "m", "d", "hh", "vol")
+# Optional fields whose absence from a source leaves stored values alone (see ``carried_columns``)
+_OPTIONAL_FIELDS: Final = {
+    "boro": (s.BOROUGH,),
+    "street": (s.STREET,),
+    "wktgeom": (s.LAT, s.LNG, s.H3_CELL),
+}
 TYPICAL_VOLUME: Final = "typical_volume"
 VOLUME_IMPUTED: Final = "volume_imputed"
 
@@ -304,6 +302,17 @@ def normalize_traffic(
     return clean, rejects
 
 
+def carried_columns(raw: pd.DataFrame) -> frozenset[str]:
+    """The stored traffic columns a source with these columns carries.
+
+    Without ``Boro`` or ``street`` those stored values are kept; without ``WktGeom`` a stored
+    count keeps its point (a new one takes its segment's point, see the module doc).
+    """
+    names = {str(c).strip().lower() for c in raw.columns}
+    absent = {c for name, cols in _OPTIONAL_FIELDS.items() if name not in names for c in cols}
+    return frozenset((*s.TRAFFIC_COLUMNS, s.H3_CELL)).difference(absent)
+
+
 # --------------------------------------------------------------------------------------------
 # I/O at the edges
 
@@ -351,7 +360,12 @@ def fetch_traffic(
     log.info("fetched %d traffic rows in %d pages", len(rows), pages)
     if not rows:
         return pd.DataFrame({c: pd.Series(dtype="str") for c in REQUIRED_FIELDS})
-    return pd.DataFrame.from_records(rows).astype("str")
+    frame = pd.DataFrame.from_records(rows).astype("str")
+    # The API leaves null fields out of a record: a field no record has is null, not absent.
+    missing = [name for name in _OPTIONAL_FIELDS if name not in frame.columns]
+    return frame.assign(
+        **{name: pd.Series(pd.NA, index=frame.index, dtype="str") for name in missing}
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -404,13 +418,15 @@ def ingest_traffic(
     rows_in: int,
     label: str | None = None,
     limits: DriftLimits | None = None,
+    carried: frozenset[str] | None = None,
 ) -> RunRecord:
-    """Upsert hourly counts and store rejects in one recorded run, counting input rows.
+    """Upsert hourly counts and store rejects in one recorded run (one transaction).
 
     An input row counts as loaded, updated or unchanged with the hourly row it was summed into,
-    so ``rows_in == loaded + updated + unchanged + rejected``. Idempotent. A batch where one
-    reason rejects most rows fails the run before anything is written (``etl.drift``; ``label``
-    names the file or feed in that message).
+    so ``rows_in == loaded + updated + unchanged + rejected``. Idempotent. ``carried`` names
+    the stored columns the source has (None: all); a stored count keeps the others. A batch
+    where one reason rejects most rows fails the run before anything is written
+    (``etl.drift``; ``label`` names the file or feed in that message).
     """
     summed = int(clean[SOURCE_ROWS].sum()) if not clean.empty else 0
     if rows_in != summed + len(rejects):
@@ -425,12 +441,16 @@ def ingest_traffic(
             limits=limits or DriftLimits.of(get_settings()),
             ignore=(DUPLICATE_KEY,),
         )
-        run.rows_in = rows_in
-        run.rows_rejected = write_rejects(engine, run, rejects)
-        for n, group in counts.groupby(clean[SOURCE_ROWS], sort=True):
-            done = upsert(engine, traffic_table, group, run_id=run.run_id)
-            k = int(n)
-            run.counts += UpsertCounts(done.loaded * k, done.updated * k, done.unchanged * k)
+        commit_batch(
+            engine,
+            run,
+            traffic_table,
+            clean,
+            rows_in=rows_in,
+            rejects=rejects,
+            carried=carried,
+            weights=SOURCE_ROWS,
+        )
         if not counts.empty:
             run.watermark = counts[s.COUNTED_AT].max().isoformat()
         if not run.balanced:
@@ -466,6 +486,7 @@ def load_traffic(
         rows_in=len(raw),
         label=label,
         limits=DriftLimits.of(settings),
+        carried=carried_columns(raw),
     )
 
 

@@ -43,14 +43,7 @@ from sqlalchemy.engine import Engine
 
 from core import schema as s
 from core.settings import Settings, get_settings
-from core.warehouse import (
-    RunRecord,
-    etl_run,
-    read_frame,
-    upsert,
-    weather_table,
-    write_rejects,
-)
+from core.warehouse import RunRecord, commit_batch, etl_run, read_frame, weather_table
 from etl.drift import BatchOrigin, DriftLimits, check_rejects
 from etl.http import SourceError, get_json, make_session
 from etl.rejects import join_reasons, json_records
@@ -248,6 +241,16 @@ NOAA_COLUMNS: Final[dict[str, tuple[str, Callable[[pd.Series], pd.Series]]]] = {
 }
 
 
+def noaa_value_columns(raw: pd.DataFrame) -> frozenset[str]:
+    """The value columns a GHCN-Daily frame carries (``PRCP`` → ``precip_mm`` …).
+
+    A file without, say, ``PRCP`` says nothing about precipitation: loading it keeps the stored
+    values, where a ``PRCP`` column with a blank cell says the value is missing.
+    """
+    names = {str(c).strip().upper() for c in raw.columns}
+    return frozenset(column for name, (column, _) in NOAA_COLUMNS.items() if name in names)
+
+
 def read_noaa_csv(path: Path | str) -> pd.DataFrame:
     """A GHCN-Daily CSV export exactly as written: every cell a string, blanks as ``""``."""
     return pd.read_csv(path, dtype="str", keep_default_na=False, na_filter=False)
@@ -368,6 +371,14 @@ def _open_meteo_daily(payload: Mapping[str, Any], source: str) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
+def open_meteo_value_columns(payload: Mapping[str, Any]) -> frozenset[str]:
+    """The value columns an Open-Meteo payload carries (its ``daily`` variables we map)."""
+    daily = payload.get("daily")
+    if not isinstance(daily, Mapping):
+        return frozenset()
+    return frozenset(column for name, column in _OPEN_METEO_VARIABLES.items() if name in daily)
+
+
 def open_meteo_rows(payload: Mapping[str, Any]) -> int:
     """How many days a payload carries (its ``rows_in``)."""
     return len(_open_meteo_daily(payload, OPEN_METEO_SOURCE))
@@ -443,12 +454,16 @@ class WeatherRequest:
 
 @dataclass(frozen=True)
 class WeatherBatch:
-    """One provider's output: ``rows_in == len(clean) + len(rejects)``."""
+    """One provider's output: ``rows_in == len(clean) + len(rejects)``.
+
+    ``carried``: the value columns the source has (None: all); the others keep stored values.
+    """
 
     clean: pd.DataFrame
     rejects: pd.DataFrame
     rows_in: int
     source: str
+    carried: frozenset[str] | None = None
 
 
 WeatherProvider = Callable[[Settings, WeatherRequest], WeatherBatch]
@@ -469,7 +484,13 @@ def open_meteo_provider(settings: Settings, request: WeatherRequest) -> WeatherB
         issued_at=request.issued_at,
         station=open_meteo_station(settings.weather_lat, settings.weather_lng),
     )
-    return WeatherBatch(clean, rejects, open_meteo_rows(payload), OPEN_METEO_SOURCE)
+    return WeatherBatch(
+        clean,
+        rejects,
+        open_meteo_rows(payload),
+        OPEN_METEO_SOURCE,
+        carried=open_meteo_value_columns(payload),
+    )
 
 
 def noaa_csv_provider(settings: Settings, request: WeatherRequest) -> WeatherBatch:
@@ -489,7 +510,7 @@ def noaa_csv_provider(settings: Settings, request: WeatherRequest) -> WeatherBat
         hi = pd.Timestamp(request.end or dt.date.max)
         raw = raw.loc[dates.isna() | dates.between(lo, hi)]
     clean, rejects = noaa_to_weather(raw)
-    return WeatherBatch(clean, rejects, len(raw), NOAA_SOURCE)
+    return WeatherBatch(clean, rejects, len(raw), NOAA_SOURCE, carried=noaa_value_columns(raw))
 
 
 # Add a provider by adding an entry; ``load_weather`` looks it up by ``settings.weather_source``.
@@ -512,12 +533,14 @@ def ingest_weather(
     rows_in: int,
     label: str | None = None,
     limits: DriftLimits | None = None,
+    carried: frozenset[str] | None = None,
 ) -> RunRecord:
-    """Upsert clean rows and store rejects in one recorded run; accounting must balance.
+    """Upsert clean rows and store rejects in one recorded run (one transaction).
 
-    Idempotent: the same rows again count as unchanged. A batch where one reason rejects most
-    rows fails the run before anything is written (``etl.drift``; ``label`` names the file or
-    feed in that message).
+    Idempotent: the same rows again count as unchanged. ``carried`` names the value columns the
+    source has (None: all): a stored day keeps the values of the others. A batch where one
+    reason rejects most rows fails the run before anything is written (``etl.drift``; ``label``
+    names the file or feed in that message).
     """
     if rows_in != len(clean) + len(rejects):
         raise ValueError(f"rows_in {rows_in} != {len(clean)} clean + {len(rejects)} rejected")
@@ -530,9 +553,9 @@ def ingest_weather(
             limits=limits or DriftLimits.of(get_settings()),
             ignore=(DUPLICATE_KEY,),
         )
-        run.rows_in = rows_in
-        run.rows_rejected = write_rejects(engine, run, rejects)
-        run.counts = upsert(engine, weather_table, clean, run_id=run.run_id)
+        commit_batch(
+            engine, run, weather_table, clean, rows_in=rows_in, rejects=rejects, carried=carried
+        )
         if not clean.empty:
             run.watermark = clean[s.DATE].max().date().isoformat()
         if not run.balanced:
@@ -563,6 +586,7 @@ def load_weather(
         rows_in=batch.rows_in,
         label=request.path.name if request.path is not None else batch.source,
         limits=DriftLimits.of(settings),
+        carried=batch.carried,
     )
 
 

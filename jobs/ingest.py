@@ -88,7 +88,7 @@ def ingest_crash_file(engine: Engine, settings: Settings, file: Path, *, source:
     ) as bar:
         return ingest_crash_batches(
             engine,
-            with_origin(crash_csv_batches(file), file.name),
+            with_origin(crash_csv_batches(file, settings.csv_block_bytes), file.name),
             source=source,
             settings=settings,
             on_batch=bar.update,

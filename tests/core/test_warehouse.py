@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -358,3 +363,382 @@ def test_rejects_are_stored_with_their_raw_record(engine: Engine) -> None:
     }
     assert stored_rejects["raw"].iloc[1] == "a,b,c"
     assert pd.isna(stored_rejects["record_key"].iloc[1])
+
+
+# ------------------------------------------------------------------------------------------
+# partial sources: absent columns keep their stored values
+
+ABSENT = (s.BOROUGH, s.PERSONS_INJURED, s.FACTOR_1)
+CARRIED = frozenset(c for c in (*s.CRASH_COLUMNS, s.CRASH_DATE, s.H3_CELL) if c not in ABSENT)
+STORED = {s.BOROUGH: "QUEENS", s.PERSONS_INJURED: 2, s.FACTOR_1: "Driver Inattention/Distraction"}
+
+
+def partial(collision_id: str, **values: Any) -> dict[str, Any]:
+    """A crash from a source without BOROUGH, persons injured and the first factor."""
+    return crash(collision_id, **dict.fromkeys(ABSENT), **values)
+
+
+def upsert_partial(engine: Engine, *rows: dict[str, Any], run_id: str = "partial") -> tuple:
+    result = wh.upsert(
+        engine,
+        wh.crashes_table,
+        crash_frame(*rows),
+        run_id=run_id,
+        newer_column=s.SOURCE_UPDATED_AT,
+        carried=CARRIED,
+    )
+    return counts(result)
+
+
+def test_a_partial_source_with_the_same_content_is_unchanged_and_erases_nothing(
+    engine: Engine,
+) -> None:
+    upsert(engine, crash("1", **STORED), crash("2", **STORED))
+    before = stored(engine)
+
+    assert upsert_partial(engine, partial("1"), partial("2", **{s.SOURCE_UPDATED_AT: T1})) == (
+        0,
+        0,
+        2,
+    )
+    pd.testing.assert_frame_equal(stored(engine), before)
+
+
+def test_a_partial_source_updates_only_the_columns_it_carries(engine: Engine) -> None:
+    upsert(engine, crash("1", **STORED))
+
+    changed = partial("1", **{s.ON_STREET: "92 STREET", s.SOURCE_UPDATED_AT: T1})
+    assert upsert_partial(engine, changed) == (0, 1, 0)
+
+    row = stored_row(engine, "1")
+    assert row[s.ON_STREET] == "92 STREET"
+    assert {c: row[c] for c in ABSENT} == STORED
+    assert pd.Timestamp(row[s.SOURCE_UPDATED_AT]) == T1
+    # row_hash is the hash of the merged row: a full source with that content is unchanged
+    merged = crash("1", **STORED, **{s.ON_STREET: "92 STREET", s.SOURCE_UPDATED_AT: T1})
+    expected = wh.row_hashes(crash_frame(merged), wh.HASHED_COLUMNS["crashes"]).iloc[0]
+    assert row["row_hash"] == expected
+    assert counts(upsert(engine, merged)) == (0, 0, 1)
+
+
+def test_a_partial_source_never_overwrites_newer_data(engine: Engine) -> None:
+    upsert(engine, crash("1", **STORED, **{s.SOURCE_UPDATED_AT: T1}))
+    before = stored(engine)
+
+    older = partial("1", **{s.ON_STREET: "92 STREET", s.SOURCE_UPDATED_AT: T0})
+    without_time = partial("1", **{s.ON_STREET: "93 STREET", s.SOURCE_UPDATED_AT: None})
+
+    assert upsert_partial(engine, older) == (0, 0, 1)
+    assert upsert_partial(engine, without_time) == (0, 0, 1)
+    pd.testing.assert_frame_equal(stored(engine), before)
+
+
+def test_a_carried_blank_is_written_as_missing(engine: Engine) -> None:
+    upsert(engine, crash("1", **STORED))
+
+    blank = crash("1", **{s.BOROUGH: None, s.SOURCE_UPDATED_AT: T1})
+    result = wh.upsert(
+        engine,
+        wh.crashes_table,
+        crash_frame(blank),
+        run_id="blank",
+        newer_column=s.SOURCE_UPDATED_AT,
+        carried=CARRIED | {s.BOROUGH},
+    )
+
+    assert counts(result) == (0, 1, 0)
+    row = stored_row(engine, "1")
+    assert pd.isna(row[s.BOROUGH])
+    assert (row[s.PERSONS_INJURED], row[s.FACTOR_1]) == (2, STORED[s.FACTOR_1])
+
+
+def test_new_rows_of_a_partial_source_are_inserted_with_their_hash(engine: Engine) -> None:
+    assert upsert_partial(engine, partial("1"), partial("2")) == (2, 0, 0)
+
+    frame = stored(engine)
+    assert frame[list(ABSENT)].isna().all().all()
+    expected = wh.row_hashes(crash_frame(partial("1"), partial("2")), wh.HASHED_COLUMNS["crashes"])
+    assert frame["row_hash"].tolist() == expected.tolist()
+    assert upsert_partial(engine, partial("1"), partial("2")) == (0, 0, 2)
+
+
+def test_row_hashes_are_the_same_in_two_identical_builds(make_engine: Any) -> None:
+    def build() -> list[str]:
+        engine = make_engine()
+        upsert(engine, crash("1", **STORED), crash("2"))
+        upsert_partial(engine, partial("1", **{s.LAT: 40.7, s.SOURCE_UPDATED_AT: T1}))
+        return stored(engine)["row_hash"].tolist()
+
+    first, second = build(), build()
+    assert first == second
+    assert wh.STALE_HASH not in first
+
+
+def test_weighted_rows_count_as_often_as_their_weight(engine: Engine) -> None:
+    frame = crash_frame(crash("1"), crash("2"), crash("3")).assign(n=[1, 3, 3])
+
+    result = wh.upsert(engine, wh.crashes_table, frame, run_id="w", weights="n")
+    again = wh.upsert(engine, wh.crashes_table, frame, run_id="w", weights="n")
+
+    assert counts(result) == (7, 0, 0)
+    assert counts(again) == (0, 0, 7)
+    assert "n" not in stored(engine).columns
+
+
+# ------------------------------------------------------------------------------------------
+# exact accounting: a batch, its rejects and its counts in one transaction
+
+BAD = pd.DataFrame(
+    {
+        s.RECORD_KEY: ["9", "9", None],
+        s.REASON: ["zero coordinates", "zero coordinates", "unparseable date"],
+        s.RAW: [{"COLLISION_ID": "9", "LATITUDE": "0"}] * 2 + [{"CRASH DATE": "02/30/2022"}],
+    }
+)
+
+
+def run_row(engine: Engine, run_id: str) -> dict[str, Any]:
+    frame = wh.read_frame(engine, "SELECT * FROM etl_runs WHERE run_id = :r", r=run_id)
+    return frame.iloc[0].to_dict()
+
+
+def rejects_table(engine: Engine) -> pd.DataFrame:
+    frame = wh.read_frame(
+        engine, "SELECT run_id, record_key, reason, occurrences FROM rejects ORDER BY reason"
+    )
+    return frame.fillna({s.RECORD_KEY: "-"})
+
+
+def test_a_committed_batch_is_counted_in_its_run_record_before_the_run_ends(
+    engine: Engine,
+) -> None:
+    with wh.etl_run(engine, "crashes", "csv") as run:
+        wh.commit_batch(
+            engine, run, wh.crashes_table, crash_frame(crash("1"), crash("2")), rows_in=5,
+            rejects=BAD, newer_column=s.SOURCE_UPDATED_AT, resume_token="page-1",
+        )  # fmt: skip
+        recorded = run_row(engine, run.run_id)
+        assert recorded["status"] == "running"
+        assert [recorded[c] for c in ("rows_in", "rows_loaded", "rows_rejected")] == [5, 2, 3]
+        assert recorded["resume_token"] == "page-1"
+        assert (run.rows_in, run.counts.loaded, run.rows_rejected) == (5, 2, 3)
+    assert run.balanced
+
+
+def test_a_failed_batch_commits_neither_rows_nor_rejects_nor_counts(engine: Engine) -> None:
+    broken = crash_frame(crash("1"), crash("2")).assign(**{s.H3_CELL: [None, "8a2a100c980ffff"]})
+    with pytest.raises(sa.exc.IntegrityError), wh.etl_run(engine, "crashes", "csv") as run:
+        wh.commit_batch(engine, run, wh.crashes_table, broken, rows_in=5, rejects=BAD)
+
+    recorded = run_row(engine, run.run_id)
+    assert recorded["status"] == "failed"
+    assert [recorded[c] for c in ("rows_in", "rows_loaded", "rows_rejected")] == [0, 0, 0]
+    assert stored(engine).empty and rejects_table(engine).empty
+
+
+def test_rejects_are_stored_once_per_distinct_row_and_counted_per_run(engine: Engine) -> None:
+    runs = []
+    for _ in range(2):
+        with wh.etl_run(engine, "crashes", "csv") as run:
+            for batch in (BAD.iloc[:2], BAD.iloc[2:]):  # the same row twice in one batch, too
+                wh.commit_batch(engine, run, wh.crashes_table, None, rows_in=len(batch),
+                                rejects=batch)  # fmt: skip
+        runs.append(run)
+
+    assert [run.rows_rejected for run in runs] == [3, 3]
+    table = rejects_table(engine)
+    assert table.values.tolist() == [
+        [runs[1].run_id, "-", "unparseable date", 1],
+        [runs[1].run_id, "9", "zero coordinates", 2],
+    ]
+    status = wh.warehouse_status(engine)["datasets"]["crashes"]["csv"]
+    assert status["last_run"]["run_id"] == runs[1].run_id
+    assert status["rejects_by_reason"] == {"zero coordinates": 2, "unparseable date": 1}
+    with wh.etl_run(engine, "crashes", "other") as other:  # another source keeps its own
+        wh.commit_batch(engine, other, wh.crashes_table, None, rows_in=1, rejects=BAD.iloc[:1])
+    assert len(rejects_table(engine)) == 3
+
+
+def test_concurrent_runs_count_every_row_exactly_once(engine: Engine) -> None:
+    ids = [str(i) for i in range(400)]
+    frames = [crash_frame(*(crash(i) for i in ids[start::2] + ids[:100])) for start in (0, 1)]
+    done: list[wh.RunRecord] = []
+    errors: list[BaseException] = []
+
+    def ingest(frame: pd.DataFrame) -> None:
+        try:
+            with wh.etl_run(engine, "crashes", "csv") as run:
+                for part in range(0, len(frame), 50):
+                    batch = frame.iloc[part : part + 50]
+                    wh.commit_batch(engine, run, wh.crashes_table, batch, rows_in=len(batch))
+            done.append(run)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=ingest, args=(frame,)) for frame in frames]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert not errors
+    assert all(run.balanced for run in done) and len(done) == 2
+    assert sum(run.counts.loaded for run in done) == len(stored(engine)) == 400
+    recorded = wh.read_frame(engine, "SELECT SUM(rows_loaded) AS n FROM etl_runs")
+    assert int(recorded["n"].iloc[0]) == 400
+
+
+# ------------------------------------------------------------------------------------------
+# dead runs are aborted
+
+
+def dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def add_running_run(engine: Engine, run_id: str, **values: Any) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            wh.etl_runs_table.insert().values(
+                run_id=run_id, dataset="crashes", source="csv", started_at=dt.datetime(2024, 1, 1),
+                status="running", rows_in=7, rows_loaded=7, **values,
+            )
+        )  # fmt: skip
+
+
+def test_the_next_run_aborts_runs_whose_process_is_gone_or_whose_lease_expired(
+    engine: Engine,
+) -> None:
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    later, earlier = now + dt.timedelta(hours=1), now - dt.timedelta(seconds=1)
+    add_running_run(engine, "gone", pid=dead_pid(), host=wh.HOST, lease_until=later)
+    add_running_run(engine, "expired", pid=1, host="elsewhere", lease_until=earlier)
+    add_running_run(engine, "alive", pid=os.getpid(), host=wh.HOST, lease_until=later)
+    add_running_run(engine, "remote", pid=1, host="elsewhere", lease_until=later)
+    add_running_run(engine, "v1", pid=None, host=None, lease_until=None)
+
+    with wh.etl_run(engine, "weather_daily", "noaa-csv"):
+        pass
+
+    statuses = dict(wh.read_frame(engine, "SELECT run_id, status FROM etl_runs").values.tolist())
+    assert {k: v for k, v in statuses.items() if len(k) < 32} == {
+        "gone": "aborted", "expired": "aborted", "alive": "running", "remote": "running",
+        "v1": "aborted",
+    }  # fmt: skip
+    gone = run_row(engine, "gone")
+    assert (gone["rows_in"], gone["rows_loaded"]) == (7, 7)  # the counts it committed stay
+    assert "is gone" in gone["message"] and "lease expired" in run_row(engine, "expired")["message"]
+
+
+def test_a_running_run_renews_its_lease(engine: Engine) -> None:
+    with wh.etl_run(engine, "crashes", "csv", lease=dt.timedelta(seconds=2)) as run:
+        first = run_row(engine, run.run_id)["lease_until"]
+        deadline = time.monotonic() + 30
+        while run_row(engine, run.run_id)["lease_until"] <= first:
+            assert time.monotonic() < deadline, "the lease was never renewed"
+            time.sleep(0.05)
+        assert wh.abort_dead_runs(engine) == []
+    assert run_row(engine, run.run_id)["status"] == "ok"
+
+
+def test_a_run_aborted_by_another_process_commits_no_more(engine: Engine) -> None:
+    with pytest.raises(wh.RunAbortedError), wh.etl_run(engine, "crashes", "csv") as run:
+        wh.commit_batch(engine, run, wh.crashes_table, crash_frame(crash("1")), rows_in=1)
+        with engine.begin() as conn:  # what abort_dead_runs does when the lease has expired
+            conn.execute(
+                wh.etl_runs_table.update()
+                .where(wh.etl_runs_table.c.run_id == run.run_id)
+                .values(status="aborted")
+            )
+        wh.commit_batch(engine, run, wh.crashes_table, crash_frame(crash("2")), rows_in=1)
+
+    assert stored(engine)[s.COLLISION_ID].tolist() == ["1"]
+    assert run_row(engine, run.run_id)["rows_loaded"] == 1
+
+
+def test_a_killed_run_is_not_an_interruption_while_it_still_runs(engine: Engine) -> None:
+    later = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(hours=1)
+    add_running_run(engine, "alive", pid=os.getpid(), host=wh.HOST, lease_until=later)
+    assert wh.last_interrupted_run(engine, "crashes", "csv") is None
+
+    add_running_run(engine, "gone", pid=dead_pid(), host=wh.HOST, lease_until=later)
+    with engine.begin() as conn:  # the dead one is the newest
+        conn.execute(
+            wh.etl_runs_table.update()
+            .where(wh.etl_runs_table.c.run_id == "gone")
+            .values(started_at=dt.datetime(2024, 1, 2))
+        )
+    interrupted = wh.last_interrupted_run(engine, "crashes", "csv")
+    assert interrupted is not None
+    assert (interrupted["run_id"], interrupted["status"]) == ("gone", "aborted")
+
+
+# ------------------------------------------------------------------------------------------
+# migration from schema version 1
+
+
+def make_version_1(engine: Engine) -> None:
+    """Turn a fresh warehouse into what schema version 1 created."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP INDEX ux_rejects_distinct"))
+        for table, column in [
+            ("rejects", "reject_key"), ("rejects", "occurrences"), ("etl_runs", "pid"),
+            ("etl_runs", "host"), ("etl_runs", "lease_until"),
+        ]:  # fmt: skip
+            conn.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN {column}"))
+        conn.execute(
+            wh.meta_table.update().where(wh.meta_table.c.key == "schema_version").values(value="1")
+        )
+
+
+def test_a_version_1_warehouse_is_migrated_in_place(engine: Engine) -> None:
+    make_version_1(engine)
+    old_rejects = [
+        ("a", "9", "zero coordinates", '{"LATITUDE": "0"}'),
+        ("a", "9", "zero coordinates", '{"LATITUDE": "0"}'),
+        ("b", "9", "zero coordinates", '{"LATITUDE": "0"}'),
+        ("b", "9", "zero coordinates", '{"LATITUDE": "0"}'),
+        ("b", None, "unparseable date", '{"CRASH DATE": "x"}'),
+        ("a", None, "unparseable date", '{"CRASH DATE": "y"}'),
+    ]
+    with engine.begin() as conn:
+        for run_id, key, reason, raw in old_rejects:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO rejects (run_id, dataset, source, record_key, reason, raw)"
+                    " VALUES (:run_id, 'crashes', 'csv', :key, :reason, :raw)"
+                ),
+                {"run_id": run_id, "key": key, "reason": reason, "raw": raw},
+            )
+        conn.execute(
+            sa.text(
+                "INSERT INTO etl_runs (run_id, dataset, source, started_at, status, rows_in,"
+                " rows_loaded, rows_updated, rows_unchanged, rows_rejected)"
+                " VALUES ('b', 'crashes', 'csv', :at, 'running', 4, 1, 0, 0, 3)"
+            ),
+            {"at": dt.datetime(2024, 1, 1)},
+        )
+
+    wh.create_schema(engine)
+    wh.create_schema(engine)  # idempotent
+
+    assert wh.read_frame(engine, "SELECT value FROM meta")["value"].tolist() == ["2"]
+    table = wh.read_frame(
+        engine, "SELECT run_id, record_key, reason, raw, occurrences FROM rejects ORDER BY id"
+    ).fillna({s.RECORD_KEY: "-"})
+    assert table.values.tolist() == [
+        ["b", "9", "zero coordinates", '{"LATITUDE": "0"}', 2],
+        ["b", "-", "unparseable date", '{"CRASH DATE": "x"}', 1],
+        ["a", "-", "unparseable date", '{"CRASH DATE": "y"}', 1],
+    ]
+    # the same reject again is recognised; the run left running by version 1 is aborted
+    seen_again = pd.DataFrame(
+        {s.RECORD_KEY: ["9"], s.REASON: ["zero coordinates"], s.RAW: ['{"LATITUDE": "0"}']}
+    )
+    with wh.etl_run(engine, "crashes", "csv") as run:
+        wh.commit_batch(engine, run, wh.crashes_table, None, rows_in=1, rejects=seen_again)
+    assert len(rejects_table(engine)) == 3
+    assert run_row(engine, "b")["status"] == "aborted"
+    assert wh.warehouse_status(engine)["schema_version"] == 2

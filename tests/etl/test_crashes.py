@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 
 from core import schema as s
 from core.settings import Settings
-from core.warehouse import RunRecord, read_frame
+from core.warehouse import RunRecord, read_frame, warehouse_status
 from etl.crashes import (
     CSV_CURRENT,
     CSV_PRE_2019,
@@ -353,7 +353,8 @@ def test_every_row_is_loaded_or_rejected(engine: Engine, tmp_path: Path) -> None
     stored = read_frame(engine, "SELECT rows_in, rows_loaded, rows_rejected, status FROM etl_runs")
     assert sorted(stored.values.tolist()) == [[5, 0, 3, "ok"], [5, 2, 3, "ok"]]
     rejects = read_frame(engine, "SELECT run_id, record_key, reason, raw FROM rejects")
-    assert len(rejects) == 6
+    assert len(rejects) == 3  # stored once; the second run saw them too
+    assert set(rejects["run_id"]) == {second.run_id}
     assert set(rejects["reason"]) == {
         "zero coordinates",
         "unparseable date",
@@ -376,6 +377,111 @@ def test_a_reloaded_trimmed_file_is_unchanged(engine: Engine, tmp_path: Path) ->
 
 
 # ------------------------------------------------------------------------------------------
+# partial files never erase data; rejects are stored once
+
+PARTIAL_DROPS = ("BOROUGH", "NUMBER OF PERSONS INJURED", "CONTRIBUTING FACTOR VEHICLE 1")
+
+
+def hundred_crashes() -> list[dict[str, str]]:
+    boroughs = ["QUEENS", "BROOKLYN", "BRONX", "MANHATTAN"]
+    return [
+        {
+            **CRASH,
+            "COLLISION_ID": str(5_000_000 + i),
+            "CRASH TIME": f"{i % 24}:{i % 60:02d}",
+            "BOROUGH": boroughs[i % 4],
+            "NUMBER OF PERSONS INJURED": str(1 + i % 3),
+            "CONTRIBUTING FACTOR VEHICLE 1": f"Factor {i % 7}",
+        }
+        for i in range(100)
+    ]
+
+
+def stored_crashes(engine: Engine) -> pd.DataFrame:
+    frame = read_frame(engine, "SELECT * FROM crashes ORDER BY collision_id")
+    return frame.drop(columns=["run_id"]).reset_index(drop=True)
+
+
+def test_a_file_without_optional_columns_keeps_their_stored_values(
+    engine: Engine, tmp_path: Path
+) -> None:
+    rows = hundred_crashes()
+    ingest_file(engine, write_csv(tmp_path, CURRENT_HEADER, rows), tmp_path)
+    before = stored_crashes(engine)
+    assert before["borough"].notna().all() and (before["persons_injured"] > 0).all()
+    header = [c for c in CURRENT_HEADER if c not in PARTIAL_DROPS]
+    partial = [{k: v for k, v in row.items() if k in header} for row in rows]
+
+    again = ingest_file(engine, write_csv(tmp_path, header, partial), tmp_path)
+
+    c = again.counts
+    assert (again.rows_in, c.loaded, c.updated, c.unchanged, again.rows_rejected) == (
+        100, 0, 0, 100, 0,
+    )  # fmt: skip
+    pd.testing.assert_frame_equal(stored_crashes(engine), before)
+
+
+def test_a_file_without_optional_columns_updates_the_columns_it_carries(
+    engine: Engine, tmp_path: Path
+) -> None:
+    rows = hundred_crashes()
+    ingest_file(engine, write_csv(tmp_path, CURRENT_HEADER, rows), tmp_path)
+    before = stored_crashes(engine)
+    header = [c for c in CURRENT_HEADER if c not in PARTIAL_DROPS]
+    moved = [
+        {k: v for k, v in row.items() if k in header} | {"ON STREET NAME": "BROADWAY"}
+        for row in rows[:10]
+    ]
+
+    again = ingest_file(engine, write_csv(tmp_path, header, moved), tmp_path)
+
+    assert (again.counts.updated, again.counts.unchanged) == (10, 0)
+    after = stored_crashes(engine)
+    assert (after["on_street"].iloc[:10] == "BROADWAY").all()
+    for column in ("borough", "persons_injured", "factor_1"):
+        pd.testing.assert_series_equal(after[column], before[column])
+    pd.testing.assert_frame_equal(after.iloc[10:], before.iloc[10:])
+    # the stored hash is that of the merged row: the full file with those values is unchanged
+    full = [row | {"ON STREET NAME": "BROADWAY"} for row in rows[:10]]
+    third = ingest_file(engine, write_csv(tmp_path, CURRENT_HEADER, full), tmp_path)
+    assert (third.counts.updated, third.counts.unchanged) == (0, 10)
+
+
+def test_a_present_column_with_blank_values_is_written_blank(
+    engine: Engine, tmp_path: Path
+) -> None:
+    rows = hundred_crashes()[:3]
+    ingest_file(engine, write_csv(tmp_path, CURRENT_HEADER, rows), tmp_path)
+
+    blank = [row | {"BOROUGH": ""} for row in rows]
+    again = ingest_file(engine, write_csv(tmp_path, CURRENT_HEADER, blank), tmp_path)
+
+    assert again.counts.updated == 3  # a timestamp-less file replaces a timestamp-less row
+    assert read_frame(engine, "SELECT borough FROM crashes")["borough"].isna().all()
+
+
+def test_a_rerun_counts_its_rejects_again_but_stores_them_once(
+    engine: Engine, tmp_path: Path
+) -> None:
+    bad = {**CRASH, "COLLISION_ID": "7", "LATITUDE": "0", "LONGITUDE": "0"}
+    rows = [CRASH, bad, bad, {**CRASH, "COLLISION_ID": "8", "CRASH DATE": "13/01/2022"}]
+    path = write_csv(tmp_path, CURRENT_HEADER, rows)
+
+    runs = [ingest_file(engine, path, tmp_path) for _ in range(3)]
+
+    assert [run.rows_rejected for run in runs] == [3, 3, 3]
+    assert all(run.balanced for run in runs)
+    stored_rejects = read_frame(engine, "SELECT run_id, occurrences FROM rejects")
+    assert len(stored_rejects) == 2  # the zero-coordinate row twice, the bad date once
+    assert set(stored_rejects["run_id"]) == {runs[-1].run_id}
+    assert rejects_by_reason(engine, runs[-1]) == {
+        "zero coordinates": 2, "unparseable date": 1,
+    }  # fmt: skip
+    status = warehouse_status(engine)["datasets"]["crashes"]["csv"]
+    assert status["rejects_by_reason"] == {"zero coordinates": 2, "unparseable date": 1}
+
+
+# ------------------------------------------------------------------------------------------
 # the shared NYC extracts
 
 realdata = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"{SHARED_DATA} is absent")
@@ -386,7 +492,7 @@ TRIMMED_FILE = "nyc_crashes_manhattan_2020_2022_trimmed.csv"
 def rejects_by_reason(engine: Engine, run: RunRecord) -> dict[str, int]:
     frame = read_frame(
         engine,
-        "SELECT reason, COUNT(*) AS n FROM rejects WHERE run_id = :run GROUP BY reason",
+        "SELECT reason, SUM(occurrences) AS n FROM rejects WHERE run_id = :run GROUP BY reason",
         run=run.run_id,
     )
     return dict(zip(frame["reason"], frame["n"].astype(int), strict=True))

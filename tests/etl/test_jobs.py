@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import fcntl
 import json
 import os
 import pty
+import signal
 import struct
 import subprocess
 import sys
 import termios
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
 from core.settings import Settings
 from core.warehouse import create_schema, get_engine, read_frame, warehouse_status
@@ -280,3 +285,157 @@ def test_progress_bars_show_on_a_terminal(tmp_path: Path) -> None:
     assert result.returncode == 0
     assert b"\rcrashes crashes.csv: " in terminal  # the bar, drawn and then cleared
     assert b"rows/s" in terminal
+
+
+# ------------------------------------------------------------------------------------------
+# exact accounting when runs are killed or run at once
+
+KILL_HEADER = [
+    "CRASH DATE", "CRASH TIME", "BOROUGH", "LATITUDE", "LONGITUDE", "ON STREET NAME",
+    "NUMBER OF PERSONS INJURED", "CONTRIBUTING FACTOR VEHICLE 1", "COLLISION_ID",
+]  # fmt: skip
+BAD_DATE_ROW = ["02/30/2022", "7:05", "QUEENS", "40.7", "-73.9", "", "0", "", "x1"]
+
+
+def crash_csv(path: Path, ids: range) -> tuple[int, int, int]:
+    """Crashes with these ids: every 100th has zero coordinates, every 100th (+50) is one same
+    row with an impossible date. Returns (rows, valid rows, distinct rejected rows)."""
+    lines = [",".join(KILL_HEADER)]
+    valid, zero = 0, 0
+    for i in ids:
+        if i % 100 == 50:
+            lines.append(",".join(BAD_DATE_ROW))
+            continue
+        lat, lng = f"{40.60 + (i % 997) / 4000:.5f}", f"{-73.99 + (i % 991) / 4000:.5f}"
+        if i % 100 == 0:
+            lat, lng, zero = "0", "0", zero + 1
+        else:
+            valid += 1
+        day = dt.date(2022, 1, 1) + dt.timedelta(days=i % 700)
+        lines.append(
+            f"{day:%m/%d/%Y},{i % 24}:{i % 60:02d},BROOKLYN,{lat},{lng},"
+            f"{i % 300} STREET,{i % 3},Unspecified,{1_000_000 + i}"
+        )
+    path.write_text("\n".join(lines) + "\n")
+    return len(ids), valid, zero + 1
+
+
+def url_of(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=False)
+
+
+def ingest_env(engine: Engine, var_dir: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "VZ_VAR_DIR": str(var_dir),
+        "VZ_DATABASE_URL": url_of(engine),
+        "VZ_CSV_BLOCK_BYTES": str(64 << 10),  # about 1,000 rows a batch
+    }
+
+
+def runs_of(engine: Engine) -> pd.DataFrame:
+    return read_frame(engine, "SELECT * FROM etl_runs ORDER BY started_at").set_index("run_id")
+
+
+def scalar(engine: Engine, sql: str, **params: str) -> int:
+    return int(read_frame(engine, sql, **params).iloc[0, 0] or 0)
+
+
+def balanced(run: pd.Series) -> bool:
+    parts = ("rows_loaded", "rows_updated", "rows_unchanged", "rows_rejected")
+    return int(run["rows_in"]) == sum(int(run[p]) for p in parts)
+
+
+def test_a_killed_ingest_is_aborted_with_the_counts_of_what_it_committed(
+    engine: Engine, tmp_path: Path
+) -> None:
+    path = tmp_path / "crashes.csv"
+    rows, valid, distinct_rejects = crash_csv(path, range(20_000))
+    command = [sys.executable, str(ROOT / "cli.py"), "ingest", "crashes", "--source", "csv"]
+    env = ingest_env(engine, tmp_path)
+    child = subprocess.Popen(
+        [*command, "--file", str(path)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while scalar(engine, "SELECT COALESCE(MAX(rows_in), 0) FROM etl_runs") == 0:
+            assert child.poll() is None, child.communicate()
+            assert time.monotonic() < deadline, "no batch committed within two minutes"
+            time.sleep(0.02)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.communicate()
+
+    ((killed_id, killed),) = runs_of(engine).iterrows()
+    assert killed["status"] == "running"  # nobody has looked yet
+    assert 0 < int(killed["rows_in"]) < rows
+    committed = scalar(engine, "SELECT COUNT(*) FROM crashes")
+    assert int(killed["rows_loaded"]) == committed
+    assert balanced(killed)
+    seen = "SELECT SUM(occurrences) FROM rejects WHERE run_id = :run"
+    assert scalar(engine, seen, run=str(killed_id)) == int(killed["rows_rejected"])
+
+    rerun = subprocess.run(
+        [*command, "--file", str(path)], env=env, capture_output=True, text=True, timeout=300,
+        check=False,
+    )  # fmt: skip
+
+    assert rerun.returncode == 0, rerun.stderr
+    runs = runs_of(engine)
+    killed, again = runs.loc[killed_id], runs.drop(index=killed_id).iloc[0]
+    assert killed["status"] == "aborted" and "is gone" in killed["message"]
+    assert int(killed["rows_loaded"]) == committed
+    assert int(killed["rows_loaded"]) == scalar(
+        engine, "SELECT COUNT(*) FROM crashes WHERE run_id = :run", run=str(killed_id)
+    )
+    assert again["status"] == "ok" and int(again["rows_in"]) == rows and balanced(again)
+    assert int(runs["rows_loaded"].sum()) == scalar(engine, "SELECT COUNT(*) FROM crashes")
+    assert scalar(engine, "SELECT COUNT(*) FROM crashes") == valid
+    assert scalar(engine, "SELECT COUNT(*) FROM rejects") == distinct_rejects
+    assert scalar(engine, seen, run=str(again.name)) == int(again["rows_rejected"])
+    assert not [t for t in sa.inspect(engine).get_table_names() if t.startswith("_stage_")]
+    assert not list(tmp_path.glob("._stage_*"))
+
+
+INGEST_SCRIPT = """
+import sys
+from pathlib import Path
+from core.settings import Settings
+from core.warehouse import get_engine
+from etl.crashes import ingest_crash_batches
+from etl.csv_files import crash_csv_batches
+
+settings = Settings()
+batches = crash_csv_batches(Path(sys.argv[1]), settings.csv_block_bytes)
+engine = get_engine(settings.resolved_database_url)
+print(ingest_crash_batches(engine, batches, source="csv", settings=settings).run_id)
+"""
+
+
+def test_two_ingests_at_once_count_every_row_once(engine: Engine, tmp_path: Path) -> None:
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    crash_csv(first, range(0, 8_000))
+    crash_csv(second, range(4_000, 12_000))
+    _, valid, distinct_rejects = crash_csv(tmp_path / "all.csv", range(0, 12_000))
+    env = ingest_env(engine, tmp_path)
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", INGEST_SCRIPT, str(path)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for path in (first, second)
+    ]
+    results = [child.communicate(timeout=300) for child in children]
+
+    assert [child.returncode for child in children] == [0, 0], results
+    runs = runs_of(engine)
+    assert runs["status"].tolist() == ["ok", "ok"]
+    assert all(balanced(run) for _, run in runs.iterrows())
+    assert int(runs["rows_in"].sum()) == 16_000
+    assert int(runs["rows_loaded"].sum()) == scalar(engine, "SELECT COUNT(*) FROM crashes")
+    assert scalar(engine, "SELECT COUNT(*) FROM crashes") == valid
+    assert scalar(engine, "SELECT COUNT(*) FROM rejects") == distinct_rejects

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import h3
@@ -349,6 +350,55 @@ def test_missing_geometry_falls_back_to_the_warehouse(
     run = tr.load_traffic(engine, later, source="csv", settings=cfg, segment_points=points)
     assert (run.counts.loaded, run.counts.unchanged, run.rows_rejected) == (1, 1, 0)
     assert tr.read_segment_points(engine).set_index(s.SEGMENT_ID).loc["77001", s.LAT] == 40.837
+
+
+def _hourly(with_place: bool) -> pd.DataFrame:
+    """Four hourly counts of two segments; segment 34500 counted at two different points."""
+    rows = {
+        "RequestID": ["31000"] * 4,
+        "Yr": ["2024"] * 4,
+        "M": ["5"] * 4,
+        "D": ["2"] * 4,
+        "HH": ["7", "8", "7", "8"],
+        "Vol": ["410", "520", "90", "120"],
+        "SegmentID": ["34500", "34500", "77001", "77001"],
+        "Direction": ["EB", "EB", "NB", "NB"],
+    }
+    if with_place:
+        rows |= {
+            "Boro": ["Brooklyn", "Brooklyn", "Bronx", "Bronx"],
+            "street": ["ATLANTIC AVENUE", "ATLANTIC AVENUE", "GRAND CONCOURSE", "GRAND CONCOURSE"],
+            "WktGeom": [
+                "POINT (990462.58 188476.86)",
+                "POINT (990962.58 188976.86)",
+                "POINT (1010000.0 245000.0)",
+                "POINT (1010000.0 245000.0)",
+            ],
+        }
+    return pd.DataFrame(rows, dtype="str")
+
+
+def test_an_extract_without_place_columns_keeps_stored_places(
+    make_engine: Callable[[], warehouse.Engine], cfg: Settings
+) -> None:
+    engine = make_engine()
+    tr.load_traffic(engine, _hourly(with_place=True), source="csv", settings=cfg)
+    before = warehouse.read_frame(engine, "SELECT * FROM traffic_counts ORDER BY count_id")
+    assert before[s.BOROUGH].notna().all() and before[s.STREET].notna().all()
+
+    again = tr.load_traffic(engine, _hourly(with_place=False), source="csv", settings=cfg)
+
+    assert (again.counts.loaded, again.counts.updated, again.counts.unchanged) == (0, 0, 4)
+    after = warehouse.read_frame(engine, "SELECT * FROM traffic_counts ORDER BY count_id")
+    pd.testing.assert_frame_equal(after, before)
+
+    busier = _hourly(with_place=False).assign(Vol=["411", "520", "90", "120"])
+    third = tr.load_traffic(engine, busier, source="csv", settings=cfg)
+    assert (third.counts.updated, third.counts.unchanged) == (1, 3)
+    after = warehouse.read_frame(engine, "SELECT * FROM traffic_counts ORDER BY count_id")
+    assert after[s.VOLUME].tolist()[0] == 411.0
+    for column in (s.LAT, s.LNG, s.H3_CELL, s.BOROUGH, s.STREET):
+        pd.testing.assert_series_equal(after[column], before[column])
 
 
 def test_ingest_refuses_unbalanced_input(engine: warehouse.Engine) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -431,10 +432,67 @@ def test_ingest_balances_and_is_idempotent(engine: warehouse.Engine) -> None:
 
     runs = warehouse.read_frame(engine, "SELECT * FROM etl_runs ORDER BY started_at")
     assert (runs["status"] == "ok").all()
-    stored = warehouse.read_frame(
-        engine, "SELECT reason FROM rejects WHERE run_id = :r", r=first.run_id
+    stored = warehouse.read_frame(engine, "SELECT run_id, reason FROM rejects")
+    assert sorted(stored["reason"]) == sorted(rejects[s.REASON])  # once, not once per run
+    assert set(stored["run_id"]) == {third.run_id}  # the last run that saw them
+
+
+def _noaa_days(days: int, **columns: str) -> str:
+    """A CDO export of ``days`` days from 2023-01-01 with the given value columns."""
+    values = {
+        "PRCP": lambda i: f"{(i % 5) / 10:.2f}",
+        "SNOW": lambda i: "0.0",
+        "TMAX": lambda i: str(40 + i % 30),
+        "TMIN": lambda i: str(20 + i % 15),
+        "AWND": lambda i: f"{3 + i % 9:.2f}",
+    }
+    names = [name for name in values if name in columns or not columns]
+    lines = [",".join(["STATION", "DATE", *names])]
+    for i in range(days):
+        day = dt.date(2023, 1, 1) + dt.timedelta(days=i)
+        cells = [columns.get(name) or values[name](i) for name in names]
+        lines.append(",".join([w.NOAA_STATION, day.isoformat(), *cells]))
+    return "\n".join(lines) + "\n"
+
+
+def _stored_weather(engine: warehouse.Engine) -> pd.DataFrame:
+    frame = warehouse.read_frame(engine, "SELECT * FROM weather_daily ORDER BY date")
+    return frame.drop(columns=["run_id"])
+
+
+def test_a_noaa_file_without_prcp_and_tmax_keeps_stored_values(
+    make_engine: Callable[[], warehouse.Engine], cfg: Settings, tmp_path: Path
+) -> None:
+    engine = make_engine()
+    full, partial = tmp_path / "full.csv", tmp_path / "partial.csv"
+    full.write_text(_noaa_days(300))
+    partial.write_text(_noaa_days(300, SNOW="", TMIN="", AWND=""))
+    first = w.load_weather(engine, w.WeatherRequest(path=full), provider="noaa-csv", settings=cfg)
+    before = _stored_weather(engine)
+    assert first.counts.loaded == 300 and before[s.PRECIP_MM].notna().all()
+
+    again = w.load_weather(
+        engine, w.WeatherRequest(path=partial), provider="noaa-csv", settings=cfg
     )
-    assert sorted(stored["reason"]) == sorted(rejects[s.REASON])
+
+    assert (again.rows_in, again.counts.unchanged, again.counts.updated) == (300, 300, 0)
+    pd.testing.assert_frame_equal(_stored_weather(engine), before)
+
+    colder = tmp_path / "colder.csv"
+    colder.write_text(_noaa_days(300, SNOW="0.0", TMIN="0", AWND="1.00"))
+    third = w.load_weather(engine, w.WeatherRequest(path=colder), provider="noaa-csv", settings=cfg)
+    after = _stored_weather(engine)
+    assert third.counts.updated == 300
+    assert (after[s.TMIN_C] == w.fahrenheit_to_celsius(0.0)).all()
+    for column in (s.PRECIP_MM, s.TMAX_C):
+        pd.testing.assert_series_equal(after[column], before[column])
+    # the stored hash covers the merged day: the full file with those values is unchanged
+    merged = tmp_path / "merged.csv"
+    merged.write_text(_noaa_days(300, TMIN="0", AWND="1.00"))
+    fourth = w.load_weather(
+        engine, w.WeatherRequest(path=merged), provider="noaa-csv", settings=cfg
+    )
+    assert fourth.counts.updated == 0 and fourth.counts.unchanged == 300
 
 
 def test_ingest_refuses_unbalanced_input(engine: warehouse.Engine) -> None:
