@@ -204,6 +204,8 @@ def read_auth_section(paths: Sequence[Path]) -> dict[str, Any] | None:
     Streamlit), or None. A file that is given explicitly must exist; any file must parse."""
     merged: dict[str, Any] = {}
     for path in paths:
+        if path.suffix != ".toml":
+            raise ValueError(f"{path}: Streamlit reads secrets only from a file ending in .toml")
         if not path.is_file():
             if len(paths) == 1:
                 raise FileNotFoundError(f"{path}: no such secrets file")
