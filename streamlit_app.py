@@ -1,6 +1,6 @@
 """Vision Zero Risk: the Streamlit entrypoint. Sets up the page, decides what this visitor may
 see (``app.access``: login, staff or public), registers the navigation from ``app.PAGES`` and
-draws the shared frame; each page lives in ``pages/``.
+draws the shared frame; each page lives in ``views/``.
 
 With ``VZ_PUBLIC_MODE=1`` only the public briefing is served.
 """

@@ -98,7 +98,7 @@ def test_staff_by_domain_sees_every_page_and_a_sign_out(staff_city: City) -> Non
     assert at.title[0].value == "Tomorrow's risk map"
     assert access.SIGN_OUT in buttons(at)
     assert "Signed in as **Analyst@NYC.gov** (staff)" in [c.value for c in at.sidebar.caption]
-    at.switch_page("pages/4_deployment_planner.py").run()
+    at.switch_page("views/4_deployment_planner.py").run()
     assert at.title[0].value == "Deployment planner"
 
 
@@ -164,3 +164,13 @@ def test_incomplete_login_section_is_not_used(staff_city: City) -> None:
     at.secrets["auth"] = {**AUTH, "cookie_secret": "short"}
     at.run()
     assert at.title[0].value == "Tomorrow's risk map"  # loopback: open, as without login
+
+
+def test_no_pages_folder_beside_the_entrypoint() -> None:
+    """With a folder named ``pages/`` beside the entrypoint, Streamlit 1.67 runs the first
+    session after a start in its old multipage mode: ``/deployment_planner`` then ran
+    ``pages/4_deployment_planner.py`` directly, without the entrypoint and so without login.
+    The pages live in ``views/``; tests/browser/test_login.py checks the URL on a fresh server."""
+    root = Path(ENTRYPOINT).parent
+    assert not (root / "pages").exists()
+    assert all((root / spec.path).is_file() for spec in PAGES)
