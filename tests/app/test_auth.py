@@ -132,9 +132,11 @@ def test_section_problems(change: dict[str, object], problem: str) -> None:
     assert problem in "; ".join(auth.auth_problems(section))
 
 
-def test_example_secrets_file_is_refused_as_it_is() -> None:
+def test_example_secrets_file_is_refused_as_it_is(tmp_path: Path) -> None:
     example = Path(__file__).resolve().parents[2] / ".streamlit" / "secrets.toml.example"
-    section = auth.read_auth_section([example])
+    copied = tmp_path / "secrets.toml"
+    copied.write_text(example.read_text(encoding="utf-8"), encoding="utf-8")
+    section = auth.read_auth_section([copied])
     assert section is not None
     assert any("placeholder" in p for p in auth.auth_problems(section))
 
@@ -162,6 +164,8 @@ def test_later_secrets_files_win(tmp_path: Path) -> None:
     second.write_text("[auth\n")
     with pytest.raises(ValueError, match="not valid TOML"):
         auth.read_auth_section([second])
+    with pytest.raises(ValueError, match="ending in .toml"):
+        auth.read_auth_section([tmp_path / "secrets"])
 
 
 # ------------------------------------------------------------------------------------------
