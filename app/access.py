@@ -42,7 +42,11 @@ class Visitor:
 
     @property
     def who(self) -> str:
-        return self.email or "an account without an e-mail address"
+        """The account as Markdown: the address as code (not a mailto link, and no Markdown
+        inside it is interpreted), or words when the provider sent none."""
+        if not self.email:
+            return "an account without an e-mail address"
+        return f"`{self.email.replace('`', '')}`"
 
 
 def login_section() -> dict[str, Any] | None:
@@ -133,7 +137,7 @@ def refusal(visitor: Visitor, spec: PageSpec) -> None:
         )
     elif visitor.signed_in:
         st.info(
-            f"You are signed in as **{visitor.who}**, which does not have access to the "
+            f"You are signed in as {visitor.who}, which does not have access to the "
             f"**{spec.title}**. If your work needs it, ask the team that runs Vision Zero "
             "Risk to add your address or group. The public briefing is open to everyone.",
             icon=":material/lock:",
@@ -176,7 +180,7 @@ def banner(visitor: Visitor) -> None:
     elif visitor.mode is Mode.LOGIN and visitor.signed_in and not visitor.staff:
         with st.container(key="no-print-access"):
             st.info(
-                f"Signed in as **{visitor.who}**: this account sees the public briefing only. "
+                f"Signed in as {visitor.who}: this account sees the public briefing only. "
                 "Ask the team that runs Vision Zero Risk if you need the staff pages.",
                 icon=":material/person:",
             )
@@ -210,5 +214,5 @@ def sidebar(visitor: Visitor) -> None:
 def account(visitor: Visitor, *, key: str) -> None:
     """Who is signed in, and the sign-out."""
     role = "staff" if visitor.staff else "public briefing only"
-    st.caption(f"Signed in as **{visitor.who}** ({role})")
+    st.caption(f"Signed in as {visitor.who} ({role})")
     sign_out_button(key=f"{key}_sign_out")

@@ -97,7 +97,7 @@ def test_staff_by_domain_sees_every_page_and_a_sign_out(staff_city: City) -> Non
     at = run_app(user={"email": "Analyst@NYC.gov", "name": "Ana"})
     assert at.title[0].value == "Tomorrow's risk map"
     assert access.SIGN_OUT in buttons(at)
-    assert "Signed in as **Analyst@NYC.gov** (staff)" in [c.value for c in at.sidebar.caption]
+    assert "Signed in as `Analyst@NYC.gov` (staff)" in [c.value for c in at.sidebar.caption]
     at.switch_page("views/4_deployment_planner.py").run()
     assert at.title[0].value == "Deployment planner"
 
@@ -119,7 +119,7 @@ def test_signed_in_non_staff_sees_the_briefing_and_a_polite_refusal(
 ) -> None:
     at = run_app(user={"email": email})
     assert at.title[0].value.startswith("Road safety outlook for")
-    assert f"Signed in as **{email}**: this account sees the public briefing only" in main_text(at)
+    assert f"Signed in as `{email}`: this account sees the public briefing only" in main_text(at)
     assert access.SIGN_IN not in buttons(at)
     at = run_app(user={"email": email}, url_path=STAFF_PAGE)
     assert at.title[0].value == "Staff only"
