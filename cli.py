@@ -248,7 +248,7 @@ def serve(
     ] = None,
     secrets: Annotated[
         Path | None,
-        typer.Option(help="Streamlit secrets.toml holding [auth] (default: VZ_SECRETS_FILE)"),
+        typer.Option(help="Streamlit secrets.toml with the login (auth) section [VZ_SECRETS_FILE]"),
     ] = None,
     insecure_no_auth: Annotated[
         bool,
@@ -259,8 +259,9 @@ def serve(
     ] = False,
 ) -> None:
     """Start the Streamlit app: on 127.0.0.1 unless --host says otherwise. On a network
-    address, login must be configured ([auth] in .streamlit/secrets.toml) or --insecure-no-auth
-    given. The server replaces this process, so signals (Ctrl-C, SIGTERM) reach it directly."""
+    address, login must be configured (the auth section of .streamlit/secrets.toml) or
+    --insecure-no-auth given. The server replaces this process, so signals (Ctrl-C, SIGTERM)
+    reach it directly."""
     from app.auth import read_auth_section, secrets_files, serve_refusal
     from app.server import streamlit_command
 

@@ -164,7 +164,7 @@ def test_later_secrets_files_win(tmp_path: Path) -> None:
     second.write_text("[auth\n")
     with pytest.raises(ValueError, match="not valid TOML"):
         auth.read_auth_section([second])
-    with pytest.raises(ValueError, match="ending in .toml"):
+    with pytest.raises(ValueError, match=r"ending in \.toml"):
         auth.read_auth_section([tmp_path / "secrets"])
 
 
