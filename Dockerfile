@@ -28,4 +28,7 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=120s \
   CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health')"
 
 # Builds the demo warehouse and model on first start (a no-op when /data already has one).
+# Listens on every interface of the container, so login must be configured: mount a
+# secrets.toml with [auth] and point VZ_SECRETS_FILE at it (docker-compose.yml does), or, for
+# a throwaway demo only, override the command with `vz serve --host 0.0.0.0 --insecure-no-auth`.
 CMD ["sh", "-c", "vz demo --if-missing && vz serve --host 0.0.0.0 --port 8501"]

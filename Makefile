@@ -46,7 +46,7 @@ test-fast: $(DEV_STAMP)
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy core geo etl model jobs app pages cli.py streamlit_app.py
+	$(BIN)/mypy core geo etl model jobs app views cli.py streamlit_app.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/etl.py

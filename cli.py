@@ -11,7 +11,6 @@ import datetime as dt
 import json
 import logging
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -274,22 +273,58 @@ def daily() -> None:
 @app.command()
 def serve(
     port: Annotated[int, typer.Option(help="HTTP port")] = 8501,
-    address: Annotated[str, typer.Option(help="Listen address")] = "0.0.0.0",
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host",
+            help="Listen address; 0.0.0.0 (or another non-loopback address) needs login",
+        ),
+    ] = "127.0.0.1",
+    address: Annotated[
+        str | None, typer.Option("--address", hidden=True, help="Old name of --host")
+    ] = None,
+    secrets: Annotated[
+        Path | None,
+        typer.Option(help="Streamlit secrets.toml with the login (auth) section [VZ_SECRETS_FILE]"),
+    ] = None,
+    insecure_no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-no-auth",
+            help="Serve every page without login on a network address (shows a warning)",
+        ),
+    ] = False,
 ) -> None:
-    """Start the Streamlit app."""
-    command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(PROJECT_ROOT / "streamlit_app.py"),
-        f"--server.port={port}",
-        f"--server.address={address}",
-        "--server.headless=true",
-        "--browser.gatherUsageStats=false",
-        "--client.toolbarMode=viewer",
-    ]
-    raise SystemExit(subprocess.call(command, env=os.environ.copy()))
+    """Start the Streamlit app: on 127.0.0.1 unless --host says otherwise. On a network
+    address, login must be configured (the auth section of .streamlit/secrets.toml) or
+    --insecure-no-auth given. The server replaces this process, so signals (Ctrl-C, SIGTERM)
+    reach it directly."""
+    from app.auth import read_auth_section, secrets_files, serve_refusal
+    from app.server import streamlit_command
+
+    settings = _settings()
+    host = address or host
+    secrets = secrets or settings.secrets_file
+    paths = secrets_files(
+        secrets,
+        project_root=PROJECT_ROOT,
+        cwd=Path.cwd(),
+        home=Path.home(),
+        streamlit_env=os.environ.get("STREAMLIT_SECRETS_FILES"),
+    )
+    refusal = serve_refusal(
+        host=host,
+        auth=read_auth_section(paths),
+        insecure_no_auth=insecure_no_auth,
+        public_mode=settings.public_mode,
+    )
+    if refusal:
+        raise SystemExit(_fail(refusal))
+    command = streamlit_command(host=host, port=port, secrets_file=secrets)
+    env = {**os.environ, "VZ_INSECURE_NO_AUTH": "1" if insecure_no_auth else "0"}
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(command[0], command, env)
 
 
 def main() -> None:

@@ -1,5 +1,6 @@
-"""Vision Zero Risk: the Streamlit entrypoint. Sets up the page, the shared sidebar and the
-navigation; each page lives in ``pages/`` and is registered from ``app.PAGES``.
+"""Vision Zero Risk: the Streamlit entrypoint. Sets up the page, decides what this visitor may
+see (``app.access``: login, staff or public), registers the navigation from ``app.PAGES`` and
+draws the shared frame; each page lives in ``views/``.
 
 With ``VZ_PUBLIC_MODE=1`` only the public briefing is served.
 """
@@ -8,8 +9,8 @@ import logging
 
 import streamlit as st
 
+from app import access, registered_pages
 from app import components as ui
-from app import registered_pages
 from core.settings import get_settings
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -17,13 +18,9 @@ logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name
 st.set_page_config(page_title="Vision Zero Risk", page_icon=":material/traffic:", layout="wide")
 ui.use_css("app.css")
 
-public_mode = get_settings().public_mode
-specs = registered_pages(public_mode)
-pages = [
-    st.Page(spec.path, title=spec.title, icon=spec.icon, url_path=spec.url_path, default=i == 0)
-    for i, spec in enumerate(specs)
-]
-page = st.navigation(pages, position="hidden" if public_mode else "sidebar")
-if not public_mode:
-    ui.sidebar()
+settings = get_settings()
+visitor = access.current_visitor(settings)
+page = access.navigation(visitor, registered_pages(settings.public_mode))
+access.banner(visitor)
+access.sidebar(visitor)
 page.run()

@@ -24,25 +24,25 @@ class PageSpec:
 
 
 RISK_MAP: Final = PageSpec(
-    "pages/1_risk_map.py", "Tomorrow's risk map", ":material/map:", "risk-map"
+    "views/1_risk_map.py", "Tomorrow's risk map", ":material/map:", "risk-map"
 )
 DRILLDOWN: Final = PageSpec(
-    "pages/2_hex_drilldown.py", "Hex drill-down", ":material/hexagon:", "hex"
+    "views/2_hex_drilldown.py", "Hex drill-down", ":material/hexagon:", "hex"
 )
 BRIEFING: Final = PageSpec(
-    "pages/7_public_briefing.py", "Public briefing", ":material/campaign:", "briefing", public=True
+    "views/7_public_briefing.py", "Public briefing", ":material/campaign:", "briefing", public=True
 )
 
 # Navigation order; adding a page is one line. Files that do not exist yet are skipped.
 PAGES: Final = (
     RISK_MAP,
     DRILLDOWN,
-    PageSpec("pages/3_what_if.py", "What-if weather", ":material/rainy:", "what-if"),
+    PageSpec("views/3_what_if.py", "What-if weather", ":material/rainy:", "what-if"),
     PageSpec(
-        "pages/4_deployment_planner.py", "Deployment planner", ":material/local_police:", "planner"
+        "views/4_deployment_planner.py", "Deployment planner", ":material/local_police:", "planner"
     ),
-    PageSpec("pages/5_model_health.py", "Model health", ":material/monitoring:", "model-health"),
-    PageSpec("pages/6_data_health.py", "Data health", ":material/database:", "data-health"),
+    PageSpec("views/5_model_health.py", "Model health", ":material/monitoring:", "model-health"),
+    PageSpec("views/6_data_health.py", "Data health", ":material/database:", "data-health"),
     BRIEFING,
 )
 

@@ -22,6 +22,7 @@ from pydeck.bindings.json_tools import default_serialize
 from app import DRILLDOWN, PROJECT_ROOT, state
 from app import services as sv
 from core.schema import RISK_CLASSES
+from core.spreadsheet import neutralise_frame
 from geo.cells import cells_to_boundaries
 
 if TYPE_CHECKING:
@@ -136,9 +137,13 @@ def banners(info: sv.Overview) -> None:
         )
 
 
+def logo() -> None:
+    st.logo(str(ASSETS / "logo.svg"), size="large")
+
+
 def sidebar() -> None:
     """The shared sidebar: data source, model version, data freshness, the selected date."""
-    st.logo(str(ASSETS / "logo.svg"), size="large")
+    logo()
     with st.sidebar:
         st.markdown("##### Data status")
         try:
@@ -256,6 +261,17 @@ def area_filter(options: sv.AreaOptions, *, key_prefix: str) -> tuple[str, str |
             format_func=lambda name: name if name == WHOLE_CITY else name.title(),
         )
     return layer, None if area == WHOLE_CITY else area
+
+
+# ------------------------------------------------------------------------------------------
+# tables
+
+
+def dataframe(data: pd.DataFrame, **kwargs: Any) -> Any:
+    """``st.dataframe`` whose built-in CSV download and copy are safe to open in a
+    spreadsheet: a text cell that could start a formula gets a leading quote
+    (``core.spreadsheet``); numbers are untouched."""
+    return st.dataframe(neutralise_frame(data), **kwargs)
 
 
 # ------------------------------------------------------------------------------------------
@@ -543,7 +559,7 @@ def drilldown_url(cell: str, day: dt.date) -> str:
 def ranked_table(table: pd.DataFrame, day: dt.date) -> None:
     """The ranked riskiest hexes, each with a link to its drill-down."""
     linked = table.assign(Hex=[drilldown_url(cell, day) for cell in table["Hex"]])
-    st.dataframe(
+    dataframe(
         linked,
         hide_index=True,
         width="stretch",
@@ -730,7 +746,7 @@ def neighbours_table(neighbours: pd.DataFrame, day: dt.date | None) -> None:
     config: dict[str, Any] = {"Expected crashes": st.column_config.NumberColumn(format="%.2f")}
     if day:
         config["Hex"] = st.column_config.LinkColumn("Hex", display_text=r"hex=([0-9a-f]+)")
-    st.dataframe(table, hide_index=True, width="stretch", column_config=config)
+    dataframe(table, hide_index=True, width="stretch", column_config=config)
 
 
 # ------------------------------------------------------------------------------------------
@@ -743,7 +759,7 @@ def freshness_table(health: sv.DataHealth) -> None:
         f"crash data more than {health.expected_lag_days} days behind is stale. "
         "Forecast weather runs ahead (negative)."
     )
-    st.dataframe(health.freshness, hide_index=True, width="stretch")
+    dataframe(health.freshness, hide_index=True, width="stretch")
 
 
 def rejects_section(health: sv.DataHealth) -> None:
@@ -758,7 +774,7 @@ def rejects_section(health: sv.DataHealth) -> None:
     if health.rejects.empty:
         st.success("No rows were rejected.")
         return
-    st.dataframe(
+    dataframe(
         health.rejects,
         hide_index=True,
         width="stretch",
@@ -776,7 +792,7 @@ def drift_section(report: sv.DriftReport) -> None:
     table = report.table.assign(
         drifting=report.table["drifting"].map({True: "drifting", False: ""})
     )
-    st.dataframe(
+    dataframe(
         table[["label", "feature", "drifting", "psi", "wasserstein", "js_divergence", "kind"]],
         hide_index=True,
         width="stretch",
@@ -793,7 +809,7 @@ def drift_section(report: sv.DriftReport) -> None:
 
 def run_log(health: sv.DataHealth) -> None:
     st.caption("✓ when rows in = loaded + updated + unchanged + rejected.")
-    st.dataframe(health.runs, hide_index=True, width="stretch")
+    dataframe(health.runs, hide_index=True, width="stretch")
 
 
 # ------------------------------------------------------------------------------------------

@@ -808,7 +808,7 @@ def class_changes_table(result: WhatIfResult) -> None:
             "Main reason": changes["reason"],
         }
     )
-    st.dataframe(
+    ui.dataframe(
         table,
         hide_index=True,
         width="stretch",
@@ -984,7 +984,7 @@ def backtest_table(health: ModelHealth) -> None:
     st.caption(f"Held-out test days {window}, every method on the same days.")
     metrics = [m for m in HEALTH_METRICS if m in health.backtest.columns]
     table = health.backtest[metrics].T.rename(index=HEALTH_METRICS, columns=METHOD_NAMES)
-    st.dataframe(
+    ui.dataframe(
         table.rename_axis("Metric"),
         width="stretch",
         column_config={c: st.column_config.NumberColumn(format="%.3f") for c in table.columns},
@@ -1136,7 +1136,7 @@ def live_performance(health: ModelHealth) -> None:
         }
     ).sort_values("Day", ascending=False)
     percent = st.column_config.NumberColumn(format="%.1f%%")
-    st.dataframe(
+    ui.dataframe(
         table,
         hide_index=True,
         width="stretch",
@@ -1170,7 +1170,7 @@ def versions_table(health: ModelHealth) -> None:
             "Decision": shown["reason"],
         }
     )
-    st.dataframe(
+    ui.dataframe(
         table,
         hide_index=True,
         width="stretch",

@@ -1,17 +1,44 @@
-"""Starting-side helpers for a local Streamlit server: a free port and a health wait.
+"""Starting-side helpers for a Streamlit server: the command ``vz serve`` runs, a free port
+and a health wait.
 
-Used by the browser test and the app benchmark; nothing here imports streamlit.
+Used by ``vz serve``, the browser test and the app benchmark; nothing here imports streamlit.
 """
 
 from __future__ import annotations
 
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
+
+from app import PROJECT_ROOT
 
 HEALTH_POLL_S = 0.2
+DEFAULT_HOST = "127.0.0.1"
+ENTRYPOINT = PROJECT_ROOT / "streamlit_app.py"
+
+
+def streamlit_command(
+    *, host: str = DEFAULT_HOST, port: int = 8501, secrets_file: Path | None = None
+) -> list[str]:
+    """The ``streamlit run`` command line of ``vz serve``. The serving options (no file
+    watcher, error details off, XSRF, viewer toolbar…) come from ``.streamlit/config.toml``
+    beside the entrypoint, which Streamlit reads whatever the working directory."""
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(ENTRYPOINT),
+        f"--server.address={host}",
+        f"--server.port={port}",
+    ]
+    if secrets_file is not None:
+        command.append(f"--secrets.files={secrets_file}")
+    return command
 
 
 def free_port() -> int:

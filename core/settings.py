@@ -5,12 +5,13 @@ Reading settings has no side effects: no folder is created and no tracking URI i
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_VAR_DIR = PROJECT_ROOT / "var"
@@ -79,6 +80,34 @@ class Settings(BaseSettings):
     @property
     def mlflow_artifact_dir(self) -> Path:
         return self.var_dir / "mlartifacts"
+
+    # serving and login (README "Serving safely"); lists in the environment are comma-separated
+    # or a JSON array (for group names holding commas)
+    staff_emails: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="e-mail addresses that are staff"
+    )
+    staff_email_domains: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="e-mail domains whose users are staff (*.x: subdomains)"
+    )
+    staff_groups: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="groups (in the ID token's groups claim) that are staff"
+    )
+    staff_groups_claim: str = Field(default="groups", description="ID-token claim with groups")
+    secrets_file: Path | None = Field(
+        default=None, description="Streamlit secrets.toml with [auth]; default: Streamlit's"
+    )
+    insecure_no_auth: bool = Field(
+        default=False, description="set by `vz serve --insecure-no-auth`: open, with a banner"
+    )
+
+    @field_validator("staff_emails", "staff_email_domains", "staff_groups", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
 
 
 @lru_cache(maxsize=1)

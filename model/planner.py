@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from core import schema as s
+from core.spreadsheet import neutralise_value, safe_csv
 from geo.cells import cells_to_boundaries
 from model.features import feature_label
 
@@ -219,14 +220,18 @@ def export_frame(picks: pd.DataFrame) -> pd.DataFrame:
 
 
 def plan_to_csv(picks: pd.DataFrame) -> bytes:
-    """The plan as UTF-8 CSV, one row per pick (``CSV_COLUMNS``)."""
-    return export_frame(picks).to_csv(index=False).encode("utf-8")
+    """The plan as UTF-8 CSV, one row per pick (``CSV_COLUMNS``), safe to open in a
+    spreadsheet: text cells quoted and formula-neutralised (``core.spreadsheet``)."""
+    return safe_csv(export_frame(picks))
 
 
 def plan_to_geojson(
     picks: pd.DataFrame, *, target_date: dt.date, model_version: str
 ) -> dict[str, Any]:
-    """The plan as a GeoJSON FeatureCollection of hex polygons (closed rings, lng/lat order)."""
+    """The plan as a GeoJSON FeatureCollection of hex polygons (closed rings, lng/lat order).
+
+    Text properties are formula-neutralised as in the CSV: GIS tools export attribute tables
+    to spreadsheets."""
     table = export_frame(picks)
     rings = cells_to_boundaries(table[s.H3_CELL])
     features = [
@@ -240,11 +245,11 @@ def plan_to_geojson(
             },
             "properties": {
                 "rank": int(row.rank),
-                s.H3_CELL: row.h3_cell,
-                s.BOROUGH: row.borough,
-                "class": row.risk_class,
+                s.H3_CELL: neutralise_value(row.h3_cell),
+                s.BOROUGH: neutralise_value(row.borough),
+                "class": neutralise_value(row.risk_class),
                 "expected_crashes": float(row.expected_crashes),
-                "reasons": row.reasons,
+                "reasons": neutralise_value(row.reasons),
             },
         }
         for row in table.itertuples(index=False)

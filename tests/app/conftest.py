@@ -4,6 +4,11 @@
 an area layer, and stored predictions for the last week and tomorrow, so the app tests do not
 depend on the model code. Settings come from ``VZ_*`` environment variables; every fixture
 clears the settings and Streamlit caches so no state leaks between warehouses.
+
+AppTest has no server and no login: every test runs the app as ``vz serve`` does on loopback
+without login (every page open), whatever the working directory and whatever secrets the
+developer keeps in ``.streamlit/secrets.toml``. Tests of the login gate set ``at.secrets``
+(an ``[auth]`` section) and ``at.user`` (the signed-in user's claims).
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import streamlit as st
+from streamlit import config as st_config
+from streamlit.runtime.secrets import Secrets
 
 from core import schema as s
 from core.settings import get_settings
@@ -190,6 +197,18 @@ def clear_caches() -> None:
     st.cache_resource.clear()
 
 
+@pytest.fixture(autouse=True)
+def served_on_loopback(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The app as served on 127.0.0.1 with no secrets file (no login)."""
+    before = st_config.get_option("server.address")
+    st_config.set_option("server.address", "127.0.0.1")
+    no_secrets = Secrets()
+    no_secrets._secrets = {}
+    monkeypatch.setattr(st, "secrets", no_secrets)
+    yield
+    st_config.set_option("server.address", before)
+
+
 @pytest.fixture
 def use_var_dir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
     """Point the settings at a folder (warehouse and model registry inside it)."""
@@ -199,8 +218,16 @@ def use_var_dir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]
         monkeypatch.setenv("VZ_DATABASE_URL", f"sqlite:///{var_dir / 'warehouse.sqlite'}")
         monkeypatch.setenv("VZ_MLFLOW_TRACKING_URI", f"sqlite:///{var_dir / 'mlflow.sqlite'}")
         monkeypatch.setenv("VZ_H3_RES", str(RES))
-        monkeypatch.delenv("VZ_PUBLIC_MODE", raising=False)
-        monkeypatch.delenv("VZ_LIVE", raising=False)
+        for name in (
+            "VZ_PUBLIC_MODE",
+            "VZ_LIVE",
+            "VZ_INSECURE_NO_AUTH",
+            "VZ_STAFF_EMAILS",
+            "VZ_STAFF_EMAIL_DOMAINS",
+            "VZ_STAFF_GROUPS",
+            "VZ_STAFF_GROUPS_CLAIM",
+        ):
+            monkeypatch.delenv(name, raising=False)
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         clear_caches()

@@ -27,10 +27,10 @@ if TYPE_CHECKING:
     from conftest import City
 
 ENTRYPOINT = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
-RISK_MAP = "pages/1_risk_map.py"
-DRILLDOWN = "pages/2_hex_drilldown.py"
-DATA_HEALTH = "pages/6_data_health.py"
-BRIEFING = "pages/7_public_briefing.py"
+RISK_MAP = "views/1_risk_map.py"
+DRILLDOWN = "views/2_hex_drilldown.py"
+DATA_HEALTH = "views/6_data_health.py"
+BRIEFING = "views/7_public_briefing.py"
 DAYS_BACK = 2  # the past day the tests look at, before the as-of date
 
 

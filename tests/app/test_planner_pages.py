@@ -28,9 +28,9 @@ from model.registry import data_fingerprint, log_training_run
 from model.score import day_features, score_features, write_predictions
 
 ENTRYPOINT = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
-WHAT_IF = "pages/3_what_if.py"
-PLANNER = "pages/4_deployment_planner.py"
-MODEL_HEALTH = "pages/5_model_health.py"
+WHAT_IF = "views/3_what_if.py"
+PLANNER = "views/4_deployment_planner.py"
+MODEL_HEALTH = "views/5_model_health.py"
 RES = 8
 DEMO = DemoConfig(
     start=dt.date(2025, 1, 1),

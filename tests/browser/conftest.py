@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,10 +18,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
-from app.server import free_port, wait_until_healthy
+from app.server import free_port
 from core.settings import Settings
+from tests.browser.support import running_server
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -30,7 +29,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
-SERVER_START_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -70,9 +68,17 @@ def train_and_score(settings: Settings) -> None:
     score_job(settings)
 
 
+@dataclass(frozen=True)
+class DemoWarehouse:
+    var_dir: Path
+    env: dict[str, str]  # the environment that points a server at it
+    settings: Settings
+
+
 @pytest.fixture(scope="session")
-def demo_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
-    """A freshly built demo warehouse with a trained model, served by Streamlit."""
+def demo_warehouse(tmp_path_factory: pytest.TempPathFactory) -> DemoWarehouse:
+    """A freshly built demo warehouse with a trained model (built once per session, shared
+    by every server the browser tests start)."""
     from jobs.demo import build_demo_warehouse, demo_config
 
     chromium_path()
@@ -93,41 +99,35 @@ def demo_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
     )
     build_demo_warehouse(settings, demo_config(years=1))
     train_and_score(settings)
+    return DemoWarehouse(var_dir=var_dir, env=env, settings=settings)
 
+
+@pytest.fixture(scope="session")
+def demo_app(demo_warehouse: DemoWarehouse) -> Iterator[RunningApp]:
+    """The demo warehouse served by Streamlit on loopback without login (every page)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server_log = (var_dir / "streamlit.log").open("wb")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "streamlit_app.py",
-            "--server.headless",
-            "true",
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=server_log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_until_healthy(url, server, SERVER_START_S)
-        yield RunningApp(url=url, var_dir=var_dir, settings=settings)
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        server_log.close()
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "streamlit_app.py",
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--browser.gatherUsageStats",
+        "false",
+        # no login, whatever .streamlit/secrets.toml the checkout holds
+        "--secrets.files",
+        str(demo_warehouse.var_dir / "no-secrets.toml"),
+    ]
+    var_dir = demo_warehouse.var_dir
+    with running_server(command, url=url, env=demo_warehouse.env, log=var_dir / "streamlit.log"):
+        yield RunningApp(url=url, var_dir=var_dir, settings=demo_warehouse.settings)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ Only Playwright's auto-waiting synchronises (``expect``, ``wait_for``): no sleep
 from __future__ import annotations
 
 import csv
-import io
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,12 +16,12 @@ from typing import TYPE_CHECKING
 import h3
 import pandas as pd
 import pytest
-from matplotlib.image import imread
 from playwright.sync_api import Browser, Locator, Page, ViewportSize, expect
 
 from app.components import _view_state
 from core import reads
 from core.warehouse import get_engine
+from tests.browser.support import wait_until_drawn
 
 if TYPE_CHECKING:
     from conftest import RunningApp
@@ -33,7 +32,6 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 TIMEOUT_MS = 60_000
 VIEWPORT: ViewportSize = {"width": 1440, "height": 1000}
 MAX_HEIGHT = 8000  # px: the tallest full-page screenshot
-DRAWN_STD = 0.01  # a canvas whose pixels vary more than this has been drawn
 PAGES = {  # url path -> (title, the page's last heading, screenshot name)
     "": ("Tomorrow's risk map", "Riskiest hexes", "risk-map"),
     "hex": ("Hex drill-down", "Neighbouring hexes", "hex-drilldown"),
@@ -85,20 +83,6 @@ def screenshot(page: Page, name: str) -> None:
     settle(page)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
     page.set_viewport_size(VIEWPORT)
-
-
-def wait_until_drawn(canvas: Locator) -> None:
-    """Wait until a deck.gl canvas shows something: its pixels are no longer uniform.
-
-    deck.gl draws in animation frames after the data arrives; no DOM event says so, so the
-    canvas is captured until it is drawn (each capture is itself the wait).
-    """
-    deadline = time.monotonic() + TIMEOUT_MS / 1000
-    while time.monotonic() < deadline:
-        pixels = imread(io.BytesIO(canvas.screenshot()), format="png")
-        if float(pixels[..., :3].std()) > DRAWN_STD:
-            return
-    raise AssertionError("the map canvas stayed blank")
 
 
 def map_canvas(page: Page) -> Locator:

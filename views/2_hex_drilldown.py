@@ -51,12 +51,12 @@ with streets_column:
     st.subheader("Most frequent streets")
     streets = ui.try_load(services.hex_streets, cell)
     if streets is not None:
-        st.dataframe(streets, hide_index=True, width="stretch")
+        ui.dataframe(streets, hide_index=True, width="stretch")
 with crashes_column:
     st.subheader("Recent crashes")
     recent = ui.try_load(services.hex_recent_crashes, cell)
     if recent is not None:
-        st.dataframe(recent, hide_index=True, width="stretch")
+        ui.dataframe(recent, hide_index=True, width="stretch")
 
 st.subheader("Neighbouring hexes")
 ui.neighbours_table(detail.neighbours, detail.forecast.target_date if detail.forecast else None)

@@ -1,0 +1,55 @@
+"""Helpers the browser tests share: a server process for the length of a block, and a wait
+until a deck.gl map has drawn. Only Playwright's waits and these polls synchronise."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from matplotlib.image import imread
+from playwright.sync_api import Locator
+
+from app.server import wait_until_healthy
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SERVER_START_S = 60.0
+DRAW_TIMEOUT_S = 60.0
+DRAWN_STD = 0.01  # a canvas whose pixels vary more than this has been drawn
+
+
+@contextmanager
+def running_server(
+    command: list[str], *, url: str, env: dict[str, str], log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start a server process, wait until ``url`` is healthy, stop it afterwards."""
+    with log.open("wb") as server_log:
+        server = subprocess.Popen(
+            command, cwd=PROJECT_ROOT, env=env, stdout=server_log, stderr=subprocess.STDOUT
+        )
+        try:
+            wait_until_healthy(url, server, SERVER_START_S)
+            yield server
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+
+def wait_until_drawn(canvas: Locator) -> None:
+    """Wait until a deck.gl canvas shows something: its pixels are no longer uniform.
+
+    deck.gl draws in animation frames after the data arrives; no DOM event says so, so the
+    canvas is captured until it is drawn (each capture is itself the wait).
+    """
+    deadline = time.monotonic() + DRAW_TIMEOUT_S
+    while time.monotonic() < deadline:
+        pixels = imread(io.BytesIO(canvas.screenshot()), format="png")
+        if float(pixels[..., :3].std()) > DRAWN_STD:
+            return
+    raise AssertionError("the map canvas stayed blank")
