@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from sqlalchemy.engine import Engine
 
 from core import schema as s
-from core.settings import Settings
+from core.settings import NYC_CRASH_DATA_START, Settings
 from core.warehouse import (
     RunRecord,
     crashes_table,
@@ -33,6 +33,7 @@ from core.warehouse import (
     upsert,
     write_rejects,
 )
+from etl.rejects import cap_values, empty_rejects
 from geo.cells import points_to_cells
 
 log = logging.getLogger(__name__)
@@ -157,11 +158,21 @@ class NormalizedCrashes:
 
 
 def normalize_crashes(
-    raw: pd.DataFrame, shape: CrashShape, *, source: str, fine_res: int, today: dt.date
+    raw: pd.DataFrame,
+    shape: CrashShape,
+    *,
+    source: str,
+    fine_res: int,
+    today: dt.date,
+    data_start: dt.date = NYC_CRASH_DATA_START,
+    parse_rejects: pd.DataFrame | None = None,
 ) -> NormalizedCrashes:
     """Map a raw text frame of one shape to canonical crashes; every row is kept or rejected.
 
-    A rejected row carries the first reason that applies, in the order of ``REJECT_REASONS``.
+    A rejected row carries the first reason that applies, in the order of ``REJECT_REASONS``
+    (a too-long text also says how long). Crashes dated before ``data_start`` or after
+    ``today`` are rejected. ``parse_rejects`` (rows the reader could not split into fields, with
+    ``record_key, reason, raw``) are put first in ``rejects``.
     """
     text = _to_text(raw, shape)
     day = _dates(text[RAW_DATE], shape.date_format)
@@ -179,9 +190,14 @@ def normalize_crashes(
         codes[(codes == 0) & np.asarray(mask, dtype=bool)] = REJECT_REASONS.index(reason) + 1
 
     flag(collision_id.isna(), "missing collision_id")
+    flag(~_matches(collision_id, _COLLISION_ID), "malformed collision_id")
+    lengths = {c: _lengths(text[c]) for c in _FREE_TEXT}
+    for column, length in lengths.items():
+        flag(length > s.TEXT_MAX_CHARS, f"text too long: {_FREE_TEXT[column]}")
     flag(day.isna(), "unparseable date")
     flag(~time_ok, "unparseable time")
     flag(day > pd.Timestamp(today), "date in the future")
+    flag(day < pd.Timestamp(data_start), "date before the dataset start")
     flag(text[s.LAT].isna() | text[s.LNG].isna(), "missing coordinates")
     flag(~(lat_ok & lng_ok), "unparseable coordinates")
     flag((lat == 0) | (lng == 0), "zero coordinates")
@@ -219,26 +235,45 @@ def normalize_crashes(
     clean = clean.assign(h3_cell=points_to_cells(clean[s.LAT], clean[s.LNG], fine_res))
     s.CRASH_SCHEMA.validate(clean)
 
-    rejected = raw.loc[~keep]
+    rejected = cap_values(raw.loc[~keep], RAW_VALUE_MAX_CHARS)
     reasons = np.asarray(REJECT_REASONS, dtype=object)[codes[~keep] - 1]
+    for column, name in _FREE_TEXT.items():
+        too_long = codes[~keep] == REJECT_REASONS.index(f"text too long: {name}") + 1
+        lengths_of = lengths[column].to_numpy()[~keep][too_long]
+        reasons[too_long] = [f"text too long: {name} ({n:,.0f} chars)" for n in lengths_of]
+    keys = collision_id.loc[~keep]
     rejects = pd.DataFrame(
         {
-            s.RECORD_KEY: collision_id.loc[~keep],
+            s.RECORD_KEY: keys.where(keys.str.len() <= _KEY_MAX, keys.str.slice(0, _KEY_MAX) + "…"),
             s.REASON: pd.Series(reasons, index=rejected.index, dtype="str"),
             s.RAW: rejected.to_dict("records") if len(rejected) else [],
         },
         index=rejected.index,
     )
+    if parse_rejects is not None and len(parse_rejects):
+        rejects = pd.concat([parse_rejects.loc[:, list(s.REJECT_COLUMNS)], rejects])
     return NormalizedCrashes(
         clean=clean.reset_index(drop=True), rejects=rejects.reset_index(drop=True)
     )
 
 
+_FREE_TEXT: Mapping[str, str] = {  # canonical column -> the name a reason uses
+    s.BOROUGH: "borough",
+    s.ON_STREET: "on_street",
+    s.CROSS_STREET: "cross_street",
+    RAW_OFF_STREET: "off_street",
+    s.FACTOR_1: "factor_1",
+    s.VEHICLE_1: "vehicle_1",
+}
+
 REJECT_REASONS: tuple[str, ...] = (
     "missing collision_id",
+    "malformed collision_id",
+    *(f"text too long: {name}" for name in _FREE_TEXT.values()),
     "unparseable date",
     "unparseable time",
     "date in the future",
+    "date before the dataset start",
     "missing coordinates",
     "unparseable coordinates",
     "zero coordinates",
@@ -250,6 +285,10 @@ REJECT_REASONS: tuple[str, ...] = (
 )
 
 _COUNT_MAX = np.iinfo(np.int32).max
+# NYC ids are whole numbers, derived ids "d" + hex; other sources may use letters, "-", "_", "."
+_COLLISION_ID = r"^[0-9A-Za-z][0-9A-Za-z_.-]{0,39}$"
+RAW_VALUE_MAX_CHARS = 1_000  # a rejected row's values are stored up to this length
+_KEY_MAX = 100
 _NUMBER = r"^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)$"
 _TIME = r"^(?P<hour>[0-9]{1,2}):(?P<minute>[0-9]{2})(?::[0-9]{2}(?:[.][0-9]*)?)?$"
 
@@ -275,6 +314,18 @@ def _to_text(raw: pd.DataFrame, shape: CrashShape) -> pd.DataFrame:
     for name in (*s.TEXT_COLUMNS, s.LAT, s.LNG, *s.INJURY_COLUMNS, *wanted):
         renamed.setdefault(name, pd.Series(pd.NA, index=raw.index, dtype="str"))
     return pd.DataFrame(renamed, index=raw.index)
+
+
+def _matches(text: pd.Series, pattern: str) -> pd.Series:
+    """Whether each value matches ``pattern``; missing values count as matching."""
+    hits = pc.fill_null(pc.match_substring_regex(_arrow(text), pattern), True)
+    return pd.Series(hits.to_numpy(zero_copy_only=False), index=text.index)
+
+
+def _lengths(text: pd.Series) -> pd.Series:
+    """Characters in each value (NaN where missing)."""
+    lengths = pc.utf8_length(_arrow(text))
+    return pd.Series(lengths.to_numpy(zero_copy_only=False), index=text.index, dtype="float64")
 
 
 def _numbers(text: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -349,6 +400,13 @@ class RawCrashBatch:
     shape: CrashShape
     resume_token: str | None = None
     watermark: str | None = None
+    # rows of the source that are not rows of ``frame`` (say, a ragged CSV line), as
+    # ``record_key, reason, raw``; they count as input and as rejected
+    rejects: pd.DataFrame = field(default_factory=empty_rejects)
+
+    @property
+    def rows_in(self) -> int:
+        return len(self.frame) + len(self.rejects)
 
 
 def read_ahead(
@@ -413,11 +471,17 @@ def ingest_crash_batches(
 
         def normalize(batch: RawCrashBatch) -> NormalizedCrashes:
             return normalize_crashes(
-                batch.frame, batch.shape, source=source, fine_res=settings.h3_fine_res, today=today
+                batch.frame,
+                batch.shape,
+                source=source,
+                fine_res=settings.h3_fine_res,
+                today=today,
+                data_start=settings.crash_data_start,
+                parse_rejects=batch.rejects,
             )
 
         for batch, result in read_ahead(batches, normalize):
-            run.rows_in += len(batch.frame)
+            run.rows_in += batch.rows_in
             rows = result.clean.assign(crash_date=result.clean[s.CRASHED_AT].dt.floor("D"))
             run.counts += upsert(
                 engine, crashes_table, rows, run_id=run.run_id, newer_column=s.SOURCE_UPDATED_AT
@@ -428,7 +492,7 @@ def ingest_crash_batches(
                 watermark = batch.watermark
             save_run_progress(engine, run)
             if on_batch is not None:
-                on_batch(len(batch.frame))
+                on_batch(batch.rows_in)
         run.watermark = watermark
         if watermark:
             set_watermark(engine, crashes_table.name, source, watermark)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from core import schema as s
+
 
 def join_reasons(reasons: list[tuple[pd.Series, str]], index: pd.Index) -> pd.Series:
     """One ``"; "``-joined reason per row from ``(mask, reason)`` pairs; "" when none applies."""
@@ -25,3 +27,29 @@ def json_records(frame: pd.DataFrame) -> list[str]:
         return []
     text = frame.to_json(orient="records", lines=True, force_ascii=False, date_format="iso")
     return text.rstrip("\n").split("\n")  # JSON escapes newlines inside values
+
+
+def empty_rejects() -> pd.DataFrame:
+    """A rejects frame without rows (``record_key, reason, raw``, all text)."""
+    return pd.DataFrame({c: pd.Series(dtype="str") for c in s.REJECT_COLUMNS})
+
+
+def cap_text(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, saying how long it was when cut."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… (cut, {len(text):,} chars)"
+
+
+def cap_values(frame: pd.DataFrame, limit: int) -> pd.DataFrame:
+    """``frame`` with every text value longer than ``limit`` cut (see ``cap_text``)."""
+    capped = {}
+    for column in frame.columns:
+        values = frame[column]
+        if values.dtype == "str" or values.dtype == object:
+            long = values.astype("str").str.len().gt(limit).fillna(False).astype(bool)
+            if long.any():
+                capped[column] = values.where(
+                    ~long, values[long].map(lambda v: cap_text(str(v), limit))
+                )
+    return frame.assign(**capped) if capped else frame
