@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     crash_data_start: dt.date = Field(
         default=NYC_CRASH_DATA_START, description="crashes dated earlier are rejected"
     )
+    csv_encoding: str = Field(
+        default="auto",
+        description="encoding of CSV files without a byte-order mark: auto (UTF-8), cp1252, …",
+    )
 
     crash_source: CrashSource = "demo"
     weather_source: WeatherSource = "demo"

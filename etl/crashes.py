@@ -33,7 +33,7 @@ from core.warehouse import (
     upsert,
     write_rejects,
 )
-from etl.rejects import cap_values, empty_rejects
+from etl.rejects import RAW_VALUE_MAX_CHARS, cap_keys, cap_values, concat_rejects, empty_rejects
 from geo.cells import points_to_cells
 
 log = logging.getLogger(__name__)
@@ -138,16 +138,36 @@ class CrashShapeError(ValueError):
     """A header that matches no known crash shape."""
 
 
+_SHAPE_NAMES = {
+    CSV_CURRENT.name: "the NYC Open Data export",
+    CSV_PRE_2019.name: "the pre-2019 export",
+    CSV_TRIMMED.name: "a trimmed file",
+}
+
+
 def detect_csv_shape(header: Iterable[str]) -> CrashShape:
+    """The first shape whose required columns the header has (names are trimmed)."""
     names = {h.strip() for h in header}
     for shape in CSV_SHAPES:
         if shape.required <= names:
             return shape
+
+    def required(shape: CrashShape) -> list[str]:  # in the order of the export
+        return [c for c in shape.columns if c in shape.required]
+
+    known = set().union(*(shape.required for shape in CSV_SHAPES))
+    closest = min(CSV_SHAPES, key=lambda shape: len(shape.required - names))
+    if not names & known:  # nothing like a crash file: point at the usual export
+        closest = CSV_CURRENT
+    missing = [c for c in required(closest) if c not in names]
+    others = "; ".join(
+        f"{_SHAPE_NAMES[shape.name]} needs {', '.join(required(shape))}"
+        for shape in CSV_SHAPES
+        if shape is not closest
+    )
     raise CrashShapeError(
-        "unrecognised crash CSV header: expected the NYC Open Data export "
-        "(CRASH DATE, CRASH TIME, COLLISION_ID, …), the pre-2019 export "
-        "(DATE, TIME, UNIQUE KEY, …) "
-        "or a trimmed file (CRASH DATE, hour, LATITUDE, LONGITUDE)"
+        f"unrecognised crash CSV header: missing {', '.join(missing)}"
+        f" for {_SHAPE_NAMES[closest.name]} ({others})"
     )
 
 
@@ -241,17 +261,16 @@ def normalize_crashes(
         too_long = codes[~keep] == REJECT_REASONS.index(f"text too long: {name}") + 1
         lengths_of = lengths[column].to_numpy()[~keep][too_long]
         reasons[too_long] = [f"text too long: {name} ({n:,.0f} chars)" for n in lengths_of]
-    keys = collision_id.loc[~keep]
     rejects = pd.DataFrame(
         {
-            s.RECORD_KEY: keys.where(keys.str.len() <= _KEY_MAX, keys.str.slice(0, _KEY_MAX) + "…"),
+            s.RECORD_KEY: cap_keys(collision_id.loc[~keep]),
             s.REASON: pd.Series(reasons, index=rejected.index, dtype="str"),
             s.RAW: rejected.to_dict("records") if len(rejected) else [],
         },
         index=rejected.index,
     )
-    if parse_rejects is not None and len(parse_rejects):
-        rejects = pd.concat([parse_rejects.loc[:, list(s.REJECT_COLUMNS)], rejects])
+    if parse_rejects is not None:
+        rejects = concat_rejects(parse_rejects, rejects)
     return NormalizedCrashes(
         clean=clean.reset_index(drop=True), rejects=rejects.reset_index(drop=True)
     )
@@ -287,8 +306,6 @@ REJECT_REASONS: tuple[str, ...] = (
 _COUNT_MAX = np.iinfo(np.int32).max
 # NYC ids are whole numbers, derived ids "d" + hex; other sources may use letters, "-", "_", "."
 _COLLISION_ID = r"^[0-9A-Za-z][0-9A-Za-z_.-]{0,39}$"
-RAW_VALUE_MAX_CHARS = 1_000  # a rejected row's values are stored up to this length
-_KEY_MAX = 100
 _NUMBER = r"^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)$"
 _TIME = r"^(?P<hour>[0-9]{1,2}):(?P<minute>[0-9]{2})(?::[0-9]{2}(?:[.][0-9]*)?)?$"
 

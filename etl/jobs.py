@@ -7,7 +7,6 @@ import json
 import logging
 from pathlib import Path
 
-import pandas as pd
 from sqlalchemy.engine import Engine, make_url
 from tqdm import tqdm
 
@@ -15,11 +14,11 @@ from core import schema as s
 from core.settings import Settings
 from core.warehouse import RunRecord, create_schema, get_engine, has_schema, metadata
 from etl.crashes import ingest_crash_batches
-from etl.csv_files import crash_csv_batches
+from etl.csv_files import CsvBlock, crash_csv_batches
 from etl.demo import DemoConfig, generate_demo_city, write_demo_files
 from etl.hexes import assign_area_layer, refresh_hex_cells
 from etl.http import SourceError
-from etl.traffic import load_traffic, read_traffic_csv
+from etl.traffic import load_traffic, read_traffic_csv, read_traffic_file
 from etl.weather import (
     WeatherRequest,
     ingest_weather,
@@ -67,8 +66,10 @@ def ingest_job(
         request = WeatherRequest(kind=kind, start=since, end=None, path=file)
         return load_weather(engine, request, provider=source, settings=settings)
     if dataset == "traffic":
-        raw = _traffic_raw(settings, source=source, file=file, since=since)
-        return load_traffic(engine, raw, source=source, settings=settings)
+        block = _traffic_raw(settings, source=source, file=file, since=since)
+        return load_traffic(
+            engine, block.frame, source=source, settings=settings, parse_rejects=block.rejects
+        )
     raise SourceError(f"unknown dataset {dataset!r}: crashes, weather or traffic")
 
 
@@ -88,23 +89,24 @@ def _ingest_crashes(
 
 def _ingest_crash_file(engine: Engine, settings: Settings, file: Path, *, source: str) -> RunRecord:
     with tqdm(desc=f"crashes {file.name}", unit=" rows", unit_scale=True, leave=False) as bar:
+        batches = crash_csv_batches(file, encoding=settings.csv_encoding)
         return ingest_crash_batches(
-            engine, crash_csv_batches(file), source=source, settings=settings, on_batch=bar.update
+            engine, batches, source=source, settings=settings, on_batch=bar.update
         )
 
 
 def _traffic_raw(
     settings: Settings, *, source: str, file: Path | None, since: dt.date | None
-) -> pd.DataFrame:
+) -> CsvBlock:
     if source == "csv":
         if file is None:
             raise SourceError("traffic from csv needs --file PATH")
-        return read_traffic_csv(file)
+        return read_traffic_file(file, encoding=settings.csv_encoding)
     if source == "socrata":
         from etl.traffic import fetch_traffic
 
         where = f"yr >= '{since.year}'" if since else None
-        return fetch_traffic(settings, where=where)
+        return CsvBlock(fetch_traffic(settings, where=where))
     raise SourceError(f"traffic comes from socrata, csv or demo, not {source}")
 
 
