@@ -77,6 +77,7 @@ _NEWLINE: Final = ord("\n")
 _CR: Final = ord("\r")
 _SPACE: Final = b" \t\r\n\x00"
 _NOT_SPACE: Final = re.compile(rb"[^ \t\r\n\x00]")
+_NOT_NEWLINE: Final = re.compile(rb"[^\r\n]")
 _SCAN_BYTES: Final = 4 << 20  # numpy scans a block in slices: no 64 MB temporaries
 # While transcoding, an undecodable source byte becomes U+DCFF, written out as the byte 0xFF:
 # never valid UTF-8, so the line it is on is rejected like any other undecodable line.
@@ -234,7 +235,7 @@ class CsvReader:
         chunks = _chunks(self._handle, codec, self.block_bytes)
         self._blocks = _line_blocks(chunks, self.block_bytes)
         data, last = next(self._blocks)
-        if last and _is_blank(data):
+        if last and _NOT_SPACE.search(data) is None:
             raise CsvFileError(f"{self.path}: the file is empty")
         end = data.find(b"\n") + 1 or len(data)
         if not data[:end].strip(_SPACE):
@@ -611,7 +612,8 @@ def _ends_inside_quotes(data: bytearray) -> bool:
 
 
 def _is_blank(data: bytearray) -> bool:
-    return _NOT_SPACE.search(data) is None
+    """Nothing but line ends (no row, no reject)."""
+    return _NOT_NEWLINE.search(data) is None
 
 
 def _has_bare_cr(data: bytearray) -> bool:
