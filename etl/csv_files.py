@@ -274,7 +274,7 @@ class CsvReader:
             line = 2
             while True:
                 newlines = data.count(b"\n")  # before parse blanks rejected lines in place
-                block, carry = parser.parse(data, line, final=last)
+                block, carry = parser.parse(data, line, final=last, newlines=newlines)
                 line += newlines - carry.count(b"\n")
                 if block.rows_in:
                     yield block
@@ -311,11 +311,12 @@ class _BlockParser:
             check_utf8=False,  # checked before
         )
 
-    def parse(self, data: bytearray, first_line: int, *, final: bool) -> tuple[CsvBlock, bytes]:
-        """Rows and rejects of ``data`` (whole lines, the first numbered ``first_line``), and the
-        lines to carry into the next block (a quoted value still open at the end of this one).
-
-        May blank rejected lines of ``data`` in place."""
+    def parse(
+        self, data: bytearray, first_line: int, *, final: bool, newlines: int
+    ) -> tuple[CsvBlock, bytes]:
+        """Rows and rejects of ``data`` (whole lines, ``newlines`` of them, the first numbered
+        ``first_line``), and the lines to carry into the next block (a quoted value still open
+        at the end of this one). Rejected lines of ``data`` may be blanked in place."""
         if _is_blank(data):
             return CsvBlock(self._empty_frame()), b""
         lines = _Lines(data)
@@ -323,7 +324,7 @@ class _BlockParser:
             table = self._arrow(data, multiline=False)
             if table is not None:
                 found = table.num_rows + len(self._invalid)
-                total = data.count(b"\n") + (data[-1:] != b"\n")
+                total = newlines + (data[-1:] != b"\n")
                 if found == total or found == lines.rows():
                     ragged = self._ragged(lines, first_line)
                     if ragged is not None:
