@@ -24,10 +24,11 @@ file with one accent are the same bytes; by default the line is rejected as ``no
 and every other line loads.
 
 Speed: Arrow parses every block. A block that is valid UTF-8, has no bare carriage return and
-does not end inside quotes goes to Arrow as it is; its lines are looked at one by one only if
-Arrow's row count differs from the line count (an open quote merged lines), or to give a line
-number to a row Arrow found ragged. Rejected lines are then blanked in place, and Arrow parses
-the block again.
+does not end inside quotes goes to Arrow as it is, and is done if Arrow's row count matches the
+line count (a ragged row is found by its text to get its line number). Otherwise (an open quote
+merged lines, or a byte is not UTF-8) the lines are checked one by one with numpy, only the
+suspect ones (odd number of quotes, bare carriage return) with Python's csv module; rejected
+lines are blanked in place and Arrow parses the block again.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ import pyarrow.csv as pacsv
 
 from core import schema as s
 from etl.crashes import CrashShapeError, RawCrashBatch, detect_csv_shape
-from etl.rejects import cap_text, empty_rejects
+from etl.rejects import cap_text, concat_rejects, empty_rejects
 
 DEFAULT_BLOCK_BYTES: Final = 64 << 20
 MAX_RECORD_LINES: Final = 100  # a quoted value spanning more lines is an unbalanced quote
@@ -178,19 +179,13 @@ def _is_utf8(data: bytes | bytearray) -> bool:
     return True
 
 
-def _positions(values: np.ndarray, byte: int) -> np.ndarray:
-    """Offsets of ``byte`` in ``values`` (scanned in slices, so no block-sized temporary)."""
+def _positions(values: np.ndarray, byte: int, *, or_above: bool = False) -> np.ndarray:
+    """Offsets of ``byte`` (or of any byte from it up) in ``values``, scanned in slices so that
+    no block-sized temporary is made (its page faults cost more than the scan)."""
     found = [
-        np.flatnonzero(values[start : start + _SCAN_BYTES] == byte) + start
+        np.flatnonzero(part >= byte if or_above else part == byte) + start
         for start in range(0, len(values), _SCAN_BYTES)
-    ]
-    return np.concatenate(found) if found else np.empty(0, dtype=np.int64)
-
-
-def _high_positions(values: np.ndarray) -> np.ndarray:
-    found = [
-        np.flatnonzero(values[start : start + _SCAN_BYTES] >= 0x80) + start
-        for start in range(0, len(values), _SCAN_BYTES)
+        for part in [values[start : start + _SCAN_BYTES]]
     ]
     return np.concatenate(found) if found else np.empty(0, dtype=np.int64)
 
@@ -479,7 +474,7 @@ class _Lines:
 
     @functools.cached_property
     def text_ends(self) -> np.ndarray:
-        """Where each line's text ends: before its ``\n`` or ``\r\n``."""
+        """Where each line's text ends: before its LF or CRLF."""
         starts, ends = self.starts, self.ends
         newline = self._bytes[ends - 1] == _NEWLINE
         crlf = newline & (ends - starts >= 2) & (self._bytes[np.maximum(ends - 2, 0)] == _CR)
@@ -537,7 +532,8 @@ class _Lines:
         hits = np.zeros(len(self.starts), dtype=bool)
         if _is_utf8(self.data):
             return hits
-        for i in np.unique(self._line_of(_high_positions(self._bytes))).tolist():
+        high = _positions(self._bytes, 0x80, or_above=True)
+        for i in np.unique(self._line_of(high)).tolist():
             try:
                 self.line(i).decode("utf-8")
             except UnicodeDecodeError:
@@ -646,13 +642,6 @@ def _raw_line(raw: bytes) -> str:
     return cap_text(text.replace("\x00", "\\x00"), RAW_LINE_MAX_CHARS)
 
 
-def _concat(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
-    present = [frame for frame in frames if len(frame)]
-    if not present:
-        return empty_rejects()
-    return pd.concat(present, ignore_index=True)
-
-
 # ------------------------------------------------------------------------------------------
 # whole files and the crash reader
 
@@ -691,7 +680,7 @@ def read_csv_file(
     if not blocks:
         return CsvBlock(pd.DataFrame({name: pd.Series(dtype="str") for name in reader.header}))
     frame = pd.concat([block.frame for block in blocks], ignore_index=True)
-    return CsvBlock(frame, _concat([block.rejects for block in blocks]))
+    return CsvBlock(frame, concat_rejects(*(block.rejects for block in blocks)))
 
 
 def crash_csv_batches(
