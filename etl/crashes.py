@@ -210,8 +210,8 @@ def normalize_crashes(
         codes[(codes == 0) & np.asarray(mask, dtype=bool)] = REJECT_REASONS.index(reason) + 1
 
     flag(collision_id.isna(), "missing collision_id")
-    flag(~_matches(collision_id, _COLLISION_ID), "malformed collision_id")
-    lengths = {c: _lengths(text[c]) for c in _FREE_TEXT}
+    flag(_malformed_ids(collision_id), "malformed collision_id")
+    lengths = {c: _long_text(text[c]) for c in _FREE_TEXT}
     for column, length in lengths.items():
         flag(length > s.TEXT_MAX_CHARS, f"text too long: {_FREE_TEXT[column]}")
     flag(day.isna(), "unparseable date")
@@ -259,7 +259,7 @@ def normalize_crashes(
     reasons = np.asarray(REJECT_REASONS, dtype=object)[codes[~keep] - 1]
     for column, name in _FREE_TEXT.items():
         too_long = codes[~keep] == REJECT_REASONS.index(f"text too long: {name}") + 1
-        lengths_of = lengths[column].to_numpy()[~keep][too_long]
+        lengths_of = lengths[column][~keep][too_long]
         reasons[too_long] = [f"text too long: {name} ({n:,.0f} chars)" for n in lengths_of]
     rejects = pd.DataFrame(
         {
@@ -305,7 +305,8 @@ REJECT_REASONS: tuple[str, ...] = (
 
 _COUNT_MAX = np.iinfo(np.int32).max
 # NYC ids are whole numbers, derived ids "d" + hex; other sources may use letters, "-", "_", "."
-_COLLISION_ID = r"^[0-9A-Za-z][0-9A-Za-z_.-]{0,39}$"
+_COLLISION_ID_MAX = 40
+_COLLISION_ID = rf"^[0-9A-Za-z][0-9A-Za-z_.-]{{0,{_COLLISION_ID_MAX - 1}}}$"
 _NUMBER = r"^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)$"
 _TIME = r"^(?P<hour>[0-9]{1,2}):(?P<minute>[0-9]{2})(?::[0-9]{2}(?:[.][0-9]*)?)?$"
 
@@ -333,16 +334,23 @@ def _to_text(raw: pd.DataFrame, shape: CrashShape) -> pd.DataFrame:
     return pd.DataFrame(renamed, index=raw.index)
 
 
-def _matches(text: pd.Series, pattern: str) -> pd.Series:
-    """Whether each value matches ``pattern``; missing values count as matching."""
-    hits = pc.fill_null(pc.match_substring_regex(_arrow(text), pattern), True)
-    return pd.Series(hits.to_numpy(zero_copy_only=False), index=text.index)
+def _malformed_ids(ids: pd.Series) -> np.ndarray:
+    """Ids that do not match ``_COLLISION_ID`` (the regex runs only if some id is not short and
+    alphanumeric, as NYC's are)."""
+    values = _arrow(ids)
+    longest = pc.max(pc.binary_length(values)).as_py() or 0
+    if longest <= _COLLISION_ID_MAX and pc.all(pc.ascii_is_alnum(values)).as_py() is not False:
+        return np.zeros(len(ids), dtype=bool)
+    hits = pc.fill_null(pc.match_substring_regex(values, _COLLISION_ID), True)
+    return ~hits.to_numpy(zero_copy_only=False)
 
 
-def _lengths(text: pd.Series) -> pd.Series:
-    """Characters in each value (NaN where missing)."""
-    lengths = pc.utf8_length(_arrow(text))
-    return pd.Series(lengths.to_numpy(zero_copy_only=False), index=text.index, dtype="float64")
+def _long_text(text: pd.Series) -> np.ndarray:
+    """Characters in each value, 0 unless some value is longer (in bytes) than the cap."""
+    values = _arrow(text)
+    if (pc.max(pc.binary_length(values)).as_py() or 0) <= s.TEXT_MAX_CHARS:
+        return np.zeros(len(text), dtype=np.int64)
+    return pc.fill_null(pc.utf8_length(values), 0).to_numpy(zero_copy_only=False)
 
 
 def _numbers(text: pd.Series) -> tuple[pd.Series, pd.Series]:
