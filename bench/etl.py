@@ -3,13 +3,17 @@
 - H3 assignment alone (points/s), vectorised h3ronpy against a Python loop over h3-py.
 - CSV ingest end to end (read, validate, H3, upsert) of a 2.2-million-row file in the NYC export
   shape, into a fresh SQLite warehouse, then the same file again (nothing changes); peak memory.
+- The same file with 1 % malformed lines spread through it (every 100th line: too few fields,
+  too many, an unbalanced quote or a latin-1 byte, in turn), into a fresh warehouse: each such
+  line is rejected with its line number, the rest loads; its speed is printed next to the clean
+  file's.
 - Socrata JSON pages: 200,000 records in four 50,000-record pages served by `responses`,
   fetched and parsed alone, then end to end into SQLite.
 
 The input is the demo city's crash CSV over ten years (about 600 crashes a day), generated once
 into var/bench/. Each ingest runs in a fresh process so its peak memory is its own.
 
-    python bench/etl.py [--rows-per-day 600] [--years 10]
+    python bench/etl.py [--rows-per-day 600] [--years 10] [--csv-only]
 """
 
 from __future__ import annotations
@@ -39,6 +43,38 @@ def make_input(folder: Path, years: int, per_day: float) -> Path:
         start=dt.date(end.year - years + 1, 1, 1), end=end, mean_daily_crashes=per_day
     )
     generate_demo_city(config).crashes.to_csv(path, index=False, lineterminator="\n")
+    return path
+
+
+def _join(fields: list[str]) -> str:
+    return ",".join(f'"{f}"' if "," in f or '"' in f else f for f in fields)
+
+
+def _spoil(line: str, how: int) -> bytes:
+    import csv
+
+    fields = next(csv.reader([line]))
+    if how == 0:  # too few fields
+        return _join(fields[:5]).encode()
+    if how == 1:  # too many
+        return f"{line},extra,fields".encode()
+    if how == 2:  # a quote that never closes
+        return f'{_join(fields[:7])},"{_join(fields[7:])}'.encode()
+    return line.encode().replace(b"/", b"\xe9", 1)  # a latin-1 byte
+
+
+def make_malformed(clean: Path, every: int = 100) -> Path:
+    """``clean`` with every ``every``-th data line spoilt, four ways in turn."""
+    path = clean.with_name(f"{clean.stem}_malformed.csv")
+    if path.exists():
+        return path
+    with clean.open(encoding="utf-8", newline="") as source, path.open("wb") as out:
+        out.write(source.readline().encode())
+        for n, line in enumerate(source):
+            if n % every != every // 2:
+                out.write(line.encode())
+                continue
+            out.write(_spoil(line.rstrip("\n"), (n // every) % 4) + b"\n")
     return path
 
 
@@ -167,14 +203,16 @@ def main() -> None:
     )
     parser.add_argument("--years", type=int, default=10)
     parser.add_argument("--rows-per-day", type=float, default=600.0)
+    parser.add_argument("--csv-only", action="store_true", help="only the CSV ingest figures")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(ingest_once(Path(args.child[0]), Path(args.child[1]))))
         return
 
-    bench_h3()
-    bench_socrata()
+    if not args.csv_only:
+        bench_h3()
+        bench_socrata()
     folder = ROOT / "var" / "bench"
     start = time.perf_counter()
     csv_path = make_input(folder, args.years, args.rows_per_day)
@@ -182,13 +220,19 @@ def main() -> None:
     print(
         f"input: {csv_path.name}, {size_mb:,.0f} MB (ready in {time.perf_counter() - start:.1f} s)"
     )
-    db_path = folder / "bench_warehouse.sqlite"
-    for stale in folder.glob("bench_warehouse.sqlite*"):
+    malformed = make_malformed(csv_path)
+    runs = [
+        ("first ingest", csv_path, "bench_warehouse.sqlite"),
+        ("re-run, nothing changes", csv_path, "bench_warehouse.sqlite"),
+        ("1 % malformed lines, first ingest", malformed, "bench_malformed.sqlite"),
+    ]
+    for stale in [*folder.glob("bench_warehouse.sqlite*"), *folder.glob("bench_malformed.sqlite*")]:
         stale.unlink()
-    for label in ("first ingest", "re-run, nothing changes"):
+    speeds = {}
+    for label, path, db_name in runs:
         out = (
             subprocess.run(
-                [sys.executable, __file__, "--child", str(csv_path), str(db_path)],
+                [sys.executable, __file__, "--child", str(path), str(folder / db_name)],
                 check=True,
                 capture_output=True,
                 text=True,
@@ -197,6 +241,7 @@ def main() -> None:
             .splitlines()[-1]
         )
         figures = json.loads(out)
+        speeds[label] = figures["rows_per_s"]
         print(
             f"CSV ingest end to end, {label}: {figures['rows']:,.0f} rows"
             f" in {figures['seconds']:.1f} s"
@@ -204,6 +249,11 @@ def main() -> None:
             f" ({figures['loaded']:,.0f} loaded, {figures['unchanged']:,.0f} unchanged,"
             f" {figures['rejected']:,.0f} rejected)"
         )
+    clean, spoilt = speeds["first ingest"], speeds["1 % malformed lines, first ingest"]
+    print(
+        f"1 % malformed lines against the clean file, first ingest: {spoilt:,.0f} against"
+        f" {clean:,.0f} rows/s ({spoilt / clean - 1:+.1%})"
+    )
 
 
 if __name__ == "__main__":

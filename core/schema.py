@@ -65,6 +65,10 @@ CRASH_COLUMNS: Final = (
     SOURCE_UPDATED_AT,
 )
 
+# Free text (street names, factors, vehicle types, boroughs) longer than this is rejected, not
+# stored: the longest value in the NYC exports is under 100 characters.
+TEXT_MAX_CHARS: Final = 200
+
 # --- rejects -------------------------------------------------------------------------------
 RECORD_KEY: Final = "record_key"
 REASON: Final = "reason"

@@ -5,6 +5,7 @@ Reading settings has no side effects: no folder is created and no tracking URI i
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from functools import lru_cache
 from pathlib import Path
@@ -15,6 +16,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_VAR_DIR = PROJECT_ROOT / "var"
+
+# NYPD's crash dataset (NYC Open Data h9gi-nx95) starts on this day.
+NYC_CRASH_DATA_START = dt.date(2012, 7, 1)
 
 CrashSource = Literal["socrata", "csv", "demo"]
 WeatherSource = Literal["open-meteo", "noaa-csv", "demo"]
@@ -60,6 +64,14 @@ class Settings(BaseSettings):
     open_meteo_forecast_url: str = "https://api.open-meteo.com/v1/forecast"
     weather_lat: float = 40.779
     weather_lng: float = -73.969
+
+    crash_data_start: dt.date = Field(
+        default=NYC_CRASH_DATA_START, description="crashes dated earlier are rejected"
+    )
+    csv_encoding: str = Field(
+        default="auto",
+        description="encoding of CSV files without a byte-order mark: auto (UTF-8), cp1252, …",
+    )
 
     crash_source: CrashSource = "demo"
     weather_source: WeatherSource = "demo"

@@ -24,9 +24,10 @@ import pyarrow.compute as pc
 from sqlalchemy.engine import Engine
 
 from core import schema as s
-from core.settings import Settings
+from core.settings import NYC_CRASH_DATA_START, Settings
 from core.warehouse import RunRecord, commit_batch, crashes_table, etl_run, set_watermark
 from etl.drift import BatchOrigin, DriftLimits, check_batch
+from etl.rejects import RAW_VALUE_MAX_CHARS, cap_keys, cap_values, concat_rejects, empty_rejects
 from geo.cells import points_to_cells
 
 log = logging.getLogger(__name__)
@@ -132,16 +133,36 @@ class CrashShapeError(ValueError):
     """A header that matches no known crash shape."""
 
 
+_SHAPE_NAMES = {
+    CSV_CURRENT.name: "the NYC Open Data export",
+    CSV_PRE_2019.name: "the pre-2019 export",
+    CSV_TRIMMED.name: "a trimmed file",
+}
+
+
 def detect_csv_shape(header: Iterable[str]) -> CrashShape:
+    """The first shape whose required columns the header has (names are trimmed)."""
     names = {h.strip() for h in header}
     for shape in CSV_SHAPES:
         if shape.required <= names:
             return shape
+
+    def required(shape: CrashShape) -> list[str]:  # in the order of the export
+        return [c for c in shape.columns if c in shape.required]
+
+    known = set().union(*(shape.required for shape in CSV_SHAPES))
+    closest = min(CSV_SHAPES, key=lambda shape: len(shape.required - names))
+    if not names & known:  # nothing like a crash file: point at the usual export
+        closest = CSV_CURRENT
+    missing = [c for c in required(closest) if c not in names]
+    others = "; ".join(
+        f"{_SHAPE_NAMES[shape.name]} needs {', '.join(required(shape))}"
+        for shape in CSV_SHAPES
+        if shape is not closest
+    )
     raise CrashShapeError(
-        "unrecognised crash CSV header: expected the NYC Open Data export "
-        "(CRASH DATE, CRASH TIME, COLLISION_ID, …), the pre-2019 export "
-        "(DATE, TIME, UNIQUE KEY, …) "
-        "or a trimmed file (CRASH DATE, hour, LATITUDE, LONGITUDE)"
+        f"unrecognised crash CSV header: missing {', '.join(missing)}"
+        f" for {_SHAPE_NAMES[closest.name]} ({others})"
     )
 
 
@@ -174,11 +195,21 @@ def carried_columns(header: Iterable[str], shape: CrashShape) -> frozenset[str]:
 
 
 def normalize_crashes(
-    raw: pd.DataFrame, shape: CrashShape, *, source: str, fine_res: int, today: dt.date
+    raw: pd.DataFrame,
+    shape: CrashShape,
+    *,
+    source: str,
+    fine_res: int,
+    today: dt.date,
+    data_start: dt.date = NYC_CRASH_DATA_START,
+    parse_rejects: pd.DataFrame | None = None,
 ) -> NormalizedCrashes:
     """Map a raw text frame of one shape to canonical crashes; every row is kept or rejected.
 
-    A rejected row carries the first reason that applies, in the order of ``REJECT_REASONS``.
+    A rejected row carries the first reason that applies, in the order of ``REJECT_REASONS``
+    (a too-long text also says how long). Crashes dated before ``data_start`` or after
+    ``today`` are rejected. ``parse_rejects`` (rows the reader could not split into fields, with
+    ``record_key, reason, raw``) are put first in ``rejects``.
     """
     text = _to_text(raw, shape)
     day = _dates(text[RAW_DATE], shape.date_format)
@@ -196,9 +227,14 @@ def normalize_crashes(
         codes[(codes == 0) & np.asarray(mask, dtype=bool)] = REJECT_REASONS.index(reason) + 1
 
     flag(collision_id.isna(), "missing collision_id")
+    flag(_malformed_ids(collision_id), "malformed collision_id")
+    lengths = {c: _long_text(text[c]) for c in _FREE_TEXT}
+    for column, length in lengths.items():
+        flag(length > s.TEXT_MAX_CHARS, f"text too long: {_FREE_TEXT[column]}")
     flag(day.isna(), "unparseable date")
     flag(~time_ok, "unparseable time")
     flag(day > pd.Timestamp(today), "date in the future")
+    flag(day < pd.Timestamp(data_start), "date before the dataset start")
     flag(text[s.LAT].isna() | text[s.LNG].isna(), "missing coordinates")
     flag(~(lat_ok & lng_ok), "unparseable coordinates")
     flag((lat == 0) | (lng == 0), "zero coordinates")
@@ -236,16 +272,22 @@ def normalize_crashes(
     clean = clean.assign(h3_cell=points_to_cells(clean[s.LAT], clean[s.LNG], fine_res))
     s.CRASH_SCHEMA.validate(clean)
 
-    rejected = raw.loc[~keep]
+    rejected = cap_values(raw.loc[~keep], RAW_VALUE_MAX_CHARS)
     reasons = np.asarray(REJECT_REASONS, dtype=object)[codes[~keep] - 1]
+    for column, name in _FREE_TEXT.items():
+        too_long = codes[~keep] == REJECT_REASONS.index(f"text too long: {name}") + 1
+        lengths_of = lengths[column][~keep][too_long]
+        reasons[too_long] = [f"text too long: {name} ({n:,.0f} chars)" for n in lengths_of]
     rejects = pd.DataFrame(
         {
-            s.RECORD_KEY: collision_id.loc[~keep],
+            s.RECORD_KEY: cap_keys(collision_id.loc[~keep]),
             s.REASON: pd.Series(reasons, index=rejected.index, dtype="str"),
             s.RAW: rejected.to_dict("records") if len(rejected) else [],
         },
         index=rejected.index,
     )
+    if parse_rejects is not None:
+        rejects = concat_rejects(parse_rejects, rejects)
     return NormalizedCrashes(
         clean=clean.reset_index(drop=True),
         rejects=rejects.reset_index(drop=True),
@@ -253,11 +295,23 @@ def normalize_crashes(
     )
 
 
+_FREE_TEXT: Mapping[str, str] = {  # canonical column -> the name a reason uses
+    s.BOROUGH: "borough",
+    s.ON_STREET: "on_street",
+    s.CROSS_STREET: "cross_street",
+    RAW_OFF_STREET: "off_street",
+    s.FACTOR_1: "factor_1",
+    s.VEHICLE_1: "vehicle_1",
+}
+
 REJECT_REASONS: tuple[str, ...] = (
     "missing collision_id",
+    "malformed collision_id",
+    *(f"text too long: {name}" for name in _FREE_TEXT.values()),
     "unparseable date",
     "unparseable time",
     "date in the future",
+    "date before the dataset start",
     "missing coordinates",
     "unparseable coordinates",
     "zero coordinates",
@@ -270,6 +324,9 @@ REJECT_REASONS: tuple[str, ...] = (
 DUPLICATE_ID = REJECT_REASONS[-1]  # not a sign of drift: the first copy loads
 
 _COUNT_MAX = np.iinfo(np.int32).max
+# NYC ids are whole numbers, derived ids "d" + hex; other sources may use letters, "-", "_", "."
+_COLLISION_ID_MAX = 40
+_COLLISION_ID = rf"^[0-9A-Za-z][0-9A-Za-z_.-]{{0,{_COLLISION_ID_MAX - 1}}}$"
 _NUMBER = r"^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)$"
 _TIME = r"^(?P<hour>[0-9]{1,2}):(?P<minute>[0-9]{2})(?::[0-9]{2}(?:[.][0-9]*)?)?$"
 
@@ -295,6 +352,25 @@ def _to_text(raw: pd.DataFrame, shape: CrashShape) -> pd.DataFrame:
     for name in (*s.TEXT_COLUMNS, s.LAT, s.LNG, *s.INJURY_COLUMNS, *wanted):
         renamed.setdefault(name, pd.Series(pd.NA, index=raw.index, dtype="str"))
     return pd.DataFrame(renamed, index=raw.index)
+
+
+def _malformed_ids(ids: pd.Series) -> np.ndarray:
+    """Ids that do not match ``_COLLISION_ID`` (the regex runs only if some id is not short and
+    alphanumeric, as NYC's are)."""
+    values = _arrow(ids)
+    longest = pc.max(pc.binary_length(values)).as_py() or 0
+    if longest <= _COLLISION_ID_MAX and pc.all(pc.ascii_is_alnum(values)).as_py() is not False:
+        return np.zeros(len(ids), dtype=bool)
+    hits = pc.fill_null(pc.match_substring_regex(values, _COLLISION_ID), True)
+    return ~hits.to_numpy(zero_copy_only=False)
+
+
+def _long_text(text: pd.Series) -> np.ndarray:
+    """Characters in each value, 0 unless some value is longer (in bytes) than the cap."""
+    values = _arrow(text)
+    if (pc.max(pc.binary_length(values)).as_py() or 0) <= s.TEXT_MAX_CHARS:
+        return np.zeros(len(text), dtype=np.int64)
+    return pc.fill_null(pc.utf8_length(values), 0).to_numpy(zero_copy_only=False)
 
 
 def _numbers(text: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -370,6 +446,13 @@ class RawCrashBatch:
     resume_token: str | None = None
     watermark: str | None = None
     origin: BatchOrigin | None = None  # for the drift guard; None: the frame's columns, unnamed
+    # rows of the source that are not rows of ``frame`` (say, a ragged CSV line), as
+    # ``record_key, reason, raw``; they count as input and as rejected
+    rejects: pd.DataFrame = field(default_factory=empty_rejects)
+
+    @property
+    def rows_in(self) -> int:
+        return len(self.frame) + len(self.rejects)
 
 
 def with_origin(batches: Iterable[RawCrashBatch], label: str) -> Iterator[RawCrashBatch]:
@@ -390,7 +473,7 @@ def check_crash_batch(
         origin = dataclasses.replace(origin, fields=header, declared=True)
     check_batch(
         origin,
-        rows=len(batch.frame),
+        rows=batch.rows_in,
         reasons=result.rejects[s.REASON],
         required=batch.shape.required,
         limits=limits,
@@ -464,7 +547,13 @@ def ingest_crash_batches(
 
         def normalize(batch: RawCrashBatch) -> NormalizedCrashes:
             return normalize_crashes(
-                batch.frame, batch.shape, source=source, fine_res=settings.h3_fine_res, today=today
+                batch.frame,
+                batch.shape,
+                source=source,
+                fine_res=settings.h3_fine_res,
+                today=today,
+                data_start=settings.crash_data_start,
+                parse_rejects=batch.rejects,
             )
 
         for batch, result in read_ahead(batches, normalize):
@@ -475,7 +564,7 @@ def ingest_crash_batches(
                 run,
                 crashes_table,
                 rows,
-                rows_in=len(batch.frame),
+                rows_in=batch.rows_in,
                 rejects=result.rejects,
                 newer_column=s.SOURCE_UPDATED_AT,
                 carried=result.carried,
@@ -484,7 +573,7 @@ def ingest_crash_batches(
             if batch.watermark and (watermark is None or batch.watermark > watermark):
                 watermark = batch.watermark
             if on_batch is not None:
-                on_batch(len(batch.frame))
+                on_batch(batch.rows_in)
         run.watermark = watermark
         if watermark:
             set_watermark(engine, crashes_table.name, source, watermark)

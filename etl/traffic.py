@@ -22,6 +22,13 @@ Rules (each rejected row gets one of these reasons):
   "no geometry for segment": the hourly 2024 extract has no geometry at all, so without a
   segment→point lookup every one of its rows is rejected, and the drift guard (``etl.drift``)
   stops that run before anything is written (``VZ_MAX_REJECT_SHARE=1`` loads the rejects anyway).
+- **Validation.** Counts are observations: a row dated after today is rejected ("date in the
+  future"). Request and segment ids are 1-40 letters, digits, ``_``, ``.`` or ``-`` (they make up
+  ``count_id``); anything else is "malformed request id" / "malformed segment id". Street,
+  borough and direction longer than ``TEXT_MAX_CHARS`` are rejected ("text too long: street
+  (10,000,000 chars)").
+- **Files.** CSVs go through the shared reader (``etl.csv_files``): a malformed line is rejected
+  with its line number and counted in the run; a file without the required columns is refused.
 """
 
 from __future__ import annotations
@@ -43,9 +50,10 @@ from sqlalchemy.engine import Engine
 from core import schema as s
 from core.settings import Settings, get_settings
 from core.warehouse import RunRecord, commit_batch, etl_run, read_frame, traffic_table
+from etl.csv_files import CsvBlock, CsvFileError, read_csv_file
 from etl.drift import BatchOrigin, DriftLimits, check_fields, check_rejects
 from etl.http import SourceError, make_session
-from etl.rejects import join_reasons, json_records
+from etl.rejects import cap_keys, concat_rejects, join_reasons, json_records
 from etl.socrata import iter_pages
 from geo.cells import cells_resolution, cells_to_parents, grid_disk_pairs, points_to_cells
 
@@ -65,6 +73,9 @@ _OPTIONAL_FIELDS: Final = {
 }
 TYPICAL_VOLUME: Final = "typical_volume"
 VOLUME_IMPUTED: Final = "volume_imputed"
+
+_ID: Final = r"^[0-9A-Za-z_.-]{1,40}$"
+_FREE_TEXT: Final = {"street": s.STREET, "boro": s.BOROUGH, "direction": s.DIRECTION}
 
 NO_GEOMETRY: Final = "no geometry for segment"
 DUPLICATE_KEY: Final = "duplicate count key"
@@ -142,6 +153,24 @@ def _whole(values: pd.Series, lo: int, hi: int) -> pd.Series:
     return numbers.where((numbers % 1 == 0) & numbers.between(lo, hi))
 
 
+def _matches(text: pd.Series, pattern: str) -> pd.Series:
+    return text.str.fullmatch(pattern).fillna(False).astype(bool)
+
+
+def _with_lengths(reasons: pd.Series, lengths: dict[str, pd.Series]) -> pd.Series:
+    """``text too long: street`` becomes ``text too long: street (10,000,000 chars)``."""
+    for name, length in lengths.items():
+        reason = f"text too long: {name}"
+        long = (length > s.TEXT_MAX_CHARS).fillna(False).astype(bool)
+        if long.any():
+            said = [
+                text.replace(reason, f"{reason} ({n:,.0f} chars)")
+                for text, n in zip(reasons[long], length[long], strict=True)
+            ]
+            reasons = reasons.where(~long, pd.Series(said, index=reasons.index[long], dtype="str"))
+    return reasons
+
+
 def _field(frame: pd.DataFrame, name: str) -> pd.Series:
     if name in frame.columns:
         return frame[name]
@@ -176,11 +205,13 @@ def normalize_traffic(
     source: str,
     res: int,
     segment_points: pd.DataFrame | None = None,
+    today: dt.date | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Raw count rows (any of the three shapes, all text) to hourly counts and rejects.
 
     ``clean`` has the ``TRAFFIC_SCHEMA`` columns (``h3_cell`` at ``res``) plus ``source_rows``;
-    ``len(raw) == clean.source_rows.sum() + len(rejects)``. See the module docstring for rules.
+    ``len(raw) == clean.source_rows.sum() + len(rejects)``. See the module docstring for rules;
+    ``today`` (default: today) is the last day a count may be dated.
     """
     rows = raw.rename(columns=lambda c: str(c).strip().lower())
     missing = [c for c in REQUIRED_FIELDS if c not in rows.columns]
@@ -201,16 +232,22 @@ def normalize_traffic(
     hour = _whole(rows["hh"], 0, 23)
     minute = _whole(rows["mm"], 0, 59) if "mm" in rows.columns else pd.Series(0.0, index=index)
     volume = _numbers(rows["vol"])
+    lengths = {name: _text(_field(rows, name)).str.len() for name in _FREE_TEXT}
     reasons = join_reasons(
         [
             (request.isna(), "missing request id"),
+            (request.notna() & ~_matches(request, _ID), "malformed request id"),
             (segment.isna(), "missing segment id"),
+            (segment.notna() & ~_matches(segment, _ID), "malformed segment id"),
+            *((n > s.TEXT_MAX_CHARS, f"text too long: {name}") for name, n in lengths.items()),
             (day.isna() | hour.isna() | minute.isna(), "unparseable date/time"),
+            (day > pd.Timestamp(today or dt.date.today()), "date in the future"),
             (volume.isna(), "missing or non-numeric volume"),
             (volume < 0, "negative volume"),
         ],
         index,
     )
+    reasons = _with_lengths(reasons, lengths)
     counted_at = (day + pd.to_timedelta(hour, unit="h")).astype("datetime64[us]")
     count_id = (
         request
@@ -254,7 +291,7 @@ def normalize_traffic(
     record_key = count_id.fillna(request.fillna("?") + ":" + segment.fillna("?"))
     rejects = pd.DataFrame(
         {
-            s.RECORD_KEY: record_key[rejected].to_numpy(),
+            s.RECORD_KEY: cap_keys(record_key[rejected]).to_numpy(),
             s.REASON: reasons[rejected].to_numpy(),
             s.RAW: json_records(raw.loc[rejected]),
         },
@@ -317,9 +354,25 @@ def carried_columns(raw: pd.DataFrame) -> frozenset[str]:
 # I/O at the edges
 
 
+def read_traffic_file(path: Path | str, *, encoding: str | None = None) -> CsvBlock:
+    """A traffic-count CSV as text (blanks ``""``), and its lines that are not rows."""
+    return read_csv_file(path, required=_CSV_REQUIRED, encoding=encoding)
+
+
+_CSV_REQUIRED: Final = ("RequestID", "SegmentID", "Yr", "M", "D", "HH", "Vol")
+
+
 def read_traffic_csv(path: Path | str) -> pd.DataFrame:
-    """A traffic-count CSV exactly as written: every cell a string, blanks as ``""``."""
-    return pd.read_csv(path, dtype="str", keep_default_na=False, na_filter=False)
+    """A traffic-count CSV as text; a malformed line is an error here (``read_traffic_file``
+    hands such lines over as rejects instead)."""
+    block = read_traffic_file(path)
+    if len(block.rejects):
+        first = block.rejects.iloc[0]
+        raise CsvFileError(
+            f"{path}: {first[s.RECORD_KEY]}: {first[s.REASON]}"
+            f" ({len(block.rejects)} malformed line{'s' * (len(block.rejects) > 1)})"
+        )
+    return block.frame
 
 
 def fetch_traffic(
@@ -467,10 +520,13 @@ def load_traffic(
     segment_points: pd.DataFrame | None = None,
     settings: Settings | None = None,
     label: str | None = None,
+    parse_rejects: pd.DataFrame | None = None,
 ) -> RunRecord:
     """Normalise a raw batch (segment points: batch, then argument, then warehouse) and ingest.
 
     ``label`` names the file or feed in a drift-guard message (see ``ingest_traffic``).
+    ``parse_rejects`` are the source's lines that are not rows (``read_traffic_file``): they
+    count as input and as rejected.
     """
     settings = settings or get_settings()
     known = read_segment_points(engine)
@@ -478,12 +534,15 @@ def load_traffic(
     clean, rejects = normalize_traffic(
         raw, source=source, res=settings.h3_fine_res, segment_points=points
     )
+    parsed = 0 if parse_rejects is None else len(parse_rejects)
+    if parse_rejects is not None:
+        rejects = concat_rejects(parse_rejects, rejects)
     return ingest_traffic(
         engine,
         clean,
         rejects,
         source=source,
-        rows_in=len(raw),
+        rows_in=len(raw) + parsed,
         label=label,
         limits=DriftLimits.of(settings),
         carried=carried_columns(raw),

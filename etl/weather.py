@@ -23,13 +23,19 @@ Conventions:
   are simply missing. A row with no value at all is rejected ("all values missing"), so
   a day the archive has not filled yet reads as absent, not as observed. Of rows repeating
   ``(station, date, kind, issued_at)`` in one batch the first is kept, the rest rejected.
+- **Dates and stations.** A day before 1869-01-01 (the start of the Central Park record) is
+  rejected; so is an *observed* day after today (a forecast may lie ahead). A NOAA station id
+  must be a GHCN id (11 capital letters or digits, ``USW00094728``): a mangled line's
+  ``USW00094728"NY CITY CENTRAL PARK`` is rejected, not stored as a new station.
+- **Files.** NOAA CSVs go through the shared reader (``etl.csv_files``): a malformed line is
+  rejected with its line number and counted in the run; the file has to have a ``DATE`` column.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -44,15 +50,18 @@ from sqlalchemy.engine import Engine
 from core import schema as s
 from core.settings import Settings, get_settings
 from core.warehouse import RunRecord, commit_batch, etl_run, read_frame, weather_table
+from etl.csv_files import CsvBlock, CsvFileError, read_csv_file
 from etl.drift import BatchOrigin, DriftLimits, check_rejects
 from etl.http import SourceError, get_json, make_session
-from etl.rejects import join_reasons, json_records
+from etl.rejects import cap_keys, concat_rejects, join_reasons, json_records
 
 log = logging.getLogger(__name__)
 
 DATASET: Final = weather_table.name
 NOAA_STATION: Final = "USW00094728"  # NY City Central Park
 NOAA_SOURCE: Final = "noaa-csv"
+GHCN_STATION: Final = r"^[A-Z0-9]{11}$"  # GHCN-Daily ids: country, network, station
+EARLIEST_DATE: Final = dt.date(1869, 1, 1)  # Central Park's daily record starts here
 OPEN_METEO_SOURCE: Final = "open-meteo"
 CLIMATOLOGY: Final = "climatology"
 ARCHIVE_DEFAULT_DAYS: Final = 30
@@ -144,12 +153,23 @@ def _finish(
     bad_values: Mapping[str, pd.Series],
     raw: pd.DataFrame,
     record_keys: pd.Series,
+    *,
+    today: dt.date,
+    key_checks: Sequence[tuple[pd.Series, str]] = (),
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Validate candidate rows (WEATHER_COLUMNS, values already metric) into clean and rejects.
 
-    ``bad_values`` maps a value column to the mask of rows whose text was not a number.
+    ``bad_values`` maps a value column to the mask of rows whose text was not a number;
+    ``key_checks`` are more ``(mask, reason)`` pairs about the row's key.
     """
-    checks: list[tuple[pd.Series, str]] = [(candidates[s.DATE].isna(), "unparseable date")]
+    date = candidates[s.DATE]
+    observed = candidates[s.KIND] == s.OBSERVED
+    checks: list[tuple[pd.Series, str]] = [
+        *key_checks,
+        (date.isna(), "unparseable date"),
+        (date < pd.Timestamp(EARLIEST_DATE), f"date before {EARLIEST_DATE}"),
+        (observed & (date > pd.Timestamp(today)), "observed date in the future"),
+    ]
     for column in s.WEATHER_VALUES:
         lo, hi = VALUE_RANGES[column]
         values = candidates[column]
@@ -175,7 +195,7 @@ def _finish(
     clean = candidates.loc[~rejected, list(s.WEATHER_COLUMNS)].reset_index(drop=True)
     rejects = pd.DataFrame(
         {
-            s.RECORD_KEY: record_keys[rejected].astype("str").to_numpy(),
+            s.RECORD_KEY: cap_keys(record_keys[rejected]).to_numpy(),
             s.REASON: reasons[rejected].to_numpy(),
             s.RAW: pd.Series(json_records(raw.loc[rejected]), dtype="str").to_numpy(),
         }
@@ -251,19 +271,41 @@ def noaa_value_columns(raw: pd.DataFrame) -> frozenset[str]:
     return frozenset(column for name, (column, _) in NOAA_COLUMNS.items() if name in names)
 
 
+def read_noaa_file(path: Path | str, *, encoding: str | None = None) -> CsvBlock:
+    """A GHCN-Daily CSV export as text (blanks ``""``), and its lines that are not rows."""
+    return read_csv_file(path, required=("DATE",), encoding=encoding)
+
+
 def read_noaa_csv(path: Path | str) -> pd.DataFrame:
-    """A GHCN-Daily CSV export exactly as written: every cell a string, blanks as ``""``."""
-    return pd.read_csv(path, dtype="str", keep_default_na=False, na_filter=False)
+    """A GHCN-Daily CSV export as text; a malformed line is an error here (``read_noaa_file``
+    hands such lines over as rejects instead)."""
+    block = read_noaa_file(path)
+    _refuse_rejects(path, block)
+    return block.frame
+
+
+def _refuse_rejects(path: Path | str, block: CsvBlock) -> None:
+    if len(block.rejects):
+        first = block.rejects.iloc[0]
+        raise CsvFileError(
+            f"{path}: {first[s.RECORD_KEY]}: {first[s.REASON]}"
+            f" ({len(block.rejects)} malformed line{'s' * (len(block.rejects) > 1)})"
+        )
 
 
 def noaa_to_weather(
-    raw: pd.DataFrame, *, station: str = NOAA_STATION, source: str = NOAA_SOURCE
+    raw: pd.DataFrame,
+    *,
+    station: str = NOAA_STATION,
+    source: str = NOAA_SOURCE,
+    today: dt.date | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """GHCN-Daily rows (US units: in, °F, mph) to metric observed weather.
 
     Accepts the CDO export (``STATION, NAME, DATE, AWND, PRCP, SNOW, SNWD, TMAX, TMIN``) and the
     long-history shape without station or wind (``DATE, PRCP, SNOW, SNWD, TMIN, TMAX``);
     ``station`` fills a missing or blank ``STATION``. Column names are matched case-insensitively.
+    Days after ``today`` (default: today in New York) are rejected.
     """
     upper = raw.rename(columns=lambda c: str(c).strip().upper())
     if "DATE" not in upper.columns:
@@ -290,7 +332,15 @@ def noaa_to_weather(
         source=source,
     )
     keys = stations + ":" + _text(upper["DATE"]).fillna("")
-    return _finish(candidates, bad, raw, keys)
+    bad_station = ~stations.str.fullmatch(GHCN_STATION).fillna(False).astype(bool)
+    return _finish(
+        candidates,
+        bad,
+        raw,
+        keys,
+        today=today or now_city().date(),
+        key_checks=[(bad_station, "invalid station id")],
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -391,6 +441,7 @@ def open_meteo_to_weather(
     issued_at: dt.datetime | None = None,
     station: str | None = None,
     source: str = OPEN_METEO_SOURCE,
+    today: dt.date | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """An Open-Meteo daily payload (archive or forecast) to metric weather rows.
 
@@ -434,7 +485,7 @@ def open_meteo_to_weather(
         source=source,
     )
     keys = station + ":" + _text(daily["time"]).fillna("") + f":{kind}"
-    return _finish(candidates, bad, daily, keys)
+    return _finish(candidates, bad, daily, keys, today=today or now_city().date())
 
 
 # --------------------------------------------------------------------------------------------
@@ -499,10 +550,8 @@ def noaa_csv_provider(settings: Settings, request: WeatherRequest) -> WeatherBat
         raise SourceError(f"{NOAA_SOURCE}: no file given")
     if request.kind != s.OBSERVED:
         raise SourceError(f"{NOAA_SOURCE}: GHCN-Daily has observations only")
-    try:
-        raw = read_noaa_csv(request.path)
-    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise SourceError(f"{NOAA_SOURCE}: cannot read {request.path}: {exc}") from exc
+    block = read_noaa_file(request.path, encoding=settings.csv_encoding)
+    raw = block.frame
     date_columns = [c for c in raw.columns if str(c).strip().upper() == "DATE"]
     if date_columns and (request.start is not None or request.end is not None):
         dates = _dates(raw[date_columns[0]])
@@ -510,7 +559,14 @@ def noaa_csv_provider(settings: Settings, request: WeatherRequest) -> WeatherBat
         hi = pd.Timestamp(request.end or dt.date.max)
         raw = raw.loc[dates.isna() | dates.between(lo, hi)]
     clean, rejects = noaa_to_weather(raw)
-    return WeatherBatch(clean, rejects, len(raw), NOAA_SOURCE, carried=noaa_value_columns(raw))
+    rejects = concat_rejects(block.rejects, rejects)  # malformed lines first
+    return WeatherBatch(
+        clean,
+        rejects,
+        len(raw) + len(block.rejects),
+        NOAA_SOURCE,
+        carried=noaa_value_columns(raw),
+    )
 
 
 # Add a provider by adding an entry; ``load_weather`` looks it up by ``settings.weather_source``.

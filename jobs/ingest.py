@@ -6,7 +6,6 @@ import datetime as dt
 import sys
 from pathlib import Path
 
-import pandas as pd
 from sqlalchemy.engine import Engine
 from tqdm import tqdm
 
@@ -15,7 +14,7 @@ from core.settings import Settings
 from core.warehouse import RunRecord
 from etl.areas import read_area_layer
 from etl.crashes import ingest_crash_batches, with_origin
-from etl.csv_files import crash_csv_batches
+from etl.csv_files import CsvBlock, crash_csv_batches
 from etl.hexes import (
     AreaAssignment,
     AreaLayerRefused,
@@ -24,7 +23,7 @@ from etl.hexes import (
     require_hex_universe,
 )
 from etl.http import SourceError
-from etl.traffic import load_traffic, read_traffic_csv
+from etl.traffic import load_traffic, read_traffic_file
 from etl.weather import WeatherRequest, load_weather
 
 DEMO_SOURCE = "demo"
@@ -52,9 +51,16 @@ def ingest_job(
         request = WeatherRequest(kind=kind, start=since, end=None, path=file)
         return load_weather(engine, request, provider=source, settings=settings)
     if dataset == "traffic":
-        raw = _traffic_raw(settings, source=source, file=file, since=since)
+        block = _traffic_block(settings, source=source, file=file, since=since)
         label = file.name if file is not None else f"socrata {settings.traffic_dataset}"
-        return load_traffic(engine, raw, source=source, settings=settings, label=label)
+        return load_traffic(
+            engine,
+            block.frame,
+            source=source,
+            settings=settings,
+            label=label,
+            parse_rejects=block.rejects,
+        )
     raise SourceError(f"unknown dataset {dataset!r}: crashes, weather or traffic")
 
 
@@ -88,25 +94,28 @@ def ingest_crash_file(engine: Engine, settings: Settings, file: Path, *, source:
     ) as bar:
         return ingest_crash_batches(
             engine,
-            with_origin(crash_csv_batches(file, settings.csv_block_bytes), file.name),
+            with_origin(
+                crash_csv_batches(file, settings.csv_block_bytes, encoding=settings.csv_encoding),
+                file.name,
+            ),
             source=source,
             settings=settings,
             on_batch=bar.update,
         )
 
 
-def _traffic_raw(
+def _traffic_block(
     settings: Settings, *, source: str, file: Path | None, since: dt.date | None
-) -> pd.DataFrame:
+) -> CsvBlock:
     if source == "csv":
         if file is None:
             raise SourceError("traffic from csv needs --file PATH")
-        return read_traffic_csv(file)
+        return read_traffic_file(file, encoding=settings.csv_encoding)
     if source == "socrata":
         from etl.traffic import fetch_traffic
 
         where = f"yr >= '{since.year}'" if since else None
-        return fetch_traffic(settings, where=where)
+        return CsvBlock(fetch_traffic(settings, where=where))
     raise SourceError(f"traffic comes from socrata, csv or demo, not {source}")
 
 

@@ -7,6 +7,7 @@ the shared NYC extracts when ``../shared/data`` is present.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import io
@@ -31,7 +32,8 @@ from etl.crashes import (
     ingest_crash_batches,
     normalize_crashes,
 )
-from etl.csv_files import crash_csv_batches
+from etl.csv_files import CsvFileError, crash_csv_batches
+from jobs.ingest import ingest_job
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 TODAY = dt.date(2024, 6, 1)
@@ -247,6 +249,12 @@ def test_padded_text_is_trimmed_and_blanks_are_missing(tmp_path: Path) -> None:
         ({"NUMBER OF PEDESTRIANS INJURED": "two"}, "unparseable count"),
         ({"NUMBER OF MOTORIST INJURED": "99999999999"}, "unparseable count"),
         ({"COLLISION_ID": "  "}, "missing collision_id"),
+        ({"COLLISION_ID": "4491466; DROP TABLE"}, "malformed collision_id"),
+        ({"COLLISION_ID": "9" * 41}, "malformed collision_id"),
+        ({"CROSS STREET NAME": "X" * 201}, "text too long: cross_street (201 chars)"),
+        ({"CONTRIBUTING FACTOR VEHICLE 1": "é" * 300}, "text too long: factor_1 (300 chars)"),
+        ({"CRASH DATE": "01/01/1900"}, "date before the dataset start"),
+        ({"CRASH DATE": "06/30/2012"}, "date before the dataset start"),
     ],
 )
 def test_each_reject_reason(tmp_path: Path, change: dict[str, str], reason: str) -> None:
@@ -264,6 +272,30 @@ def test_the_day_itself_is_not_in_the_future(tmp_path: Path) -> None:
     result = normalize_rows(tmp_path, [{**CRASH, "CRASH DATE": "06/01/2024"}])
 
     assert len(result.clean) == 1
+
+
+def test_the_dataset_start_is_a_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().crash_data_start == dt.date(2012, 7, 1)  # NYPD's first day in h9gi-nx95
+    monkeypatch.setenv("VZ_CRASH_DATA_START", "2022-01-02")
+    start = Settings().crash_data_start
+    batch = next(crash_csv_batches(write_csv(tmp_path, CURRENT_HEADER, [CRASH])))
+
+    result = normalize_crashes(
+        batch.frame, batch.shape, source="csv", fine_res=10, today=TODAY, data_start=start
+    )
+
+    assert start == dt.date(2022, 1, 2)
+    assert result.rejects[s.REASON].tolist() == ["date before the dataset start"]
+    first_day = normalize_rows(tmp_path, [{**CRASH, "CRASH DATE": "07/01/2012"}])
+    assert len(first_day.clean) == 1
+
+
+def test_text_of_the_cap_length_is_kept(tmp_path: Path) -> None:
+    street = "A" * s.TEXT_MAX_CHARS
+
+    result = normalize_rows(tmp_path, [{**CRASH, "ON STREET NAME": street}])
+
+    assert result.clean[s.ON_STREET].tolist() == [street]
 
 
 def test_a_repeated_collision_id_keeps_the_first_row(tmp_path: Path) -> None:
@@ -481,6 +513,176 @@ def test_a_rerun_counts_its_rejects_again_but_stores_them_once(
     assert status["rejects_by_reason"] == {"zero coordinates": 2, "unparseable date": 1}
 
 
+# hostile files: a bad line costs only itself (SQLite and PostgreSQL)
+
+LOCATION = "(40.65723, -73.84138)"  # quoted on every line of the export, as in NYC's files
+
+
+def crash_lines(count: int) -> list[str]:
+    """``count`` distinct crashes as the export writes them (header first), without newlines."""
+    rows = [{**CRASH, "COLLISION_ID": str(5_000_000 + i)} for i in range(count)]
+    return csv_text(CURRENT_HEADER, rows).splitlines()
+
+
+def stored_ids(engine: Engine) -> list[str]:
+    return sorted(read_frame(engine, "SELECT collision_id FROM crashes")["collision_id"])
+
+
+def stored_rejects(engine: Engine, run: RunRecord) -> list[tuple[str, str, str]]:
+    frame = read_frame(
+        engine,
+        "SELECT record_key, reason, raw FROM rejects WHERE run_id = :run ORDER BY record_key",
+        run=run.run_id,
+    )
+    return [tuple(row) for row in frame.to_numpy().tolist()]
+
+
+def assert_balanced(engine: Engine, run: RunRecord) -> None:
+    c = run.counts
+    assert run.rows_in == c.loaded + c.updated + c.unchanged + run.rows_rejected
+    stored = read_frame(
+        engine,
+        "SELECT rows_in, rows_rejected, status FROM etl_runs WHERE run_id = :run",
+        run=run.run_id,
+    ).iloc[0]
+    assert (int(stored["rows_in"]), int(stored["rows_rejected"])) == (
+        run.rows_in,
+        run.rows_rejected,
+    )
+    assert stored["status"] == "ok"
+
+
+def ragged(line: str) -> str:
+    return ",".join(next(csv.reader([line]))[:5])
+
+
+HOSTILE = {
+    "too few fields": (ragged, "malformed row: 5 fields, expected 29"),
+    "too many fields": (lambda line: line + ",x,y", "malformed row: 31 fields, expected 29"),
+    "unbalanced quote": (
+        lambda line: line.replace(f'"{LOCATION}"', f'"{LOCATION}'),
+        "malformed row: unbalanced quote",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_a_malformed_line_among_good_ones_costs_only_itself(
+    engine: Engine, tmp_path: Path, case: str
+) -> None:
+    spoil, reason = HOSTILE[case]
+    lines = crash_lines(40)
+    bad = spoil(lines[20])  # line 21 of the file
+    path = tmp_path / "crashes.csv"
+    path.write_text("\n".join([*lines[:20], bad, *lines[21:]]) + "\n", encoding="utf-8")
+
+    run = ingest_file(engine, path, tmp_path)
+
+    assert (run.rows_in, run.counts.loaded, run.rows_rejected) == (40, 39, 1)
+    assert stored_rejects(engine, run) == [("line 21", reason, bad)]
+    assert "5000019" not in stored_ids(engine) and len(stored_ids(engine)) == 39
+    assert_balanced(engine, run)
+
+
+def test_a_latin1_byte_among_utf8_rejects_that_line(engine: Engine, tmp_path: Path) -> None:
+    lines = [line.encode() for line in crash_lines(10)]
+    lines[1] = lines[1].replace(b"91 STREET", "91 STRÉET".encode())  # UTF-8, fine
+    lines[2] = lines[2].replace(b"160 AVENUE", b"160 AV\xc9NUE")  # latin-1 É on line 3
+    path = tmp_path / "crashes.csv"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+
+    run = ingest_file(engine, path, tmp_path)
+
+    rejects = stored_rejects(engine, run)
+    assert (run.rows_in, run.counts.loaded) == (10, 9)
+    assert [(key, reason) for key, reason, _ in rejects] == [("line 3", "not valid UTF-8")]
+    assert "160 AV\\xc9NUE" in rejects[0][2]  # the bad byte, shown as it is
+    streets = read_frame(engine, "SELECT on_street, cross_street FROM crashes")
+    assert "91 STRÉET" in set(streets["on_street"])
+    assert_balanced(engine, run)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-16-be"])
+def test_a_file_with_a_byte_order_mark_loads_whole(
+    engine: Engine, tmp_path: Path, encoding: str
+) -> None:
+    text = "\r\n".join(crash_lines(12)).replace("91 STREET", "AVENIDA Ñ", 1) + "\r\n"
+    bom = {"utf-16-be": codecs.BOM_UTF16_BE}.get(encoding, b"")
+    path = tmp_path / "crashes.csv"
+    path.write_bytes(bom + text.encode(encoding))
+
+    run = ingest_file(engine, path, tmp_path)
+
+    assert (run.rows_in, run.counts.loaded, run.rows_rejected) == (12, 12, 0)
+    streets = read_frame(engine, "SELECT on_street FROM crashes WHERE collision_id = '5000000'")
+    assert streets["on_street"].tolist() == ["AVENIDA Ñ"]
+
+
+def test_a_cp1252_file_loads_whole_when_its_encoding_is_set(engine: Engine, tmp_path: Path) -> None:
+    text = "\r\n".join(crash_lines(8)).replace("91 STREET", "CAFÉ STREET", 2) + "\r\n"
+    path = tmp_path / "crashes.csv"
+    path.write_bytes(text.encode("cp1252"))
+
+    default = ingest_file(engine, path, tmp_path)
+    told = ingest_job(  # as `VZ_CSV_ENCODING=cp1252 vz ingest crashes --source csv` does
+        engine,
+        Settings(var_dir=tmp_path, h3_fine_res=10, csv_encoding="cp1252"),
+        dataset="crashes",
+        source="csv",
+        file=path,
+    )
+
+    assert (default.counts.loaded, default.rows_rejected) == (6, 2)
+    assert {reason for _, reason, _ in stored_rejects(engine, default)} == {"not valid UTF-8"}
+    assert (told.counts.loaded, told.counts.unchanged, told.rows_rejected) == (2, 6, 0)
+    streets = read_frame(engine, "SELECT DISTINCT on_street FROM crashes")["on_street"]
+    assert set(streets) == {"CAFÉ STREET", "91 STREET"}
+
+
+def test_a_10_mb_street_name_is_rejected_not_stored(engine: Engine, tmp_path: Path) -> None:
+    huge = "X" * 10_000_000
+    path = write_csv(
+        tmp_path, CURRENT_HEADER, [CRASH, {**CRASH, "COLLISION_ID": "2", "ON STREET NAME": huge}]
+    )
+
+    run = ingest_file(engine, path, tmp_path)
+
+    rejects = stored_rejects(engine, run)
+    assert [(key, reason) for key, reason, _ in rejects] == [
+        ("2", "text too long: on_street (10,000,000 chars)")
+    ]
+    assert len(rejects[0][2]) < 5_000  # the stored raw row is cut, and says so
+    assert "cut, 10,000,000 chars" in rejects[0][2]
+    assert stored_ids(engine) == ["4491466"]
+    assert_balanced(engine, run)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "the file is empty"),
+        (b"\xef\xbb\xbf\n", "the file is empty"),
+        (b"when,where\n1,2\n", "unrecognised crash CSV header: missing CRASH DATE, CRASH TIME"),
+        (
+            b"CRASH DATE,LATITUDE,LONGITUDE,COLLISION_ID\n",
+            "missing CRASH TIME for the NYC Open Data export",
+        ),
+    ],
+)
+def test_a_file_that_is_no_crash_csv_is_refused_naming_it(
+    engine: Engine, tmp_path: Path, data: bytes, message: str
+) -> None:
+    path = tmp_path / "crashes.csv"
+    path.write_bytes(data)
+
+    with pytest.raises((CsvFileError, CrashShapeError)) as caught:
+        ingest_file(engine, path, tmp_path)
+
+    assert str(caught.value).startswith(f"{path}: ")
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
 # ------------------------------------------------------------------------------------------
 # the shared NYC extracts
 
@@ -514,6 +716,45 @@ def test_every_shared_crash_file_balances(engine: Engine, tmp_path: Path, name: 
     assert sum(rejects_by_reason(engine, run).values()) == run.rows_rejected
     stored = read_frame(engine, "SELECT COUNT(*) AS n FROM crashes").iloc[0, 0]
     assert stored == c.loaded
+
+
+@pytest.mark.realdata
+@realdata
+def test_a_real_export_with_hostile_lines_loads_every_good_row(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """The issue's cases on a real month: a ragged line, an unbalanced quote, a latin-1 byte and
+    a 1900 date added to nyc_crashes_2022_01.csv; every original row fares as without them."""
+    source = SHARED_DATA / "nyc_crashes_2022_01.csv"
+    clean = ingest_file(engine, source, tmp_path)
+    lines = source.read_bytes().split(b"\n")
+    good = lines[2].decode()  # a crash with a quoted LOCATION
+    fields = next(csv.reader([good]))
+    assert fields[23] == "4491406" and good.count('"') == 2
+
+    def crash(collision_id: str) -> str:
+        return good.replace(",4491406,", f",{collision_id},")
+
+    hostile = [
+        ragged(crash("9999991")).encode(),
+        crash("9999992").replace('73.915825)"', "73.915825)").encode(),  # quote never closes
+        crash("9999993").replace("GRAND", "GR\xc4ND").encode("latin-1"),
+        crash("9999994").replace("01/01/2022", "01/01/1900").encode(),
+    ]
+    path = tmp_path / "hostile.csv"
+    path.write_bytes(b"\n".join([*lines[:100], *hostile, *lines[100:]]))
+
+    again = ingest_file(engine, path, tmp_path)
+
+    assert again.rows_in == clean.rows_in + 4
+    assert again.counts.unchanged == clean.counts.loaded  # every good row, as before
+    assert again.rows_rejected == clean.rows_rejected + 4
+    reasons = rejects_by_reason(engine, again)
+    assert reasons["date before the dataset start"] == 1
+    assert reasons["not valid UTF-8"] == 1
+    assert reasons["malformed row: 5 fields, expected 29"] == 1
+    assert reasons["malformed row: unbalanced quote"] == 1
+    assert_balanced(engine, again)
 
 
 @pytest.mark.realdata

@@ -106,6 +106,18 @@ def test_missing_and_malformed_files_fail_in_one_line(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("dataset", "source"), [("crashes", "csv"), ("weather", "noaa-csv"), ("traffic", "csv")]
+)
+def test_an_empty_file_is_named_in_the_one_line(tmp_path: Path, dataset: str, source: str) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+
+    result = vz("ingest", dataset, "--source", source, "--file", str(empty), var_dir=tmp_path)
+
+    assert_one_line_failure(result, f"{empty}: the file is empty")
+
+
 def test_unreachable_api_fails_in_one_line_and_keeps_what_was_loaded(tmp_path: Path) -> None:
     good = tmp_path / "crashes.csv"
     good.write_text(

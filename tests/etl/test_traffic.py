@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -173,6 +174,57 @@ def test_missing_geometry_uses_segment_points_argument() -> None:
     assert parkway[s.VOLUME] == 1330.0  # the first of the repeated key is kept, not summed
     assert parkway[s.LAT] == 40.7370
     assert sorted(clean[s.COUNTED_AT].dt.hour) == [15, 18, 19, 20]
+
+
+def _one_count(**values: str) -> pd.DataFrame:
+    row = {
+        "RequestID": "28841",
+        "Boro": "Brooklyn",
+        "Yr": "2024",
+        "M": "3",
+        "D": "5",
+        "HH": "7",
+        "MM": "0",
+        "Vol": "120",
+        "SegmentID": "34500",
+        "WktGeom": "POINT (990462.5811132832 188476.86334878145)",
+        "street": "ATLANTIC AVENUE",
+        "Direction": "EB",
+        **values,
+    }
+    return pd.DataFrame([row], dtype="str")
+
+
+@pytest.mark.parametrize(
+    ("values", "reason"),
+    [
+        ({"Yr": "2099"}, "date in the future"),
+        ({"M": "6", "D": "2"}, "date in the future"),
+        ({"street": "X" * 10_000_000}, "text too long: street (10,000,000 chars)"),
+        ({"Boro": "B" * 201}, "text too long: boro (201 chars)"),
+        ({"SegmentID": "34500:99"}, "malformed segment id"),
+        ({"SegmentID": "1" * 41}, "malformed segment id"),
+        ({"RequestID": "28841; DROP"}, "malformed request id"),
+    ],
+)
+def test_counts_are_dated_up_to_today_with_sane_ids_and_text(
+    values: dict[str, str], reason: str
+) -> None:
+    clean, rejects = tr.normalize_traffic(
+        _one_count(**values), source="csv", res=RES, today=dt.date(2024, 6, 1)
+    )
+
+    assert clean.empty
+    assert rejects[s.REASON].tolist() == [reason]
+    assert len(rejects[s.RAW].iloc[0]) < 5_000  # the raw row is stored cut
+
+
+def test_a_count_dated_today_is_kept() -> None:
+    clean, rejects = tr.normalize_traffic(
+        _one_count(M="6", D="1"), source="csv", res=RES, today=dt.date(2024, 6, 1)
+    )
+
+    assert rejects.empty and len(clean) == 1
 
 
 def test_missing_columns_is_a_source_error() -> None:

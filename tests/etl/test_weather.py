@@ -162,6 +162,64 @@ def test_noaa_bad_rows_are_rejected_with_the_column_named() -> None:
     assert raw_json["TMAX"] == "130"
 
 
+def _one_noaa_row(**values: str) -> pd.DataFrame:
+    row = {
+        "STATION": "USW00094728",
+        "NAME": "NY CITY CENTRAL PARK, NY US",
+        "DATE": "2024-01-02",
+        "PRCP": "0.10",
+        "TMAX": "40",
+        **values,
+    }
+    return pd.DataFrame([row], dtype="str")
+
+
+@pytest.mark.parametrize(
+    ("values", "reason"),
+    [
+        ({"DATE": "2099-01-01"}, "observed date in the future"),
+        ({"DATE": "2024-06-02"}, "observed date in the future"),
+        ({"DATE": "1868-12-31"}, "date before 1869-01-01"),
+        ({"DATE": "1066-10-14"}, "date before 1869-01-01"),
+        ({"STATION": 'USW00094728"NY CITY CENTRAL PARK'}, "invalid station id"),
+        ({"STATION": "usw00094728"}, "invalid station id"),
+        ({"STATION": "USW0009472"}, "invalid station id"),
+    ],
+)
+def test_noaa_dates_and_station_ids_are_checked(values: dict[str, str], reason: str) -> None:
+    today = dt.date(2024, 6, 1)
+    clean, rejects = w.noaa_to_weather(_one_noaa_row(**values), today=today)
+
+    assert clean.empty
+    assert rejects[s.REASON].tolist() == [reason]
+    assert len(rejects[s.RECORD_KEY].iloc[0]) <= 101
+
+
+def test_the_first_day_of_the_record_and_today_are_kept() -> None:
+    today = dt.date(2024, 6, 1)
+    raw = pd.concat([_one_noaa_row(DATE="1869-01-01"), _one_noaa_row(DATE="2024-06-01")])
+
+    clean, rejects = w.noaa_to_weather(raw, today=today)
+
+    assert rejects.empty
+    assert clean[s.DATE].dt.strftime("%Y-%m-%d").tolist() == ["1869-01-01", "2024-06-01"]
+
+
+def test_a_forecast_may_lie_ahead_but_an_observation_may_not() -> None:
+    payload = _fixture_json("weather_open_meteo_forecast.json")
+    first_day = dt.date.fromisoformat(str(payload["daily"]["time"][0]))  # type: ignore[index]
+    today = first_day - dt.timedelta(days=1)
+
+    forecast, no_rejects = w.open_meteo_to_weather(
+        payload, kind=s.FORECAST, issued_at=dt.datetime(2024, 1, 1), today=today
+    )
+    observed, rejects = w.open_meteo_to_weather(payload, kind=s.OBSERVED, today=today)
+
+    assert len(forecast) > 0 and no_rejects.empty
+    assert observed.empty
+    assert set(rejects[s.REASON]) == {"observed date in the future"}
+
+
 def test_noaa_without_date_column_is_a_source_error() -> None:
     with pytest.raises(http.SourceError, match="no DATE column"):
         w.noaa_to_weather(pd.DataFrame({"PRCP": ["0.1"]}))
