@@ -241,7 +241,10 @@ class CsvReader:
 
     def _parse_header(self, line: bytes) -> list[str]:
         if not _is_utf8(line):
-            raise CsvFileError(f"{self.path}: the header line is not valid {self.encoding}")
+            raise CsvFileError(
+                f"{self.path}: the header line is not valid {self.encoding}"
+                " (for a legacy Windows export set VZ_CSV_ENCODING=cp1252)"
+            )
         text = line.decode("utf-8").removesuffix("\n").removesuffix("\r")
         if "\r" in text:
             raise CsvFileError(
