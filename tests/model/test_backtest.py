@@ -13,7 +13,7 @@ from model.backtest import BacktestResult, backtest_to_json, run_backtest
 from model.baselines import ewma_history, historical_average, neighbour_smoothed
 from model.features import CRASHES, FeatureInputs, build_features
 from model.metrics import evaluate_day_predictions, poisson_deviance, top_share
-from tests.model.conftest import SyntheticCity, fast_params
+from tests.model.helpers import SyntheticCity, fast_params
 
 METHODS = {"model", "historical_average", "ewma_history", "neighbour_smoothed"}
 TRAIN_END = dt.date(2022, 1, 31)

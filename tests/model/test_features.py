@@ -27,7 +27,7 @@ from model.features import (
     feature_columns,
     load_feature_inputs,
 )
-from tests.model.conftest import CENTRE, SyntheticCity
+from tests.model.helpers import CENTRE, SyntheticCity
 
 PARAMS = FeatureParams()
 HISTORY = [

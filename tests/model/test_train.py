@@ -24,7 +24,7 @@ from model.risk_model import (
     RiskModel,
 )
 from model.train import train_model
-from tests.model.conftest import SyntheticCity, fast_params
+from tests.model.helpers import SyntheticCity, fast_params
 
 TRAIN_START = dt.date(2021, 2, 1)
 TRAIN_END = dt.date(2022, 2, 28)
