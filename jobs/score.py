@@ -7,8 +7,9 @@ import logging
 
 from core.settings import Settings
 from jobs.warehouse import open_warehouse, required_as_of
+from model.contract import tomorrow
 from model.features import load_feature_inputs
-from model.score import ScoredDay, score_day, tomorrow
+from model.score import ScoredDay, score_day
 
 log = logging.getLogger(__name__)
 

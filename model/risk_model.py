@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from core.schema import RISK_CLASSES
+from core.schema import PREDICTION_COLUMNS, PROBABILITY_COLUMNS, RISK_CLASSES
 from model.classes import class_probabilities, classify
 
 log = logging.getLogger(__name__)
@@ -28,14 +28,6 @@ FORMAT_VERSION: Final = 1
 BOOSTER_FILE: Final = "booster.txt"
 INJURY_BOOSTER_FILE: Final = "injury_booster.txt"
 MODEL_FILE: Final = "model.json"
-PROBABILITY_COLUMNS: Final = tuple(f"p_class_{i}" for i in range(len(RISK_CLASSES)))
-PREDICTION_COLUMNS: Final = (
-    "expected_crashes",
-    "expected_injuries",
-    "score",
-    "risk_class",
-    *PROBABILITY_COLUMNS,
-)
 
 
 class FeatureMismatchError(KeyError):

@@ -12,7 +12,7 @@ import pandas as pd
 
 from core import schema as s
 from model.config import ModelParams
-from model.features import CRASHES, INJURIES, KILLED, WEATHER_KIND, FeatureInputs
+from model.features import FeatureInputs
 
 CENTRE = h3.latlng_to_cell(40.75, -73.98, 8)
 START = dt.date(2021, 1, 1)
@@ -46,9 +46,9 @@ def make_city(n_days: int = 500, seed: int = 0, rings: int = 3) -> SyntheticCity
         {
             s.H3_CELL: pd.Series(np.asarray(cells)[hex_idx], dtype="str"),
             s.DATE: dates[day_idx].astype("datetime64[us]"),
-            CRASHES: n.astype(np.int64),
-            INJURIES: rng.binomial(n, 0.3).astype(np.int64),
-            KILLED: rng.binomial(n, 0.01).astype(np.int64),
+            s.CRASHES: n.astype(np.int64),
+            s.INJURIES: rng.binomial(n, 0.3).astype(np.int64),
+            s.KILLED: rng.binomial(n, 0.01).astype(np.int64),
         }
     )
     centres = np.array([h3.cell_to_latlng(c) for c in cells])
@@ -69,7 +69,7 @@ def make_city(n_days: int = 500, seed: int = 0, rings: int = 3) -> SyntheticCity
             s.TMAX_C: 15 + 10 * np.sin(2 * np.pi * dates.day_of_year / 365),
             s.TMIN_C: 5 + 10 * np.sin(2 * np.pi * dates.day_of_year / 365),
             s.WIND_MS: rng.gamma(4.0, 1.0, n_days),
-            WEATHER_KIND: pd.Series([s.OBSERVED] * n_days, dtype="str"),
+            s.WEATHER_KIND: pd.Series([s.OBSERVED] * n_days, dtype="str"),
         }
     )
     volume = pd.DataFrame(
