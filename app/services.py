@@ -124,7 +124,7 @@ def _require_registry(tracking_uri: str) -> None:
 @st.cache_resource(show_spinner="Loading the model…")
 def _model(tracking_uri: str, version: str | None) -> tuple[RiskModel, str]:
     """A registered model (the champion when ``version`` is None) and its version."""
-    from model.registry import load_champion, load_version
+    from model.registry.loading import load_champion, load_version
 
     if version is None:
         return load_champion(tracking_uri)

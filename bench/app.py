@@ -167,7 +167,7 @@ def rescoring_seconds(var_dir: Path, repeat: int) -> float:
     from core.warehouse import get_engine
     from model import planner
     from model.contract import tomorrow
-    from model.registry import load_champion
+    from model.registry.loading import load_champion
     from model.score import WeatherOverrides, day_features, what_if
 
     settings = get_settings()
