@@ -21,9 +21,10 @@ from pydeck.bindings.json_tools import default_serialize
 
 from app import DRILLDOWN, PROJECT_ROOT, state
 from app import services as sv
-from core.schema import RISK_CLASSES
+from core.schema import RISK_CLASSES, RISK_COLOURS
 from core.spreadsheet import neutralise_frame
 from geo.cells import cells_to_boundaries
+from model.contract import TOP_REASONS
 
 if TYPE_CHECKING:
     import altair as alt
@@ -36,8 +37,6 @@ T = TypeVar("T")
 ASSETS: Final = PROJECT_ROOT / "assets"
 WHOLE_CITY: Final = "Whole city"  # the area option that filters nothing
 
-# ColorBrewer YlOrRd (colour-blind safe, ordered light to dark), Safe first.
-RISK_COLOURS: Final = ("#fed976", "#feb24c", "#fd8d3c", "#f03b20", "#bd0026")
 OUTLINE_RGB: Final = (20, 20, 60)
 HIGHLIGHT_RGBA: Final = (255, 255, 255, 110)  # hover lightens a hex instead of tinting it
 HEX_LAYER_ID: Final = "risk-hexes"
@@ -410,7 +409,7 @@ def _shorten(text: str, limit: int) -> str:
 def reason_chars(n_hexes: int) -> int:
     """How long a tooltip reason may be so the whole map stays within the payload budget."""
     per_hex = MAP_PAYLOAD_BYTES / max(n_hexes, 1) - TOOLTIP_FIXED_BYTES
-    per_reason = int(per_hex / sv.TOP_REASONS) - REASON_OVERHEAD_BYTES
+    per_reason = int(per_hex / TOP_REASONS) - REASON_OVERHEAD_BYTES
     return max(MIN_REASON_CHARS, min(MAX_REASON_CHARS, per_reason))
 
 

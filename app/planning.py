@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
 import logging
 import math
-import tempfile
 import time
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, cast
 
 import numpy as np
@@ -32,6 +29,7 @@ from core.settings import get_settings
 from model import planner
 
 if TYPE_CHECKING:
+    from model.registry.loading import RunArtifacts
     from model.score import WeatherOverrides
 
 log = logging.getLogger(__name__)
@@ -459,26 +457,15 @@ class ModelHealth:
 
 
 @st.cache_data(ttl=sv.CACHE_TTL_S, show_spinner="Reading the training run…")
-def _run_artifacts(tracking_uri: str, run_id: str) -> dict[str, Any]:
-    """The backtest table and SHAP summary logged with a training run (empty when absent)."""
-    from model.registry import make_client
+def _run_artifacts(tracking_uri: str, run_id: str) -> RunArtifacts:
+    from model.registry.loading import run_artifacts
 
-    client = make_client(tracking_uri)
-    out: dict[str, Any] = {"backtest": pd.DataFrame(), "shap": {}}
-    with tempfile.TemporaryDirectory(prefix="vz-health-") as scratch:
-        try:
-            table = Path(client.download_artifacts(run_id, "backtest/table.csv", scratch))
-            out["backtest"] = pd.read_csv(table, index_col="method")
-            summary = Path(client.download_artifacts(run_id, "shap/summary.json", scratch))
-            out["shap"] = json.loads(summary.read_text(encoding="utf-8"))
-        except Exception as exc:  # a run logged without these artifacts
-            log.warning("run %s: artifacts missing: %s", run_id, exc)
-    return out
+    return run_artifacts(tracking_uri, run_id)
 
 
 @st.cache_data(ttl=sv.CACHE_TTL_S, show_spinner=False)
 def _versions(tracking_uri: str) -> pd.DataFrame:
-    from model.registry import list_versions
+    from model.registry.loading import list_versions
 
     return list_versions(tracking_uri)
 
@@ -527,6 +514,7 @@ def model_health() -> ModelHealth:
     """The champion's training, backtest, explanations and live performance."""
     from model.features import feature_label
     from model.metrics import calibration_table
+    from model.registry.loading import RunArtifacts
 
     settings = get_settings()
     model, version = sv.registered_model()
@@ -534,11 +522,9 @@ def model_health() -> ModelHealth:
     row = versions[versions["version"] == version]
     run_id = str(row["run_id"].iloc[0]) if len(row) else None
     artifacts = (
-        _run_artifacts(settings.resolved_mlflow_tracking_uri, run_id)
-        if run_id
-        else {"backtest": pd.DataFrame(), "shap": {}}
+        _run_artifacts(settings.resolved_mlflow_tracking_uri, run_id) if run_id else RunArtifacts()
     )
-    shap = artifacts["shap"]
+    shap = artifacts.shap_summary
     importance = pd.Series(shap.get("importance", {}), dtype="float64")
     importance.index = [feature_label(str(name)) for name in importance.index]
     outcomes, outcome_days = _outcome_rows(version)
@@ -557,7 +543,7 @@ def model_health() -> ModelHealth:
         objective=str(model.metadata.get("objective", "?")),
         thresholds=tuple(model.thresholds),
         backtest_window=str(row["backtest_window"].iloc[0]) if len(row) else None,
-        backtest=artifacts["backtest"],
+        backtest=artifacts.backtest,
         importance=importance.sort_values(ascending=False),
         importance_kind=str(shap.get("kind", "")),
         outcome_days=outcome_days,

@@ -15,13 +15,12 @@ Rules of this module:
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final
 
 import h3
 import numpy as np
@@ -29,25 +28,46 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy.engine import Engine, make_url
 
-from core import reads
 from core import schema as s
+from core.reads.crashes import (
+    crash_counts,
+    crash_date_range,
+    crash_sources,
+    crashes_in_cells,
+    crashes_per_day,
+    streets_matching,
+)
+from core.reads.hexes import area_layers, hex_areas, hex_cells
+from core.reads.predictions import (
+    newest_model_version,
+    newest_predictions_of_hex,
+    prediction_dates,
+    predictions_for_cells,
+    predictions_for_day,
+)
+from core.reads.runs import (
+    etl_runs,
+    rejects_by_reason,
+    rows_in_by_dataset,
+    source_freshness,
+    watermarks,
+)
 from core.settings import Settings, get_settings
 from core.warehouse import get_engine, has_schema
 from geo.cells import cells_to_parents, grid_disk_pairs
+from model.contract import Reason, day_after, reason_phrases, reasons_from_json
 
 if TYPE_CHECKING:
     from model.risk_model import RiskModel
+    from model.weather_features import WeatherMode
 
 log = logging.getLogger(__name__)
-
-WeatherMode = Literal["forecast", "observed"]  # as ``model.score.day_features`` takes it
 
 CACHE_TTL_S: Final = 600
 FRESHNESS_TTL_S: Final = 60  # the overview (newest crash, lag) is re-read at least this often
 DEMO_SOURCE: Final = "demo"
 BOROUGH_LAYER: Final = "Borough"
 HIGH_RISK_CLASS: Final = 3  # "Somewhat Dangerous" or worse counts as high risk
-TOP_REASONS: Final = 3
 PUBLIC_MIN_COUNT: Final = 10  # the public briefing never shows a count below this
 PUBLIC_RES: Final = 7  # the public briefing's coarse cells
 HISTORY_DAYS: Final = 365
@@ -104,7 +124,7 @@ def _require_registry(tracking_uri: str) -> None:
 @st.cache_resource(show_spinner="Loading the model…")
 def _model(tracking_uri: str, version: str | None) -> tuple[RiskModel, str]:
     """A registered model (the champion when ``version`` is None) and its version."""
-    from model.registry import load_champion, load_version
+    from model.registry.loading import load_champion, load_version
 
     if version is None:
         return load_champion(tracking_uri)
@@ -183,7 +203,7 @@ class Overview:
     @property
     def tomorrow(self) -> dt.date | None:
         """The day after the as-of date: the day the forecast is for."""
-        return None if self.as_of is None else self.as_of + dt.timedelta(days=1)
+        return None if self.as_of is None else day_after(self.as_of)
 
     @property
     def default_forecast_date(self) -> dt.date | None:
@@ -204,17 +224,17 @@ def source_label(sources: Sequence[str]) -> str:
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def _crash_sources(url: str) -> list[str]:
-    return [str(v) for v in reads.crash_sources(_warehouse(url))[s.SOURCE]]
+    return [str(v) for v in crash_sources(_warehouse(url))[s.SOURCE]]
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def _prediction_dates(url: str, res: int) -> list[dt.date]:
-    return reads.prediction_dates(_warehouse(url), res)
+    return prediction_dates(_warehouse(url), res)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def _newest_version(url: str, res: int, target_date: dt.date) -> str | None:
-    return reads.newest_model_version(_warehouse(url), res, target_date)
+    return newest_model_version(_warehouse(url), res, target_date)
 
 
 @st.cache_data(ttl=FRESHNESS_TTL_S, show_spinner=False)
@@ -253,47 +273,6 @@ def forecast_dates() -> tuple[dt.date, ...]:
 
 
 # ------------------------------------------------------------------------------------------
-# reasons
-
-
-@dataclass(frozen=True)
-class Reason:
-    feature: str
-    text: str
-    contribution: float
-
-    @property
-    def phrase(self) -> str:
-        """The reason in plain words, marked ▲ when it raises the risk and ▼ when it lowers it."""
-        return f"{'▲' if self.contribution >= 0 else '▼'} {self.text}"
-
-
-def parse_reasons(payload: str | None) -> list[Reason]:
-    """The stored reasons JSON as a list, strongest contribution first (bad JSON: empty)."""
-    if not payload:
-        return []
-    try:
-        items = json.loads(payload)
-    except json.JSONDecodeError:
-        log.warning("ignoring unreadable reasons JSON: %.80s", payload)
-        return []
-    reasons = [
-        Reason(
-            feature=str(item.get("feature", "")),
-            text=str(item.get("text") or str(item.get("feature", "")).replace("_", " ")),
-            contribution=float(item.get("contribution", 0.0)),
-        )
-        for item in items
-        if isinstance(item, dict)
-    ]
-    return sorted(reasons, key=lambda r: abs(r.contribution), reverse=True)
-
-
-def top_reasons(payload: str | None, n: int = TOP_REASONS) -> list[str]:
-    return [r.phrase for r in parse_reasons(payload)[:n]]
-
-
-# ------------------------------------------------------------------------------------------
 # areas
 
 
@@ -306,12 +285,12 @@ class AreaOptions:
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def _hex_cells(url: str, res: int) -> pd.DataFrame:
-    return reads.hex_cells(_warehouse(url), res)
+    return hex_cells(_warehouse(url), res)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def _area_layers(url: str, res: int) -> list[str]:
-    return reads.area_layers(_warehouse(url), res)
+    return area_layers(_warehouse(url), res)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
@@ -320,7 +299,7 @@ def _hex_areas(url: str, res: int, layer: str) -> pd.DataFrame:
     if layer == BOROUGH_LAYER:
         cells = _hex_cells(url, res)
         return cells[[s.H3_CELL, s.BOROUGH]].rename(columns={s.BOROUGH: "area"}).dropna()
-    return reads.hex_areas(_warehouse(url), res, layer)
+    return hex_areas(_warehouse(url), res, layer)
 
 
 def area_options() -> AreaOptions:
@@ -347,13 +326,9 @@ def _in_area(url: str, res: int, layer: str, area: str | None) -> set[str] | Non
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def _crashes_by_hex(url: str, res: int, start: dt.date, end: dt.date) -> pd.DataFrame:
-    """Crashes, injured and killed per hex at ``res`` over ``start..end`` (hexes with crashes)."""
-    counts = reads.crash_counts_by_cell(_warehouse(url), start, end)
-    columns = ["crashes", "injured", "killed"]
-    if counts.empty:
-        return pd.DataFrame({s.H3_CELL: pd.Series(dtype="str"), **{c: [] for c in columns}})
-    parents = cells_to_parents(counts[s.H3_CELL].astype("str"), res)
-    return counts.assign(h3_cell=parents).groupby(s.H3_CELL, as_index=False)[columns].sum()
+    """Crashes, injuries and killed per hex at ``res`` over ``start..end`` (hexes with crashes)."""
+    counts = crash_counts(_warehouse(url), res, start, end)
+    return counts.groupby(s.H3_CELL, as_index=False)[list(s.CRASH_COUNT_COLUMNS)].sum()
 
 
 # ------------------------------------------------------------------------------------------
@@ -439,9 +414,9 @@ class ForecastDay:
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner="Reading the forecast…")
 def _forecast_frame(url: str, res: int, target_date: dt.date, version: str) -> pd.DataFrame:
     """Every hex's stored forecast for one day, with its borough and top reasons."""
-    preds = reads.predictions_for_day(_warehouse(url), res, target_date, version)
+    preds = predictions_for_day(_warehouse(url), res, target_date, version)
     cells = preds[s.H3_CELL].astype("str")
-    probabilities = preds[[f"p_class_{i}" for i in range(len(s.RISK_CLASSES))]].to_numpy()
+    probabilities = preds[list(s.PROBABILITY_COLUMNS)].to_numpy()
     risk = preds["risk_class"].astype("int64").to_numpy()
     boroughs = _hex_cells(url, res).set_index(s.H3_CELL)[s.BOROUGH]
     frame = pd.DataFrame(
@@ -453,7 +428,7 @@ def _forecast_frame(url: str, res: int, target_date: dt.date, version: str) -> p
             "p_risk": probabilities[np.arange(len(preds)), risk] if len(preds) else [],
             "expected_crashes": preds["expected_crashes"].astype("float64"),
             "expected_injuries": preds["expected_injuries"].astype("float64"),
-            "reasons": preds["reasons"].map(top_reasons),
+            "reasons": preds["reasons"].map(reason_phrases),
             "weather_kind": preds["weather_kind"].astype("str"),
         }
     )
@@ -552,7 +527,7 @@ def _fine_cells(cell: str) -> list[str]:
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner="Searching streets…")
 def _street_hexes(url: str, res: int, text: str) -> pd.DataFrame:
-    found = reads.streets_matching(_warehouse(url), text)
+    found = streets_matching(_warehouse(url), text)
     if found.empty:
         return pd.DataFrame(columns=[s.H3_CELL, "street", "crashes", "label"])
     parents = cells_to_parents(found[s.H3_CELL].astype("str"), res)
@@ -620,8 +595,7 @@ class HexDetail:
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def _hex_predictions(url: str, res: int, cell: str) -> pd.DataFrame:
     """Per target date, the hex's forecast by the version written last."""
-    preds = reads.predictions_for_hex(_warehouse(url), res, cell)
-    return preds.drop_duplicates("target_date", keep="last").reset_index(drop=True)
+    return newest_predictions_of_hex(_warehouse(url), res, cell)
 
 
 def hex_detail(cell: str, day: dt.date | None) -> HexDetail:
@@ -641,10 +615,10 @@ def hex_detail(cell: str, day: dt.date | None) -> HexDetail:
             target_date=chosen,
             model_version=str(row["model_version"]),
             risk_class=k,
-            p_risk=float(row[f"p_class_{k}"]),
+            p_risk=float(row[s.probability_column(k)]),
             expected_crashes=float(row["expected_crashes"]),
             expected_injuries=float(row["expected_injuries"]),
-            reasons=parse_reasons(row["reasons"]),
+            reasons=reasons_from_json(row["reasons"]),
             score=float(row["score"]),
             weather_kind=str(row["weather_kind"]),
         )
@@ -673,7 +647,7 @@ def _neighbours(
     ring = ring.loc[ring["distance"] == 1, "neighbour"].astype("str").tolist()
     frame = pd.DataFrame({s.H3_CELL: ring})
     if forecast is not None:
-        preds = reads.predictions_for_cells(
+        preds = predictions_for_cells(
             _warehouse(url), res, forecast.target_date, forecast.model_version, ring
         )
         frame = frame.merge(preds, on=s.H3_CELL, how="left")
@@ -690,12 +664,12 @@ def _neighbours(
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def _crash_date_range(url: str) -> tuple[dt.date | None, dt.date | None]:
-    return reads.crash_date_range(_warehouse(url))
+    return crash_date_range(_warehouse(url))
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def _hex_crashes(url: str, fine_cells: tuple[str, ...], since: dt.date) -> pd.DataFrame:
-    return reads.crashes_in_cells(_warehouse(url), fine_cells, since)
+    return crashes_in_cells(_warehouse(url), fine_cells, since)
 
 
 def _crashes_of_hex(cell: str, days: int) -> pd.DataFrame:
@@ -867,12 +841,12 @@ DATASET_NAMES: Final = {"weather_daily": "weather", "traffic_counts": "traffic c
 def _health_frames(url: str, since: dt.date) -> dict[str, pd.DataFrame]:
     engine = _warehouse(url)
     return {
-        "freshness": reads.source_freshness(engine),
-        "per_day": reads.crashes_per_day(engine, since),
-        "rejects": reads.rejects_by_reason(engine),
-        "rows_in": reads.rows_in_by_dataset(engine),
-        "runs": reads.etl_runs(engine),
-        "watermarks": reads.watermarks(engine),
+        "freshness": source_freshness(engine),
+        "per_day": crashes_per_day(engine, since),
+        "rejects": rejects_by_reason(engine),
+        "rows_in": rows_in_by_dataset(engine),
+        "runs": etl_runs(engine),
+        "watermarks": watermarks(engine),
     }
 
 
@@ -1109,7 +1083,7 @@ def briefing(recent_days: int = 28) -> Briefing:
     end = info.newest_crash_date or day.target_date
     recent = _crashes_by_hex(url, res, end - dt.timedelta(days=recent_days - 1), end)
     hexes = day.hexes.merge(recent, on=s.H3_CELL, how="left").fillna(
-        {"crashes": 0, "injured": 0, "killed": 0}
+        dict.fromkeys(s.CRASH_COUNT_COLUMNS, 0)
     )
     high = hexes["risk_class"] >= HIGH_RISK_CLASS
     by_borough = (
@@ -1119,7 +1093,7 @@ def briefing(recent_days: int = 28) -> Briefing:
             expected=("expected_crashes", "sum"),
             high_share=("high", "mean"),
             crashes=("crashes", "sum"),
-            injured=("injured", "sum"),
+            injured=(s.INJURIES, "sum"),
         )
         .sort_values("expected", ascending=False)
     )

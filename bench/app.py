@@ -166,8 +166,9 @@ def rescoring_seconds(var_dir: Path, repeat: int) -> float:
     from core.settings import get_settings
     from core.warehouse import get_engine
     from model import planner
-    from model.registry import load_champion
-    from model.score import WeatherOverrides, day_features, tomorrow, what_if
+    from model.contract import tomorrow
+    from model.registry.loading import load_champion
+    from model.score import WeatherOverrides, day_features, what_if
 
     settings = get_settings()
     engine = get_engine(settings.resolved_database_url)

@@ -28,10 +28,6 @@ import pandas as pd  # noqa: E402
 from core import schema as s  # noqa: E402
 from model.config import load_model_params  # noqa: E402
 from model.features import (  # noqa: E402
-    CRASHES,
-    INJURIES,
-    KILLED,
-    WEATHER_KIND,
     FeatureInputs,
     add_targets,
     build_features,
@@ -59,9 +55,9 @@ def synthetic_city(years: int, rings: int = 19, seed: int = 0) -> FeatureInputs:
         {
             s.H3_CELL: pd.Series(np.asarray(cells)[hex_idx], dtype="str"),
             s.DATE: dates[day_idx].astype("datetime64[us]"),
-            CRASHES: n,
-            INJURIES: rng.binomial(n, 0.3),
-            KILLED: rng.binomial(n, 0.002),
+            s.CRASHES: n,
+            s.INJURIES: rng.binomial(n, 0.3),
+            s.KILLED: rng.binomial(n, 0.002),
         }
     )
     centres = np.array([h3.cell_to_latlng(c) for c in cells])
@@ -83,7 +79,7 @@ def synthetic_city(years: int, rings: int = 19, seed: int = 0) -> FeatureInputs:
             s.TMAX_C: 15 + 10 * np.sin(2 * np.pi * dates.day_of_year / 365),
             s.TMIN_C: 5 + 10 * np.sin(2 * np.pi * dates.day_of_year / 365),
             s.WIND_MS: rng.gamma(4.0, 1.0, len(dates)),
-            WEATHER_KIND: s.OBSERVED,
+            s.WEATHER_KIND: s.OBSERVED,
         }
     )
     counted = rng.choice(len(cells), 80, replace=False)
@@ -115,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     days = pd.date_range(inputs.record_start + pd.Timedelta(days=28), END, freq="D")
     print(
         f"city: {len(inputs.cells):,} hexes, {len(days):,} days, "
-        f"{int(inputs.crashes[CRASHES].sum()):,} crashes; peak RSS so far {peak_rss_gib():.2f} GiB"
+        f"{int(inputs.crashes[s.CRASHES].sum()):,} crashes;"
+        f" peak RSS so far {peak_rss_gib():.2f} GiB"
     )
 
     tracemalloc.start()

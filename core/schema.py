@@ -6,7 +6,9 @@ Timestamps are naive wall-clock times in America/New_York (the city's own clock)
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Final
+from zoneinfo import ZoneInfo
 
 import pandera.pandas as pa
 
@@ -90,6 +92,7 @@ WEATHER_VALUES: Final = (PRECIP_MM, SNOW_CM, SNOW_DEPTH_CM, TMAX_C, TMIN_C, WIND
 WEATHER_COLUMNS: Final = (STATION, DATE, KIND, ISSUED_AT, *WEATHER_VALUES, SOURCE)
 OBSERVED: Final = "observed"
 FORECAST: Final = "forecast"
+WEATHER_KIND: Final = "weather_kind"  # what a day was scored with: observed, forecast, climatology
 
 # --- traffic counts --------------------------------------------------------------------------
 COUNT_ID: Final = "count_id"  # request, segment, direction, date, hour: one hourly count
@@ -111,8 +114,48 @@ TRAFFIC_COLUMNS: Final = (
     SOURCE,
 )
 
-# --- risk classes ----------------------------------------------------------------------------
+# --- crash counts per hex and day (``core.reads.crashes.crash_counts``) -----------------------
+CRASHES: Final = "crashes"
+INJURIES: Final = "injuries"
+KILLED: Final = "killed"
+CRASH_COUNT_COLUMNS: Final = (CRASHES, INJURIES, KILLED)
+
+# --- risk classes and predictions -----------------------------------------------------------
 RISK_CLASSES: Final = ("Safe", "Somewhat Safe", "Average", "Somewhat Dangerous", "Dangerous")
+# ColorBrewer YlOrRd (colour-blind safe, ordered light to dark), Safe first: maps and briefings.
+RISK_COLOURS: Final = ("#fed976", "#feb24c", "#fd8d3c", "#f03b20", "#bd0026")
+
+
+def probability_column(risk_class: int) -> str:
+    """The column holding the probability of ``risk_class``: ``p_class_0`` … ``p_class_4``."""
+    return f"p_class_{risk_class}"
+
+
+PROBABILITY_COLUMNS: Final = tuple(probability_column(k) for k in range(len(RISK_CLASSES)))
+# What the model predicts for each hex (``RiskModel.predict``; ``score`` is log expected crashes) …
+PREDICTION_COLUMNS: Final = (
+    "expected_crashes",
+    "expected_injuries",
+    "score",
+    "risk_class",
+    *PROBABILITY_COLUMNS,
+)
+# … and what a stored prediction of one hex holds besides its day, resolution and model version
+# (``reasons``: JSON of ``model.contract.Reason``s).
+STORED_PREDICTION_COLUMNS: Final = (H3_CELL, *PREDICTION_COLUMNS, "reasons", WEATHER_KIND)
+
+
+def check_weather_kind(kind: str) -> None:
+    """ValueError unless ``kind`` is ``observed`` or ``forecast``."""
+    if kind not in (OBSERVED, FORECAST):
+        raise ValueError(f"kind must be {OBSERVED!r} or {FORECAST!r}, not {kind!r}")
+
+
+def city_wall_clock(moment: dt.datetime) -> dt.datetime:
+    """``moment`` as naive America/New_York time (a naive ``moment`` is taken as that already)."""
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(ZoneInfo(CITY_TZ)).replace(tzinfo=None)
 
 
 def _in_city_lat() -> pa.Check:

@@ -178,7 +178,7 @@ predictions_table = sa.Table(
     sa.Column(s.H3_CELL, sa.String(15), primary_key=True),
     sa.Column("model_version", sa.String, primary_key=True),
     sa.Column("risk_class", sa.Integer, nullable=False),
-    *(sa.Column(f"p_class_{i}", sa.Float, nullable=False) for i in range(len(s.RISK_CLASSES))),
+    *(sa.Column(name, sa.Float, nullable=False) for name in s.PROBABILITY_COLUMNS),
     sa.Column("expected_crashes", sa.Float, nullable=False),
     sa.Column("expected_injuries", sa.Float, nullable=False),
     sa.Column("score", sa.Float, nullable=False),
@@ -526,7 +526,7 @@ def upsert(
     else that a carried hashed column ``IS DISTINCT FROM`` the stored one.
 
     ``row_hash`` is always the hash of the full stored content (``HASHED_COLUMNS``), whatever
-    wrote the row, so the data fingerprint (model/registry.py) changes exactly when stored
+    wrote the row, so the data fingerprint (core.reads.fingerprint) changes exactly when stored
     content changes, stays put when nothing does, and is the same for two identical builds.
     Why not hash only what a source carries: the same stored row would then hash differently
     depending on which source wrote it last. A new row's hash is computed from ``frame`` (its

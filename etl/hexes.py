@@ -1,4 +1,5 @@
-"""The hex universe of the city, each hex's borough, and area layers, all derived from data."""
+"""The hex universe of the city, each hex's borough, and area layers, all derived from data
+(``core.reads.hexes.hex_universe`` derives the universe; this module stores it)."""
 
 from __future__ import annotations
 
@@ -7,21 +8,18 @@ from dataclasses import dataclass
 from typing import Final
 
 import pandas as pd
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from core import schema as s
-from core.warehouse import areas_table, crashes_table, hex_cells_table, read_frame, replace_rows
+from core.reads.hexes import area_layer_size, hex_cells, hex_count, hex_universe
+from core.warehouse import areas_table, hex_cells_table, replace_rows
 from geo.areas import AreaLayerError, cells_to_areas
-from geo.cells import cells_to_latlng, cells_to_parents, majority_labels
 
 log = logging.getLogger(__name__)
 
 # A new area layer must assign at least this share of the hexes the stored layer of the same
 # name has, or it is refused (``force`` replaces anyway); a layer assigning no hex is refused.
 MIN_SHARE_OF_STORED: Final = 0.5
-
-HEX_COLUMNS: Final = ["res", s.H3_CELL, s.BOROUGH, s.LAT, s.LNG, "n_crashes"]
 
 
 class HexUniverseMissing(RuntimeError):
@@ -32,58 +30,12 @@ class AreaLayerRefused(AreaLayerError):
     """A parseable area layer that would replace the stored one with far less (or nothing)."""
 
 
-def crash_cells_by_borough(engine: Engine) -> pd.DataFrame:
-    """Crash counts per stored (fine) cell and borough label."""
-    query = sa.select(
-        crashes_table.c.h3_cell, crashes_table.c.borough, sa.func.count().label("n")
-    ).group_by(crashes_table.c.h3_cell, crashes_table.c.borough)
-    return read_frame(engine, query)
-
-
-def _empty_universe() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            s.H3_CELL: pd.Series(dtype="str"),
-            "n_crashes": pd.Series(dtype="int64"),
-            s.BOROUGH: pd.Series(dtype="str"),
-            "res": pd.Series(dtype="int64"),
-            s.LAT: pd.Series(dtype="float64"),
-            s.LNG: pd.Series(dtype="float64"),
-        }
-    )
-
-
-def hex_universe(cells_by_borough: pd.DataFrame, res: int) -> pd.DataFrame:
-    """Hexes at ``res`` where crashes occur, with their majority borough label and centre.
-
-    Labels are weighted by crash counts; hexes whose crashes never carry a borough inherit
-    the majority label of their neighbours' parent cell at resolution ``res - 2``. No crashes,
-    no hexes: an empty frame with the same columns.
-    """
-    if cells_by_borough.empty:
-        return _empty_universe()
-    parents = cells_to_parents(cells_by_borough[s.H3_CELL], res)
-    frame = cells_by_borough.assign(h3_cell=parents)
-    counts = frame.groupby(s.H3_CELL)["n"].sum().rename("n_crashes")
-    borough = majority_labels(frame[s.H3_CELL], frame[s.BOROUGH], frame["n"])
-    cells = counts.reset_index()
-    cells[s.BOROUGH] = cells[s.H3_CELL].map(borough).astype("str")
-    missing = cells[s.BOROUGH].isna()
-    if missing.any() and not missing.all():
-        coarse = cells_to_parents(cells[s.H3_CELL], max(res - 2, 0))
-        coarse_label = majority_labels(coarse[~missing], cells.loc[~missing, s.BOROUGH])
-        cells.loc[missing, s.BOROUGH] = coarse[missing].map(coarse_label)
-    centres = cells_to_latlng(cells[s.H3_CELL])
-    return cells.assign(res=res, lat=centres["lat"], lng=centres["lng"])
-
-
 def refresh_hex_cells(engine: Engine, res: int) -> int:
     """Rebuild the hex universe at ``res`` from the crashes table; returns the number of hexes.
 
     An empty crashes table gives an empty universe (and a warning saying so).
     """
-    cells = hex_universe(crash_cells_by_borough(engine), res)
-    count = replace_rows(engine, hex_cells_table, cells[HEX_COLUMNS], res=res)
+    count = replace_rows(engine, hex_cells_table, hex_universe(engine, res), res=res)
     if count == 0:
         log.warning("the crashes table is empty: the hex universe at res %d is empty", res)
     else:
@@ -91,18 +43,9 @@ def refresh_hex_cells(engine: Engine, res: int) -> int:
     return count
 
 
-def universe_cells(engine: Engine, res: int) -> pd.Series:
-    """The cells of the hex universe at ``res``."""
-    h = hex_cells_table.c
-    frame = read_frame(engine, sa.select(h.h3_cell).where(h.res == res).order_by(h.h3_cell))
-    return frame[s.H3_CELL].astype("str")
-
-
 def require_hex_universe(engine: Engine, res: int) -> int:
     """The number of hexes at ``res``; raises :class:`HexUniverseMissing` when there are none."""
-    h = hex_cells_table.c
-    with engine.connect() as conn:
-        count = int(conn.execute(sa.select(sa.func.count()).where(h.res == res)).scalar_one())
+    count = hex_count(engine, res)
     if count == 0:
         raise HexUniverseMissing(no_universe_message(res))
     return count
@@ -166,15 +109,6 @@ def layer_rows(cells: pd.Series, names: pd.Series, layer: str, res: int) -> pd.D
     return rows.dropna(subset=["area"]).reset_index(drop=True)
 
 
-def _stored_layer(conn: Connection, layer: str, res: int) -> tuple[int, int]:
-    a = areas_table.c
-    query = sa.select(sa.func.count(), sa.func.count(sa.distinct(a.area))).where(
-        a.layer == layer, a.res == res
-    )
-    hexes, areas = conn.execute(query).one()
-    return int(hexes), int(areas)
-
-
 def assign_area_layer(
     engine: Engine, layer: str, areas: pd.DataFrame, res: int, *, force: bool = False
 ) -> AreaAssignment:
@@ -184,10 +118,10 @@ def assign_area_layer(
     :class:`AreaLayerRefused` and leaves the stored layer as it was.
     """
     require_hex_universe(engine, res)
-    cells = universe_cells(engine, res)
+    cells = hex_cells(engine, res)[s.H3_CELL].astype("str")
     rows = layer_rows(cells, cells_to_areas(cells, areas), layer, res)
     with engine.begin() as conn:
-        before, before_areas = _stored_layer(conn, layer, res)
+        before, before_areas = area_layer_size(conn, layer, res)
         problem = refusal(len(rows), len(cells), before, force=force)
         if problem:
             kept = f"{before:,} hexes" if before else "nothing stored"

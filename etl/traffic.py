@@ -43,19 +43,19 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 import requests
-import sqlalchemy as sa
 from pyproj import Transformer
 from sqlalchemy.engine import Engine
 
 from core import schema as s
+from core.reads.traffic import stored_segment_points
 from core.settings import Settings, get_settings
-from core.warehouse import RunRecord, commit_batch, etl_run, read_frame, traffic_table
+from core.warehouse import RunRecord, commit_batch, etl_run, traffic_table
 from etl.csv_files import CsvBlock, CsvFileError, read_csv_file
 from etl.drift import BatchOrigin, DriftLimits, check_fields, check_rejects
 from etl.http import SourceError, make_session
 from etl.rejects import cap_keys, concat_rejects, join_reasons, json_records
 from etl.socrata import iter_pages
-from geo.cells import cells_resolution, cells_to_parents, grid_disk_pairs, points_to_cells
+from geo.cells import points_to_cells
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,6 @@ DATASET: Final = traffic_table.name
 SOURCE_ROWS: Final = "source_rows"  # input rows summed into one hourly row
 STATE_PLANE_NY_LI: Final = 2263  # EPSG: NAD83 / New York Long Island (ftUS)
 WGS84: Final = 4326
-MIN_HOURS_PER_DAY: Final = 20
 REQUIRED_FIELDS: Final = ("requestid", "segmentid", "yr", "m", "d", "hh", "vol")
 # Optional fields whose absence from a source leaves stored values alone (see ``carried_columns``)
 _OPTIONAL_FIELDS: Final = {
@@ -71,8 +70,6 @@ _OPTIONAL_FIELDS: Final = {
     "street": (s.STREET,),
     "wktgeom": (s.LAT, s.LNG, s.H3_CELL),
 }
-TYPICAL_VOLUME: Final = "typical_volume"
-VOLUME_IMPUTED: Final = "volume_imputed"
 
 _ID: Final = r"^[0-9A-Za-z_.-]{1,40}$"
 _FREE_TEXT: Final = {"street": s.STREET, "boro": s.BOROUGH, "direction": s.DIRECTION}
@@ -425,43 +422,6 @@ def fetch_traffic(
 # warehouse
 
 
-def read_segment_points(engine: Engine) -> pd.DataFrame:
-    """One stored point per segment (``segment_id, lat, lng``, averaged over its counts)."""
-    t = traffic_table.c
-    query = sa.select(
-        t[s.SEGMENT_ID],
-        sa.func.avg(t[s.LAT]).label(s.LAT),
-        sa.func.avg(t[s.LNG]).label(s.LNG),
-    ).group_by(t[s.SEGMENT_ID])
-    frame = read_frame(engine, query)
-    if frame.empty:
-        frame = pd.DataFrame(columns=[s.SEGMENT_ID, s.LAT, s.LNG])
-    return frame.astype({s.SEGMENT_ID: "str", s.LAT: "float64", s.LNG: "float64"})
-
-
-def read_traffic(
-    engine: Engine, start: dt.date | None = None, end: dt.date | None = None
-) -> pd.DataFrame:
-    """Stored hourly counts (``TRAFFIC_SCHEMA`` columns) from ``start`` to ``end``, inclusive."""
-    t = traffic_table.c
-    query = sa.select(*(t[c] for c in (*s.TRAFFIC_COLUMNS, s.H3_CELL)))
-    if start is not None:
-        query = query.where(t[s.COUNTED_AT] >= dt.datetime.combine(start, dt.time()))
-    if end is not None:
-        query = query.where(t[s.COUNTED_AT] < dt.datetime.combine(end, dt.time()) + dt.timedelta(1))
-    frame = read_frame(engine, query)
-    if frame.empty:
-        frame = pd.DataFrame(columns=[*s.TRAFFIC_COLUMNS, s.H3_CELL])
-    return frame.astype(
-        {
-            **dict.fromkeys((s.COUNT_ID, s.SEGMENT_ID, s.DIRECTION, s.BOROUGH, s.STREET), "str"),
-            **dict.fromkeys((s.SOURCE, s.H3_CELL), "str"),
-            s.COUNTED_AT: "datetime64[us]",
-            **dict.fromkeys((s.VOLUME, s.LAT, s.LNG), "float64"),
-        }
-    )
-
-
 def ingest_traffic(
     engine: Engine,
     clean: pd.DataFrame,
@@ -529,7 +489,7 @@ def load_traffic(
     count as input and as rejected.
     """
     settings = settings or get_settings()
-    known = read_segment_points(engine)
+    known = stored_segment_points(engine)
     points = known if segment_points is None else pd.concat([segment_points, known])
     clean, rejects = normalize_traffic(
         raw, source=source, res=settings.h3_fine_res, segment_points=points
@@ -546,81 +506,4 @@ def load_traffic(
         label=label,
         limits=DriftLimits.of(settings),
         carried=carried_columns(raw),
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# volumes per hex
-
-
-def hex_day_volume(counts: pd.DataFrame, res: int) -> pd.DataFrame:
-    """Daily vehicle totals per hex at ``res``: columns ``h3_cell, date, volume``.
-
-    Per segment and direction a day counts only with at least 20 counted hours (``MIN_HOURS_PER
-    _DAY``), summed as counted (not scaled up to 24 h); an hour counted by two requests is
-    averaged. A hex-day sums every qualifying segment and direction in the hex, so hexes with
-    more counted approaches show more volume.
-    """
-    if counts.empty:
-        return pd.DataFrame(
-            {
-                s.H3_CELL: pd.Series(dtype="str"),
-                s.DATE: pd.Series(dtype="datetime64[us]"),
-                s.VOLUME: pd.Series(dtype="float64"),
-            }
-        )
-    frame = counts.assign(
-        **{
-            s.DATE: counts[s.COUNTED_AT].dt.normalize(),
-            "hour": counts[s.COUNTED_AT].dt.hour,
-            s.DIRECTION: counts[s.DIRECTION].fillna(""),
-        }
-    )
-    keys = [s.H3_CELL, s.SEGMENT_ID, s.DIRECTION, s.DATE]
-    hourly = frame.groupby([*keys, "hour"], as_index=False)[s.VOLUME].mean()
-    daily = hourly.groupby(keys, as_index=False).agg(
-        **{s.VOLUME: (s.VOLUME, "sum"), "hours": ("hour", "nunique")}
-    )
-    daily = daily.loc[daily["hours"] >= MIN_HOURS_PER_DAY]
-    daily = daily.assign(**{s.H3_CELL: cells_to_parents(daily[s.H3_CELL], res)})
-    out = daily.groupby([s.H3_CELL, s.DATE], as_index=False)[s.VOLUME].sum()
-    return out.astype({s.H3_CELL: "str", s.DATE: "datetime64[us]", s.VOLUME: "float64"})
-
-
-def typical_volume(hex_day: pd.DataFrame, cells: pd.Series, neighbours_k: int = 2) -> pd.DataFrame:
-    """A typical daily volume for every cell in ``cells`` (unique, in order).
-
-    Counted hexes: the median of their daily totals (``volume_imputed=False``). Others get an
-    estimate (``volume_imputed=True``): the inverse-distance-weighted mean (weight 1/rings) of the
-    counted hexes within ``neighbours_k`` rings, else the citywide median of counted hexes, else
-    NaN when nothing was counted. DOT counts are sparse and placed where studies are requested,
-    so an imputed value is a rough prior, not a measurement.
-    """
-    universe = pd.Series(pd.unique(pd.Series(cells, dtype="str")), dtype="str")
-    counted = hex_day.groupby(s.H3_CELL)[s.VOLUME].median().astype("float64")
-    if not counted.empty and not universe.empty:
-        have, want = cells_resolution(counted.index.to_series()), cells_resolution(universe)
-        if have != want:
-            raise ValueError(f"hex_day is at resolution {have}, cells at {want}")
-    measured = universe.map(counted)
-    missing = universe.loc[measured.isna()]
-    pairs = grid_disk_pairs(missing, neighbours_k) if len(missing) and len(counted) else None
-    if pairs is not None:
-        pairs = pairs.loc[(pairs["distance"] > 0) & pairs["neighbour"].isin(counted.index)]
-        pairs = pairs.assign(
-            weight=1.0 / pairs["distance"].astype("float64"),
-            volume=pairs["neighbour"].map(counted).astype("float64"),
-        )
-        weighted = pairs.assign(wv=pairs["weight"] * pairs["volume"]).groupby("h3_cell")
-        idw = weighted["wv"].sum() / weighted["weight"].sum()
-    else:
-        idw = pd.Series(dtype="float64")
-    citywide = float(counted.median()) if len(counted) else float("nan")
-    estimate = universe.map(idw).astype("float64").fillna(citywide)
-    return pd.DataFrame(
-        {
-            s.H3_CELL: universe,
-            TYPICAL_VOLUME: measured.astype("float64").fillna(estimate),
-            VOLUME_IMPUTED: measured.isna().to_numpy(),
-        }
     )

@@ -44,12 +44,11 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 import requests
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core import schema as s
 from core.settings import Settings, get_settings
-from core.warehouse import RunRecord, commit_batch, etl_run, read_frame, weather_table
+from core.warehouse import RunRecord, commit_batch, etl_run, weather_table
 from etl.csv_files import CsvBlock, CsvFileError, read_csv_file
 from etl.drift import BatchOrigin, DriftLimits, check_rejects
 from etl.http import SourceError, get_json, make_session
@@ -63,7 +62,6 @@ NOAA_SOURCE: Final = "noaa-csv"
 GHCN_STATION: Final = r"^[A-Z0-9]{11}$"  # GHCN-Daily ids: country, network, station
 EARLIEST_DATE: Final = dt.date(1869, 1, 1)  # Central Park's daily record starts here
 OPEN_METEO_SOURCE: Final = "open-meteo"
-CLIMATOLOGY: Final = "climatology"
 ARCHIVE_DEFAULT_DAYS: Final = 30
 DUPLICATE_KEY: Final = "duplicate (station, date, kind, issued_at)"
 OPEN_METEO_DAILY: Final = (
@@ -232,20 +230,9 @@ def _observed_issued_at(date: pd.Series) -> pd.Series:
     return date + pd.Timedelta(days=1)
 
 
-def _check_kind(kind: str) -> None:
-    if kind not in (s.OBSERVED, s.FORECAST):
-        raise ValueError(f"kind must be {s.OBSERVED!r} or {s.FORECAST!r}, not {kind!r}")
-
-
 def now_city() -> dt.datetime:
     """Now in America/New_York as a naive datetime (whole seconds)."""
     return dt.datetime.now(ZoneInfo(s.CITY_TZ)).replace(tzinfo=None, microsecond=0)
-
-
-def _naive_city(moment: dt.datetime) -> dt.datetime:
-    if moment.tzinfo is None:
-        return moment
-    return moment.astimezone(ZoneInfo(s.CITY_TZ)).replace(tzinfo=None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -385,7 +372,7 @@ def fetch_open_meteo(
     session: requests.Session | None = None,
 ) -> dict[str, Any]:
     """The raw Open-Meteo daily payload: archive (``observed``, needs start and end) or forecast."""
-    _check_kind(kind)
+    s.check_weather_kind(kind)
     params: dict[str, Any] = {
         "latitude": settings.weather_lat,
         "longitude": settings.weather_lng,
@@ -450,7 +437,7 @@ def open_meteo_to_weather(
     payload's grid point; pass the requested point to keep archive and forecast on one station.
     Units are read from ``daily_units`` (API defaults if absent); an unknown unit is an error.
     """
-    _check_kind(kind)
+    s.check_weather_kind(kind)
     daily = _open_meteo_daily(payload, source)
     units = {**_OPEN_METEO_DEFAULT_UNITS, **(payload.get("daily_units") or {})}
     if station is None:
@@ -474,7 +461,7 @@ def open_meteo_to_weather(
     if kind == s.OBSERVED:
         issued = _observed_issued_at(date)
     else:
-        moment = _naive_city(issued_at) if issued_at is not None else now_city()
+        moment = s.city_wall_clock(issued_at) if issued_at is not None else now_city()
         issued = pd.Series(pd.Timestamp(moment), index=index).astype("datetime64[us]")
     candidates = _candidates(
         station=pd.Series(station, index=index, dtype="str"),
@@ -644,83 +631,3 @@ def load_weather(
         limits=DriftLimits.of(settings),
         carried=batch.carried,
     )
-
-
-def _typed_weather(frame: pd.DataFrame) -> pd.DataFrame:
-    if frame.empty:
-        frame = pd.DataFrame(columns=list(s.WEATHER_COLUMNS))
-    return frame.astype(
-        {
-            s.STATION: "str",
-            s.DATE: "datetime64[us]",
-            s.KIND: "str",
-            s.ISSUED_AT: "datetime64[us]",
-            **dict.fromkeys(s.WEATHER_VALUES, "float64"),
-            s.SOURCE: "str",
-        }
-    )
-
-
-def read_weather(
-    engine: Engine,
-    start: dt.date,
-    end: dt.date,
-    kind: str,
-    *,
-    station: str | None = None,
-    issued_before: dt.datetime | None = None,
-) -> pd.DataFrame:
-    """Weather of ``kind`` for ``start..end`` (inclusive): the newest-issued row per station, date.
-
-    ``issued_before`` (exclusive) keeps only what was known before that moment; observed rows
-    count as issued at the end of their day.
-    """
-    _check_kind(kind)
-    t = weather_table.c
-    query = sa.select(*(t[c] for c in s.WEATHER_COLUMNS)).where(
-        t[s.KIND] == kind, t[s.DATE] >= start, t[s.DATE] <= end
-    )
-    if station is not None:
-        query = query.where(t[s.STATION] == station)
-    if issued_before is not None:
-        query = query.where(t[s.ISSUED_AT] < _naive_city(issued_before))
-    frame = _typed_weather(read_frame(engine, query))
-    newest = frame.sort_values([s.STATION, s.DATE, s.ISSUED_AT]).drop_duplicates(
-        [s.STATION, s.DATE], keep="last"
-    )
-    return newest.reset_index(drop=True)
-
-
-def latest_forecast(
-    engine: Engine,
-    target_date: dt.date,
-    issued_before: dt.datetime | None = None,
-    *,
-    station: str | None = None,
-) -> pd.DataFrame:
-    """The newest forecast for ``target_date`` issued before a cutoff (one row per station)."""
-    return read_weather(
-        engine,
-        target_date,
-        target_date,
-        s.FORECAST,
-        station=station,
-        issued_before=issued_before,
-    )
-
-
-def climatology(
-    observed: pd.DataFrame, day_of_year: int, *, window_days: int = 7
-) -> dict[str, float | int | str]:
-    """Mean of each weather value over all years within ±``window_days`` of ``day_of_year``.
-
-    The stand-in when no forecast exists; the result says ``kind="climatology"`` and how many
-    observed days it averaged (``n_days``; values are NaN when there are none). Day-of-year
-    distance wraps around the new year.
-    """
-    doy = observed[s.DATE].dt.day_of_year.to_numpy(dtype="float64")
-    gap = np.abs(doy - day_of_year) % 365.25
-    near = np.minimum(gap, 365.25 - gap) <= window_days
-    window = observed.loc[near]
-    means = {c: float(window[c].mean()) if c in window else float("nan") for c in s.WEATHER_VALUES}
-    return {**means, "n_days": int(near.sum()), s.KIND: CLIMATOLOGY}

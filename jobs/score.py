@@ -7,15 +7,16 @@ import logging
 
 from core.settings import Settings
 from jobs.warehouse import open_warehouse, required_as_of
+from model.contract import tomorrow
 from model.features import load_feature_inputs
-from model.score import ScoredDay, score_day, tomorrow
+from model.score import ScoredDay, score_day
 
 log = logging.getLogger(__name__)
 
 
 def score_job(settings: Settings, *, target_date: dt.date | None = None) -> ScoredDay:
     """Predictions of the @champion for every hex on ``target_date`` (default: tomorrow)."""
-    from model.registry import load_champion
+    from model.registry.loading import load_champion
 
     engine = open_warehouse(settings)
     required_as_of(engine, settings)
@@ -33,7 +34,7 @@ def backfill_job(settings: Settings, *, days: int) -> list[ScoredDay]:
     planner's hit rate have past forecasts to judge. Days the champion trained on are in-sample:
     backfill only days after its training window (``vz demo`` trains with them held out).
     """
-    from model.registry import load_champion
+    from model.registry.loading import load_champion
 
     engine = open_warehouse(settings)
     as_of = required_as_of(engine, settings)

@@ -63,12 +63,9 @@ def train_job(
     The champion, if any, is retrained with its own parameters on the same backtest window, so
     the challenger is promoted only when it beats the champion on the same days.
     """
-    from model.registry import (
-        backtest_metrics,
-        data_fingerprint,
-        load_champion,
-        log_training_run,
-    )
+    from core.reads.fingerprint import data_fingerprint
+    from model.registry.loading import load_champion
+    from model.registry.tracking import backtest_metrics, log_training_run
     from model.train import train_model
 
     started = time.perf_counter()

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine, make_url
 
 from core.settings import Settings
 from core.warehouse import create_schema, get_engine, has_schema
-from model.monitor import as_of_date
+from model.contract import as_of_date
 
 
 def warehouse_exists(settings: Settings) -> bool:

@@ -20,14 +20,8 @@ import numpy.typing as npt
 import pandas as pd
 
 from core import schema as s
-from model.features import (
-    CRASHES,
-    CrashHistory,
-    FeatureInputs,
-    as_days,
-    grid_keys,
-    ring_matrix,
-)
+from model.features import FeatureInputs, as_days, grid_keys
+from model.history import CrashHistory, ring_matrix
 from model.metrics import EXPECTED
 
 FloatArray = npt.NDArray[np.float64]
@@ -41,7 +35,7 @@ def _grid_frame(
 
 
 def _window_rate(history: CrashHistory, target: npt.NDArray[np.int64], window: int) -> FloatArray:
-    return history.window_count(CRASHES, target, window) / window
+    return history.window_count(s.CRASHES, target, window) / window
 
 
 def historical_average(
@@ -49,7 +43,7 @@ def historical_average(
 ) -> pd.DataFrame:
     """Mean daily crashes of each hex over the ``window_days`` before each date."""
     days = as_days(dates)
-    history = CrashHistory.from_inputs(inputs, days.max())
+    history = inputs.history(days.max())
     return _grid_frame(inputs, days, _window_rate(history, history.day_index(days), window_days))
 
 
@@ -61,7 +55,7 @@ def ewma_history(
 ) -> pd.DataFrame:
     """Exponentially weighted mean daily crashes of each hex before each date."""
     days = as_days(dates)
-    history = CrashHistory.from_inputs(inputs, days.max())
+    history = inputs.history(days.max())
     return _grid_frame(inputs, days, history.ewma_rate(history.day_index(days), halflife_days))
 
 
@@ -79,7 +73,7 @@ def neighbour_smoothed(
     universe would otherwise leak mass).
     """
     days = as_days(dates)
-    history = CrashHistory.from_inputs(inputs, days.max())
+    history = inputs.history(days.max())
     rates = _window_rate(history, history.day_index(days), window_days)
     smoothed = ring_weights[0] * rates
     for ring, weight in enumerate(ring_weights[1:], start=1):

@@ -1,6 +1,6 @@
 """The model card: what the model is for, how it was trained and tested, where it fails.
 
-``render_model_card`` returns Markdown; ``model.registry`` logs it with every training run.
+``render_model_card`` returns Markdown; ``model.registry.tracking`` logs it with every training run.
 """
 
 from __future__ import annotations

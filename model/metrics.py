@@ -17,7 +17,7 @@ import pandas as pd
 from sklearn.metrics import cohen_kappa_score, f1_score
 
 from core import schema as s
-from core.schema import RISK_CLASSES
+from core.schema import PROBABILITY_COLUMNS, RISK_CLASSES
 from model.classes import classify
 
 FloatArray = npt.NDArray[np.float64]
@@ -26,7 +26,6 @@ EXPECTED: Final = "expected_crashes"
 Y: Final = "y_crashes"
 AREA_SHARES: Final = (0.10, 0.20)
 CALIBRATION_BINS: Final = 10
-PROBABILITY_COLUMNS: Final = tuple(f"p_class_{i}" for i in range(len(RISK_CLASSES)))
 
 
 def poisson_deviance(y: npt.ArrayLike, expected: npt.ArrayLike) -> float:
@@ -139,7 +138,7 @@ def evaluate_day_predictions(
 
     With ``thresholds`` and a ``risk_class`` column also class metrics, where the true class
     is the class of the realised count under the same thresholds: macro-F1, quadratic weighted
-    kappa and (with ``p_class_0..4``) multiclass log loss.
+    kappa and (with the ``PROBABILITY_COLUMNS``) multiclass log loss.
     """
     if frame.empty:
         raise ValueError("no rows to evaluate")

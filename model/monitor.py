@@ -21,12 +21,13 @@ stored predictions once their outcomes have arrived, and the lag of the crash la
 **Realised performance** (``realized_performance``): for every target date with outcomes,
 the stored predictions of one model version are ranked and compared with the crashes that
 happened, side by side with the 365-day historical-average baseline (the status-quo hotspot
-map) computed from the crashes before that day. Crash records arrive several days late and
-are revised, so days within ``settings.expected_crash_lag_days`` of the newest crash date are
+map) computed from the crashes before that day, with the metrics and baseline of the backtest
+(``model.metrics``, ``model.baselines``). Crash records arrive several days late and are
+revised, so days within ``settings.expected_crash_lag_days`` of the newest crash date are
 flagged ``provisional``.
 
-SciPy and scikit-learn (through ``model.metrics``) are imported inside the functions that use
-them: ``label_lag`` and ``as_of_date`` run on every app page and stay light.
+SciPy, scikit-learn and the feature code are imported inside the functions that use them:
+``label_lag`` runs on every app page and stays light.
 """
 
 from __future__ import annotations
@@ -39,13 +40,13 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core import schema as s
+from core.reads.crashes import crash_counts, crash_date_range
+from core.reads.predictions import expected_crashes_by_day
 from core.settings import Settings, get_settings
-from core.warehouse import crashes_table, predictions_table, read_frame
-from geo.cells import cells_to_parents
+from model.contract import as_of_date
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,6 @@ PSI_BINS: Final = 10
 PSI_THRESHOLD: Final = 0.2
 PSI_EPSILON: Final = 1e-4
 DATASET_DRIFT_SHARE: Final = 0.3
-HIT_RATE_SHARE: Final = 0.10
 BASELINE_DAYS: Final = 365
 
 DRIFT_COLUMNS: Final = (
@@ -192,28 +192,6 @@ def dataset_drift(frame: pd.DataFrame, share: float = DATASET_DRIFT_SHARE) -> bo
 # labels and realised performance
 
 
-def newest_crash_date(engine: Engine) -> dt.date | None:
-    """The newest ``crash_date`` in the warehouse (None when it holds no crashes)."""
-    with engine.connect() as conn:
-        value = conn.execute(sa.select(sa.func.max(crashes_table.c.crash_date))).scalar_one()
-    if value is None:
-        return None
-    return pd.Timestamp(value).date()
-
-
-def as_of_date(engine: Engine, settings: Settings | None = None) -> dt.date | None:
-    """The warehouse's as-of date: today when it is fed live (``settings.live``), else the
-    newest ``crash_date`` it holds (None when it holds no crashes and is not live).
-
-    ``model.score`` re-exports this (with ``tomorrow``); it lives here because the app's
-    pages call it on every view and this module imports nothing heavy at the top.
-    """
-    settings = settings or get_settings()
-    if settings.live:
-        return dt.date.today()
-    return newest_crash_date(engine)
-
-
 def label_lag(engine: Engine, settings: Settings | None = None) -> dict[str, Any]:
     """How far the crash labels lag: newest crash date, as-of date, lag in days, and whether
     the lag exceeds ``settings.expected_crash_lag_days`` (``stale``).
@@ -221,8 +199,8 @@ def label_lag(engine: Engine, settings: Settings | None = None) -> dict[str, Any
     The as-of date is today in a live deployment, else the newest crash date (lag 0).
     """
     settings = settings or get_settings()
-    newest = newest_crash_date(engine)
-    as_of = dt.date.today() if settings.live else newest
+    newest = crash_date_range(engine)[1]
+    as_of = as_of_date(engine, settings)
     lag = (as_of - newest).days if newest is not None and as_of is not None else None
     return {
         "newest_crash_date": newest,
@@ -231,79 +209,6 @@ def label_lag(engine: Engine, settings: Settings | None = None) -> dict[str, Any
         "expected_lag_days": settings.expected_crash_lag_days,
         "stale": lag is None or lag > settings.expected_crash_lag_days,
     }
-
-
-def top_share_hit_rate(predicted: FloatArray, actual: FloatArray, share: float) -> float:
-    """Share of all crashes in ``actual`` that fall in the top ``share`` of hexes by
-    ``predicted`` (``round(share * n)`` hexes, at least one; hexes tied at the cut share the
-    remaining slots, as in ``model.metrics``). NaN when there were no crashes."""
-    from model.metrics import top_share
-
-    values = np.asarray(actual, dtype=np.float64)
-    total = float(values.sum())
-    if total <= 0 or len(predicted) == 0:
-        return float("nan")
-    slots = max(round(share * len(predicted)), 1)
-    return float(top_share(np.asarray(predicted, dtype=np.float64), slots) @ values / total)
-
-
-def recall_at_k(predicted: FloatArray, actual: FloatArray) -> float:
-    """Of the K hexes that had a crash, the share that are among the top K predicted
-    (ties at the cut get fractional credit, as in ``model.metrics``)."""
-    from model.metrics import top_share
-
-    crashed = (np.asarray(actual) > 0).astype(np.float64)
-    k = int(crashed.sum())
-    if k == 0:
-        return float("nan")
-    return float(top_share(np.asarray(predicted, dtype=np.float64), k) @ crashed / k)
-
-
-def _stored_predictions(
-    engine: Engine, res: int, model_version: str | None, until: dt.date | None
-) -> pd.DataFrame:
-    p = predictions_table.c
-    query = sa.select(
-        p.target_date, p.h3_cell, p.model_version, p.expected_crashes, p.score, p.created_at
-    ).where(p.res == res)
-    if model_version is not None:
-        query = query.where(p.model_version == model_version)
-    if until is not None:
-        query = query.where(p.target_date <= until)
-    frame = read_frame(engine, query)
-    if frame.empty or model_version is not None:
-        return frame
-    # Without a version: per target date, the version written last.
-    newest = (
-        frame.groupby(["target_date", "model_version"])["created_at"]
-        .max()
-        .reset_index()
-        .sort_values(["target_date", "created_at", "model_version"])
-        .drop_duplicates("target_date", keep="last")
-    )
-    keys = ["target_date", "model_version"]
-    return frame.merge(newest[keys], on=keys)
-
-
-def _daily_counts(engine: Engine, res: int, start: dt.date, end: dt.date) -> pd.DataFrame:
-    """Crash counts per day (rows, every day of ``start..end``) and hex at ``res`` (columns)."""
-    c = crashes_table.c
-    crashes = read_frame(
-        engine,
-        sa.select(c.crash_date, c.h3_cell).where(c.crash_date >= start, c.crash_date <= end),
-    )
-    days = pd.date_range(start, end, freq="D")
-    if crashes.empty:
-        return pd.DataFrame(index=days, dtype="float64")
-    cells = cells_to_parents(crashes[s.H3_CELL].astype("str"), res)
-    counts = (
-        crashes.assign(h3_cell=cells)
-        .groupby([s.CRASH_DATE, s.H3_CELL])
-        .size()
-        .unstack(fill_value=0)
-        .astype("float64")
-    )
-    return counts.reindex(index=days, fill_value=0.0)
 
 
 PERFORMANCE_COLUMNS: Final = (
@@ -324,6 +229,10 @@ PERFORMANCE_COLUMNS: Final = (
 )
 
 
+def _share(part: float, whole: float) -> float:
+    return float(part) / float(whole) if whole > 0 else float("nan")
+
+
 def realized_performance(
     engine: Engine,
     *,
@@ -337,75 +246,72 @@ def realized_performance(
 
     ``model_version`` selects the champion's predictions (default: per day, the version
     written last). Hexes are ranked by ``expected_crashes`` (the same order as the risk
-    score). The baseline ranks the same hexes by their mean daily crashes over the (up to)
-    365 days before the target day. Crashes in hexes without a prediction still count as
-    missed. ``abs_error_total`` is ``|predicted - actual|`` of the citywide total; its mean
-    over days is the MAE. Columns: ``PERFORMANCE_COLUMNS``.
+    score); the baseline (``model.baselines.historical_average``) ranks the same hexes by their
+    mean daily crashes over the (up to) 365 days before the target day, and both are scored by
+    ``model.metrics.per_day_metrics``. The hit rate is the share of *all* the day's crashes in
+    the top 10% of hexes, so crashes in hexes without a prediction count as missed.
+    ``abs_error_total`` is ``|predicted - actual|`` of the citywide total; its mean over days
+    is the MAE. Columns: ``PERFORMANCE_COLUMNS``.
     """
+    from model.baselines import expected_on_grid, historical_average
+    from model.features import FeatureInputs, add_targets, as_days
+    from model.metrics import EXPECTED, per_day_metrics
+
     settings = settings or get_settings()
-    newest = newest_crash_date(engine)
+    first_crash, newest = crash_date_range(engine)
     empty = pd.DataFrame(columns=list(PERFORMANCE_COLUMNS))
-    if newest is None:
+    if first_crash is None or newest is None:
         return empty
     last = min(newest, until) if until is not None else newest
-    preds = _stored_predictions(engine, res, model_version, last)
-    if preds.empty:
+    stored = expected_crashes_by_day(engine, res, model_version=model_version, until=last)
+    if stored.empty:
         return empty
-    targets = sorted(pd.to_datetime(preds["target_date"]).dt.date.unique())
-    first = targets[0] - dt.timedelta(days=BASELINE_DAYS)
-    counts = _daily_counts(engine, res, first, targets[-1])
-    history_start = _first_crash_date(engine) or first
+    days = as_days(stored["target_date"])
+    panel = stored.assign(
+        **{
+            s.H3_CELL: stored[s.H3_CELL].astype("str"),
+            s.DATE: pd.to_datetime(stored["target_date"]).dt.normalize().astype("datetime64[us]"),
+        }
+    )
+    window_start = days[0].date() - dt.timedelta(days=BASELINE_DAYS)
+    crashes = crash_counts(engine, res, window_start, days[-1].date())
+    inputs = FeatureInputs(
+        crashes=crashes,
+        hexes=panel[[s.H3_CELL]].drop_duplicates(),
+        weather=pd.DataFrame(),
+        volume=pd.DataFrame(),
+        res=res,
+        history_start=max(first_crash, window_start),
+    )
+    panel = add_targets(panel, inputs)
+    baseline = expected_on_grid(historical_average(inputs, days, window_days=BASELINE_DAYS), panel)
+    model_days = per_day_metrics(panel).set_index(s.DATE)
+    baseline_days = per_day_metrics(panel.assign(**{EXPECTED: baseline})).set_index(s.DATE)
+    all_crashes = crashes.groupby(s.DATE)[s.CRASHES].sum()
+    versions = panel.groupby(s.DATE)["model_version"].first()
     rows: list[dict[str, Any]] = []
-    preds = preds.assign(target_date=pd.to_datetime(preds["target_date"]))
-    for target, day in preds.groupby("target_date", sort=True):
-        target_day = pd.Timestamp(target).date()
-        cells = day[s.H3_CELL].astype("str").to_numpy()
-        actual_day = counts.loc[pd.Timestamp(target_day)] if len(counts.columns) else pd.Series()
-        actual = actual_day.reindex(cells, fill_value=0.0).to_numpy(dtype=np.float64)
-        window_start = max(target_day - dt.timedelta(days=BASELINE_DAYS), history_start)
-        window = counts.loc[pd.Timestamp(window_start) : pd.Timestamp(target_day - dt.timedelta(1))]
-        baseline_days = len(window)
-        baseline = (
-            window.mean().reindex(cells, fill_value=0.0).to_numpy(dtype=np.float64)
-            if baseline_days and len(counts.columns)
-            else np.zeros(len(cells))
-        )
-        predicted = day["expected_crashes"].to_numpy(dtype=np.float64)
-        total_actual = float(actual_day.sum())
+    for day, scored in model_days.iterrows():
+        base = baseline_days.loc[day]
+        target_day = pd.Timestamp(day).date()
+        actual = float(all_crashes.get(day, 0))
         lag = (newest - target_day).days
         rows.append(
             {
                 "target_date": target_day,
-                "model_version": str(day["model_version"].iloc[0]),
-                "n_hexes": len(cells),
-                "k": int((actual > 0).sum()),
-                "actual_crashes": total_actual,
-                "predicted_crashes": float(predicted.sum()),
-                "abs_error_total": abs(float(predicted.sum()) - total_actual),
-                "hit_rate_10": _hit_rate_all(predicted, actual, total_actual),
-                "baseline_hit_rate_10": _hit_rate_all(baseline, actual, total_actual),
-                "recall_at_k": recall_at_k(predicted, actual),
-                "baseline_recall_at_k": recall_at_k(baseline, actual),
-                "baseline_days": baseline_days,
+                "model_version": str(versions[day]),
+                "n_hexes": int(scored["hexes"]),
+                "k": int(scored["k"]),
+                "actual_crashes": actual,
+                "predicted_crashes": float(scored["expected"]),
+                "abs_error_total": abs(float(scored["expected"]) - actual),
+                "hit_rate_10": _share(scored["captured_10"], actual),
+                "baseline_hit_rate_10": _share(base["captured_10"], actual),
+                "recall_at_k": _share(scored["recall_hits"], scored["k"]),
+                "baseline_recall_at_k": _share(base["recall_hits"], base["k"]),
+                "baseline_days": min(BASELINE_DAYS, max((target_day - first_crash).days, 0)),
                 "label_lag_days": lag,
                 "provisional": lag < settings.expected_crash_lag_days,
             }
         )
     log.info("realised performance: %d target days (newest crash %s)", len(rows), newest)
     return pd.DataFrame(rows, columns=list(PERFORMANCE_COLUMNS))
-
-
-def _hit_rate_all(predicted: FloatArray, actual: FloatArray, total_actual: float) -> float:
-    """Hit rate at 10% of the predicted hexes, over *all* crashes of the day (also those in
-    hexes without a prediction)."""
-    if total_actual <= 0:
-        return float("nan")
-    in_predicted = float(np.sum(actual))
-    rate = top_share_hit_rate(predicted, actual, HIT_RATE_SHARE)
-    return 0.0 if in_predicted <= 0 else rate * in_predicted / total_actual
-
-
-def _first_crash_date(engine: Engine) -> dt.date | None:
-    with engine.connect() as conn:
-        value = conn.execute(sa.select(sa.func.min(crashes_table.c.crash_date))).scalar_one()
-    return None if value is None else pd.Timestamp(value).date()

@@ -64,8 +64,6 @@ CSV_COLUMNS: Final = (
     s.LNG,
     "reasons",
 )
-# ColorBrewer YlOrRd, Safe first: the app's map palette.
-CLASS_COLOURS: Final = ("#fed976", "#feb24c", "#fd8d3c", "#f03b20", "#bd0026")
 GRID_COLOUR: Final = "#e4e4e4"
 LISTING_CHARS: Final = 110  # reasons per pick on the briefing, cut at a word
 DEMO_NOTE: Final = "DEMO CITY — SYNTHETIC DATA, NOT NEW YORK"
@@ -329,7 +327,7 @@ def render_briefing(
     axes = figure.add_axes((0.05, 0.47, 0.9, 0.39))
     grid_cells = grid[s.H3_CELL].astype("str").tolist()
     grid_colours = (
-        [CLASS_COLOURS[int(k)] for k in grid["risk_class"]]
+        [s.RISK_COLOURS[int(k)] for k in grid["risk_class"]]
         if "risk_class" in grid.columns
         else GRID_COLOUR
     )
@@ -343,7 +341,7 @@ def render_briefing(
         )
     )
     pick_cells = picks[s.H3_CELL].astype("str").tolist()
-    colours = [CLASS_COLOURS[int(k)] for k in picks["risk_class"]]
+    colours = [s.RISK_COLOURS[int(k)] for k in picks["risk_class"]]
     axes.add_collection(
         PolyCollection(
             _polygons(pick_cells), facecolors=colours, edgecolors="#202040", linewidths=1.2

@@ -1,8 +1,8 @@
 """Top reasons for a prediction, in plain words, from SHAP contributions.
 
-A reason is ``(feature, text, contribution)``: the feature behind it, a phrase built from
-the feature's meaning and its value ("heavy rain forecast (18 mm)", "Friday",
-"holiday: Thanksgiving Day", "many crashes here in the past month (9)"), and its SHAP
+A reason (``model.contract.Reason``) is ``(feature, text, contribution)``: the feature behind
+it, a phrase built from the feature's meaning and its value ("heavy rain forecast (18 mm)",
+"Friday", "holiday: Thanksgiving Day", "many crashes here in the past month (9)"), and its SHAP
 contribution to the score (the log of expected crashes, so ``exp(contribution)`` is the
 factor it multiplies expected crashes by).
 
@@ -17,10 +17,9 @@ weather and calendar phrases describe the value itself.
 from __future__ import annotations
 
 import calendar
-import json
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, Final, Literal, NamedTuple
 
 import holidays
@@ -29,6 +28,7 @@ import pandas as pd
 
 from core import schema as s
 from model.config import FeatureParams
+from model.contract import TOP_REASONS, Reason
 from model.features import FEATURE_LABELS
 
 Direction = Literal["up", "down", "both"]
@@ -40,15 +40,6 @@ HOT_C: Final = 30.0
 RECENT_CRASH_DAYS: Final = 7
 MIN_CONTRIBUTION: Final = 1e-6
 _CANDIDATES_PER_ROW: Final = 8  # top features examined per row before merging equal phrases
-
-
-class Reason(NamedTuple):
-    feature: str
-    text: str
-    contribution: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"feature": self.feature, "text": self.text, "contribution": self.contribution}
 
 
 # ------------------------------------------------------------------------------------------
@@ -285,7 +276,7 @@ def _contexts(features: pd.DataFrame, params: FeatureParams) -> list[RowContext]
 def top_reasons(
     contributions: pd.DataFrame,
     features: pd.DataFrame,
-    k: int = 3,
+    k: int = TOP_REASONS,
     *,
     direction: Direction = "up",
     params: FeatureParams | None = None,
@@ -338,24 +329,3 @@ def top_reasons(
         reasons.sort(key=lambda r: sign * r.contribution if sign else -abs(r.contribution))
         out.append(reasons[:k])
     return out
-
-
-# ------------------------------------------------------------------------------------------
-# JSON for the predictions table
-
-
-def reasons_to_json(reasons: Sequence[Reason]) -> str:
-    """``[{"feature", "text", "contribution"}, …]`` with contributions rounded to 4 decimals."""
-    return json.dumps(
-        [{**r.to_dict(), "contribution": round(r.contribution, 4)} for r in reasons],
-        ensure_ascii=False,
-    )
-
-
-def reasons_from_json(text: str | None) -> list[Reason]:
-    if not text:
-        return []
-    return [
-        Reason(str(item["feature"]), str(item["text"]), float(item["contribution"]))
-        for item in json.loads(text)
-    ]

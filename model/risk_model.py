@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from core.schema import RISK_CLASSES
+from core.schema import PREDICTION_COLUMNS, PROBABILITY_COLUMNS, RISK_CLASSES
 from model.classes import class_probabilities, classify
 
 log = logging.getLogger(__name__)
@@ -28,14 +28,6 @@ FORMAT_VERSION: Final = 1
 BOOSTER_FILE: Final = "booster.txt"
 INJURY_BOOSTER_FILE: Final = "injury_booster.txt"
 MODEL_FILE: Final = "model.json"
-PROBABILITY_COLUMNS: Final = tuple(f"p_class_{i}" for i in range(len(RISK_CLASSES)))
-PREDICTION_COLUMNS: Final = (
-    "expected_crashes",
-    "expected_injuries",
-    "score",
-    "risk_class",
-    *PROBABILITY_COLUMNS,
-)
 
 
 class FeatureMismatchError(KeyError):
@@ -140,10 +132,13 @@ class RiskModel:
         return frame, contrib[:, -1].copy()
 
     # ------------------------------------------------------------------ persistence
-    def save(self, folder: Path) -> None:
-        """Write ``booster.txt`` (and ``injury_booster.txt``) and ``model.json`` to ``folder``."""
+    def save(self, folder: Path, *, include_booster: bool = True) -> None:
+        """Write ``model.json``, ``injury_booster.txt`` (if any) and, with ``include_booster``,
+        the crash booster ``booster.txt`` to ``folder``. The registry stores the crash booster
+        elsewhere (its LightGBM flavour) and passes it to ``load``."""
         folder.mkdir(parents=True, exist_ok=True)
-        self.booster.save_model(str(folder / BOOSTER_FILE))
+        if include_booster:
+            self.booster.save_model(str(folder / BOOSTER_FILE))
         if self.injury_booster is not None:
             self.injury_booster.save_model(str(folder / INJURY_BOOSTER_FILE))
         document = {
@@ -162,17 +157,23 @@ class RiskModel:
         )
 
     @classmethod
-    def load(cls, folder: Path) -> RiskModel:
+    def load(cls, folder: Path, booster: lgb.Booster | None = None) -> RiskModel:
+        """The model saved in ``folder``; ``booster`` is the crash booster when the folder was
+        saved without it."""
         document = json.loads((folder / MODEL_FILE).read_text(encoding="utf-8"))
         if document.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"{folder}: model format {document.get('format_version')} unsupported")
+        if booster is None:
+            if not (folder / BOOSTER_FILE).exists():
+                raise ValueError(f"{folder} has no {BOOSTER_FILE}: pass the crash booster")
+            booster = lgb.Booster(model_file=str(folder / BOOSTER_FILE))
         injury = (
             lgb.Booster(model_file=str(folder / INJURY_BOOSTER_FILE))
             if document["has_injury_booster"]
             else None
         )
         return cls(
-            booster=lgb.Booster(model_file=str(folder / BOOSTER_FILE)),
+            booster=booster,
             injury_booster=injury,
             feature_names=list(document["feature_names"]),
             thresholds=[float(t) for t in document["thresholds"]],

@@ -1,18 +1,8 @@
 """Score every hex for one target day, explain it, store it; what-if re-scoring.
 
-**Which weather a day is scored with** (``weather=`` of ``score_day`` / ``day_features``):
-
-- ``"forecast"`` (default, the nightly job): the newest stored *forecast* for the target day
-  issued before the cutoff (default: midnight starting the target day, i.e. anything known
-  the evening before; pass ``issued_before`` to replay an earlier cutoff). Forecast values the
-  provider does not give (snow depth from Open-Meteo) are filled with the newest observed
-  value of the three days before the target (snow on the ground persists), else climatology.
-  ``weather_kind="forecast"``.
-- No forecast stored: climatology (mean observed values within ±7 days of the day of year
-  over all years, ``etl.weather.climatology``), flagged ``weather_kind="climatology"``.
-- ``"observed"`` (backfills and backtests of past days only): the observed weather of the
-  target day, ``weather_kind="observed"``; the outcome's weather is then known, which a real
-  forecast would not have been, so such rows must not be read as forecast skill.
+Which weather a day is scored with (``weather=`` of ``score_day`` / ``day_features``:
+the forecast, climatology without one, or the observed weather for backfills) is decided by
+``model.weather_features.choose_weather``; its docstring has the rules.
 
 History features always use only crashes dated before the target day (``build_features``),
 so scoring a past day with ``"forecast"`` replays what the evening before would have shown.
@@ -28,7 +18,7 @@ import datetime as dt
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -39,35 +29,14 @@ from core import schema as s
 from core.settings import Settings, get_settings
 from core.warehouse import predictions_table, replace_rows
 from model.config import FeatureParams, ModelParams
-from model.features import (
-    WEATHER_FEATURES,
-    WEATHER_KIND,
-    FeatureInputs,
-    build_features,
-    load_feature_inputs,
-)
-from model.monitor import as_of_date
-from model.reasons import reasons_to_json, top_reasons
-from model.risk_model import PREDICTION_COLUMNS, RiskModel
+from model.contract import TOP_REASONS, reasons_to_json
+from model.features import FeatureInputs, build_features, load_feature_inputs
+from model.reasons import top_reasons
+from model.risk_model import RiskModel
+from model.weather_features import WeatherMode, choose_weather, weather_row
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "ScoredDay",
-    "WeatherOverrides",
-    "as_of_date",
-    "day_features",
-    "explain_hex",
-    "score_day",
-    "tomorrow",
-    "what_if",
-    "write_predictions",
-]
-
-WeatherMode = Literal["forecast", "observed"]
-CLIMATOLOGY: Final = "climatology"
-TOP_REASONS: Final = 3
-PERSISTENCE_DAYS: Final = 3  # snow depth: newest observation this many days back, at most
 WHAT_IF_COLUMNS: Final = {
     "precip_mm": s.PRECIP_MM,
     "snow_cm": s.SNOW_CM,
@@ -75,23 +44,6 @@ WHAT_IF_COLUMNS: Final = {
     "tmin_c": s.TMIN_C,
     "wind_ms": s.WIND_MS,
 }
-
-
-# ------------------------------------------------------------------------------------------
-# dates
-
-
-def tomorrow(engine: Engine, settings: Settings | None = None) -> dt.date:
-    """The day after the warehouse's as-of date (today when live, else the newest crash date)."""
-    as_of = as_of_date(engine, settings)
-    if as_of is None:
-        raise ValueError("the warehouse holds no crashes: there is no as-of date to score after")
-    return as_of + dt.timedelta(days=1)
-
-
-def forecast_cutoff(target_date: dt.date) -> dt.datetime:
-    """Default cutoff for forecasts of ``target_date``: midnight at its start (exclusive)."""
-    return dt.datetime.combine(target_date, dt.time(0, 0))
 
 
 # ------------------------------------------------------------------------------------------
@@ -117,80 +69,6 @@ def feature_params_of(model: RiskModel) -> FeatureParams:
     return FeatureParams.model_validate({})
 
 
-def _weather_row(target_date: dt.date, values: dict[str, float], kind: str) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            s.DATE: pd.Series([pd.Timestamp(target_date)], dtype="datetime64[us]"),
-            **{c: [float(values.get(c, np.nan))] for c in WEATHER_FEATURES},
-            WEATHER_KIND: [kind],
-        }
-    )
-
-
-def _climatology(observed: pd.DataFrame, target_date: dt.date) -> dict[str, float]:
-    from etl.weather import climatology
-
-    if observed.empty:
-        return {c: float("nan") for c in WEATHER_FEATURES}
-    clim = climatology(observed, pd.Timestamp(target_date).day_of_year)
-    return {c: float(clim[c]) for c in WEATHER_FEATURES}
-
-
-def _recent_observed(observed: pd.DataFrame, target_date: dt.date, column: str) -> float:
-    if observed.empty:
-        return float("nan")
-    dates = pd.to_datetime(observed[s.DATE])
-    start = pd.Timestamp(target_date - dt.timedelta(days=PERSISTENCE_DAYS))
-    recent = observed.loc[(dates >= start) & (dates < pd.Timestamp(target_date)), [s.DATE, column]]
-    recent = recent.dropna().sort_values(s.DATE)
-    return float(recent[column].iloc[-1]) if not recent.empty else float("nan")
-
-
-def choose_weather(
-    engine: Engine,
-    observed: pd.DataFrame,
-    target_date: dt.date,
-    *,
-    weather: WeatherMode = "forecast",
-    issued_before: dt.datetime | None = None,
-) -> tuple[dict[str, float], str, dt.datetime | None]:
-    """The weather values for ``target_date``, their kind and (forecasts) their issue time.
-
-    ``observed`` is the observed daily weather (``date`` + values), used for climatology and
-    for filling values a forecast lacks. See the module docstring for the rules.
-    """
-    from etl.weather import latest_forecast
-
-    clim = _climatology(observed, target_date)
-    if weather == "observed":
-        dates = pd.to_datetime(observed[s.DATE]) if not observed.empty else pd.Series()
-        row = observed.loc[dates == pd.Timestamp(target_date)] if not observed.empty else observed
-        if row.empty:
-            log.warning("no observed weather for %s: using climatology", target_date)
-            return clim, CLIMATOLOGY, None
-        values = {c: float(row[c].iloc[0]) for c in WEATHER_FEATURES}
-        return values, s.OBSERVED, None
-    if weather != "forecast":
-        raise ValueError(f"weather must be 'forecast' or 'observed', not {weather!r}")
-    cutoff = issued_before or forecast_cutoff(target_date)
-    forecast = latest_forecast(engine, target_date, cutoff)
-    if forecast.empty:
-        log.warning(
-            "no forecast for %s issued before %s: scoring with climatology", target_date, cutoff
-        )
-        return clim, CLIMATOLOGY, None
-    newest = forecast.sort_values([s.ISSUED_AT, s.STATION]).iloc[-1]
-    values = {c: float(newest[c]) for c in WEATHER_FEATURES}
-    if not np.isfinite(values[s.SNOW_DEPTH_CM]):
-        values[s.SNOW_DEPTH_CM] = _recent_observed(observed, target_date, s.SNOW_DEPTH_CM)
-    filled = [c for c in WEATHER_FEATURES if not np.isfinite(values[c])]
-    for c in filled:
-        values[c] = clim[c]
-    if filled:
-        log.info("forecast for %s lacks %s: filled from climatology", target_date, filled)
-    return values, s.FORECAST, pd.Timestamp(newest[s.ISSUED_AT]).to_pydatetime()
-
-
 def features_for_day(
     inputs: FeatureInputs,
     target_date: dt.date,
@@ -200,7 +78,7 @@ def features_for_day(
 ) -> pd.DataFrame:
     """``build_features`` for one day with the given weather in place of the inputs' own."""
     scored_inputs = dataclasses.replace(
-        inputs, weather=_weather_row(target_date, weather_values, weather_kind)
+        inputs, weather=weather_row(target_date, weather_values, weather_kind)
     )
     return build_features(scored_inputs, [target_date], params)
 
@@ -237,8 +115,8 @@ def day_features(
 class ScoredDay:
     """Predictions of every hex for one day.
 
-    ``predictions``: ``h3_cell`` + ``PREDICTION_COLUMNS`` + ``reasons`` (JSON text) +
-    ``weather_kind``. ``contributions``: ``h3_cell`` + one SHAP column per model feature
+    ``predictions``: ``core.schema.STORED_PREDICTION_COLUMNS`` (reasons as JSON).
+    ``contributions``: ``h3_cell`` + one SHAP column per model feature
     (log expected crashes); ``base_values[i] + contributions.iloc[i].sum() == score[i]``.
     """
 
@@ -274,9 +152,9 @@ def score_features(model: RiskModel, day: DayFeatures, *, k: int = TOP_REASONS) 
     predictions = pd.DataFrame(
         {
             s.H3_CELL: cells,
-            **{c: predicted[c].to_numpy() for c in PREDICTION_COLUMNS},
+            **{c: predicted[c].to_numpy() for c in s.PREDICTION_COLUMNS},
             "reasons": [reasons_to_json(r) for r in reasons],
-            "weather_kind": day.weather_kind,
+            s.WEATHER_KIND: day.weather_kind,
         }
     )
     return ScoredDay(
@@ -404,7 +282,7 @@ def what_if(
     frame = pd.DataFrame(
         {
             s.H3_CELL: base_features[s.H3_CELL].astype("str").to_numpy(),
-            **{c: changed[c].to_numpy() for c in PREDICTION_COLUMNS},
+            **{c: changed[c].to_numpy() for c in s.PREDICTION_COLUMNS},
             "base_expected_crashes": old_expected,
             "delta_expected_crashes": new_expected - old_expected,
             "base_risk_class": old_class,

@@ -22,6 +22,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app import components, registered_pages
+from core.schema import RISK_COLOURS
 
 if TYPE_CHECKING:
     from conftest import City
@@ -398,5 +399,5 @@ def test_palette_is_ordered_light_to_dark() -> None:
         r, g, b = (c / 255 for c in components.hex_to_rgb(colour))
         return 0.2126 * r**2.2 + 0.7152 * g**2.2 + 0.0722 * b**2.2
 
-    values = [luminance(c) for c in components.RISK_COLOURS]
+    values = [luminance(c) for c in RISK_COLOURS]
     assert all(a > b * 1.25 for a, b in itertools.pairwise(values))

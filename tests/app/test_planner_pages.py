@@ -17,6 +17,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app.planning import Scenario
+from core.reads.fingerprint import data_fingerprint
 from core.settings import Settings
 from core.warehouse import get_engine
 from etl.demo import DemoConfig
@@ -24,7 +25,7 @@ from jobs.demo import build_demo_warehouse
 from model.backtest import run_backtest
 from model.config import load_model_params
 from model.features import load_feature_inputs
-from model.registry import data_fingerprint, log_training_run
+from model.registry.tracking import log_training_run
 from model.score import day_features, score_features, write_predictions
 
 ENTRYPOINT = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")

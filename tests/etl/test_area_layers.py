@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core import schema as s
+from core.reads.hexes import hex_universe
 from core.settings import Settings
 from core.warehouse import areas_table, hex_cells_table, read_frame, replace_rows
 from etl import hexes, http
@@ -29,7 +30,6 @@ from etl.hexes import (
     MIN_SHARE_OF_STORED,
     AreaLayerRefused,
     HexUniverseMissing,
-    hex_universe,
     refresh_hex_cells,
 )
 from etl.http import SourceError
@@ -400,11 +400,8 @@ def test_an_empty_crashes_table_gives_an_empty_universe(
     assert read_frame(engine, sa.select(hex_cells_table.c.h3_cell)).empty
 
 
-def test_an_empty_frame_gives_an_empty_universe_with_its_columns() -> None:
-    frame = pd.DataFrame(
-        {s.H3_CELL: pd.Series(dtype="str"), s.BOROUGH: pd.Series(dtype="str"), "n": []}
-    )
-    cells = hex_universe(frame, RES)
+def test_an_empty_crashes_table_gives_an_empty_universe_with_its_columns(engine: Engine) -> None:
+    cells = hex_universe(engine, RES)
     assert cells.empty
     assert {"res", s.H3_CELL, s.BOROUGH, s.LAT, s.LNG, "n_crashes"} <= set(cells.columns)
 

@@ -1,4 +1,4 @@
-"""Traffic-count ETL: reprojection, 15-minute sums, geometry fallbacks, accounting, hex volumes."""
+"""Traffic-count ETL: reprojection, 15-minute sums, geometry fallbacks, accounting."""
 
 from __future__ import annotations
 
@@ -20,10 +20,12 @@ from responses import matchers
 
 from core import schema as s
 from core import warehouse
+from core.reads.traffic import read_traffic, stored_segment_points
 from core.settings import Settings
 from etl import http
 from etl import traffic as tr
 from etl.drift import SchemaDriftError
+from model.volume import hex_day_volume
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -368,7 +370,7 @@ def test_load_balances_and_is_idempotent(engine: warehouse.Engine, cfg: Settings
     assert (third.counts.loaded, third.counts.updated, third.counts.unchanged) == (0, 1, 2)
     assert third.balanced
 
-    stored = tr.read_traffic(engine)
+    stored = read_traffic(engine)
     assert len(stored) == 2
     assert stored.set_index(s.COUNT_ID).loc["28841:34500:EB:2024-03-05:08", s.VOLUME] == 1250.0
     runs = warehouse.read_frame(engine, "SELECT rows_in, rows_loaded, rows_rejected FROM etl_runs")
@@ -395,13 +397,13 @@ def test_missing_geometry_falls_back_to_the_warehouse(
     )
     run = tr.load_traffic(engine, later, source="csv", settings=cfg)
     assert (run.counts.loaded, run.rows_rejected) == (1, 1)
-    stored = tr.read_traffic(engine).set_index(s.COUNT_ID).loc["29000:34500:WB:2024-04-01:09"]
+    stored = read_traffic(engine).set_index(s.COUNT_ID).loc["29000:34500:WB:2024-04-01:09"]
     assert stored[s.LAT] == pytest.approx(ATLANTIC[0], abs=1e-7)
 
     points = pd.DataFrame({s.SEGMENT_ID: ["77001"], s.LAT: [40.8370], s.LNG: [-73.9106]})
     run = tr.load_traffic(engine, later, source="csv", settings=cfg, segment_points=points)
     assert (run.counts.loaded, run.counts.unchanged, run.rows_rejected) == (1, 1, 0)
-    assert tr.read_segment_points(engine).set_index(s.SEGMENT_ID).loc["77001", s.LAT] == 40.837
+    assert stored_segment_points(engine).set_index(s.SEGMENT_ID).loc["77001", s.LAT] == 40.837
 
 
 def _hourly(with_place: bool) -> pd.DataFrame:
@@ -460,76 +462,6 @@ def test_ingest_refuses_unbalanced_input(engine: warehouse.Engine) -> None:
 
 
 # ------------------------------------------------------------------------------------------
-# volumes per hex
-
-
-def _counts(rows: list[tuple[str, str, str, str, int, float]]) -> pd.DataFrame:
-    """Hourly counts from (cell, segment, direction, date, hour, volume)."""
-    frame = pd.DataFrame(
-        rows, columns=[s.H3_CELL, s.SEGMENT_ID, s.DIRECTION, "day", "hour", s.VOLUME]
-    )
-    return frame.assign(
-        **{
-            s.COUNTED_AT: pd.to_datetime(frame["day"]) + pd.to_timedelta(frame["hour"], unit="h"),
-            s.VOLUME: frame[s.VOLUME].astype("float64"),
-        }
-    ).drop(columns=["day", "hour"])
-
-
-def test_hex_day_volume_needs_20_hours_and_sums_segments_and_directions() -> None:
-    parent = h3.latlng_to_cell(40.75, -73.98, 8)
-    cell_a, cell_b = sorted(h3.cell_to_children(parent, RES))[:2]
-    rows = [(cell_a, "A", "NB", "2024-03-05", h, 100.0) for h in range(24)]
-    rows += [(cell_a, "A", "NB", "2024-03-05", 0, 300.0)]  # a second request, same hour: mean
-    rows += [(cell_a, "A", "SB", "2024-03-05", h, 50.0) for h in range(20)]
-    rows += [(cell_b, "B", "EB", "2024-03-05", h, 1000.0) for h in range(19)]  # too few hours
-    rows += [(cell_a, "A", "NB", "2024-03-06", h, 10.0) for h in range(24)]
-    counts = _counts(rows)
-    before = counts.copy()
-
-    out = tr.hex_day_volume(counts, 8)
-    pd.testing.assert_frame_equal(counts, before)
-    assert out[s.H3_CELL].tolist() == [parent, parent]
-    assert out[s.DATE].tolist() == [pd.Timestamp("2024-03-05"), pd.Timestamp("2024-03-06")]
-    assert out[s.VOLUME].tolist() == [(23 * 100 + 200) + 20 * 50, 240.0]
-
-
-def test_typical_volume_measured_neighbours_and_citywide() -> None:
-    uncounted = h3.latlng_to_cell(40.75, -73.98, 8)
-    near = h3.grid_ring(uncounted, 1)[0]
-    further = next(c for c in h3.grid_ring(uncounted, 2) if h3.grid_distance(c, near) > 1)
-    remote = h3.grid_ring(uncounted, 8)[0]
-    day = pd.Timestamp("2024-03-05")
-    hex_day = pd.DataFrame(
-        {
-            s.H3_CELL: [near, near, near, further],
-            s.DATE: [day, day + pd.Timedelta(days=1), day + pd.Timedelta(days=2), day],
-            s.VOLUME: [100.0, 300.0, 500.0, 600.0],
-        }
-    )
-    cells = pd.Series([near, uncounted, remote, near], dtype="str")
-    out = tr.typical_volume(hex_day, cells).set_index(s.H3_CELL)
-
-    assert list(out.index) == [near, uncounted, remote]  # unique, in order
-    assert out.loc[near, "typical_volume"] == 300.0  # median of 100, 300, 500
-    assert not out.loc[near, "volume_imputed"]
-    # inverse distance: (300 * 1 + 600 * 1/2) / (1 + 1/2)
-    assert out.loc[uncounted, "typical_volume"] == pytest.approx(400.0)
-    assert out.loc[uncounted, "volume_imputed"]
-    assert out.loc[remote, "typical_volume"] == pytest.approx(450.0)  # citywide median
-    assert out.loc[remote, "volume_imputed"]
-
-    only_near = tr.typical_volume(hex_day, pd.Series([uncounted]), neighbours_k=1)
-    assert only_near["typical_volume"].iloc[0] == pytest.approx(300.0)
-
-    nothing = tr.typical_volume(hex_day.iloc[0:0], pd.Series([uncounted]))
-    assert np.isnan(nothing["typical_volume"].iloc[0]) and nothing["volume_imputed"].iloc[0]
-
-    with pytest.raises(ValueError, match="resolution"):
-        tr.typical_volume(hex_day, pd.Series([h3.cell_to_parent(uncounted, 7)]))
-
-
-# ------------------------------------------------------------------------------------------
 # real data
 
 
@@ -570,6 +502,6 @@ def test_real_2024_hourly_sample_is_rejected_without_segment_points(
     run = tr.load_traffic(engine, raw, source="csv", settings=cfg, segment_points=points)
     assert run.balanced
     assert (run.counts.loaded, run.rows_rejected) == (23_802 - 95, 95)
-    counts = tr.read_traffic(engine)
-    daily = tr.hex_day_volume(counts, 8)
+    counts = read_traffic(engine)
+    daily = hex_day_volume(counts, 8)
     assert len(daily) > 0 and (daily[s.VOLUME] > 0).all()

@@ -21,6 +21,7 @@ from responses.registries import OrderedRegistry
 
 from core import schema as s
 from core import warehouse
+from core.reads.weather import latest_forecast, read_weather
 from core.settings import Settings
 from etl import http
 from etl import weather as w
@@ -569,16 +570,16 @@ def test_read_weather_and_latest_forecast_respect_issue_time(engine: warehouse.E
             engine, clean, rejects, source="open-meteo", rows_in=len(clean) + len(rejects)
         )
 
-    newest = w.latest_forecast(engine, dt.date(2024, 1, 16))
+    newest = latest_forecast(engine, dt.date(2024, 1, 16))
     assert len(newest) == 1
     assert newest[s.ISSUED_AT].iloc[0] == pd.Timestamp(late)
     assert newest[s.TMAX_C].iloc[0] == pytest.approx(10.4)
 
-    before_late = w.latest_forecast(engine, dt.date(2024, 1, 16), issued_before=late)
+    before_late = latest_forecast(engine, dt.date(2024, 1, 16), issued_before=late)
     assert before_late[s.ISSUED_AT].iloc[0] == pd.Timestamp(early)
-    assert w.latest_forecast(engine, dt.date(2024, 1, 16), issued_before=early).empty
+    assert latest_forecast(engine, dt.date(2024, 1, 16), issued_before=early).empty
 
-    span = w.read_weather(engine, dt.date(2024, 1, 15), dt.date(2024, 1, 17), s.FORECAST)
+    span = read_weather(engine, dt.date(2024, 1, 15), dt.date(2024, 1, 17), s.FORECAST)
     assert span[s.DATE].tolist() == list(pd.date_range("2024-01-15", "2024-01-17"))
     assert (span[s.ISSUED_AT] == pd.Timestamp(late)).all()
     assert str(span[s.DATE].dtype) == "datetime64[us]"
@@ -587,26 +588,10 @@ def test_read_weather_and_latest_forecast_respect_issue_time(engine: warehouse.E
     clean, rejects = w.noaa_to_weather(_noaa("weather_noaa_cdo_excerpt.csv"))
     w.ingest_weather(engine, clean, rejects, source="noaa-csv", rows_in=len(clean))
     evening = dt.datetime(2009, 1, 3, 20)
-    known = w.read_weather(
+    known = read_weather(
         engine, dt.date(2009, 1, 1), dt.date(2009, 1, 5), s.OBSERVED, issued_before=evening
     )
     assert known[s.DATE].dt.day.tolist() == [1, 2]
-
-
-def test_climatology_averages_a_window_that_wraps_the_new_year() -> None:
-    dates = pd.to_datetime(["2020-12-28", "2021-01-03", "2021-01-20", "2021-07-01"])
-    observed = pd.DataFrame(
-        {
-            s.DATE: dates,
-            **{c: [1.0, 3.0, 100.0, 100.0] for c in s.WEATHER_VALUES},
-        }
-    )
-    result = w.climatology(observed, day_of_year=1)
-    assert result["kind"] == "climatology"
-    assert result["n_days"] == 2
-    assert result[s.PRECIP_MM] == pytest.approx(2.0)
-    empty = w.climatology(observed, day_of_year=120)
-    assert empty["n_days"] == 0 and math.isnan(float(empty[s.TMAX_C]))
 
 
 def test_provider_registry_drives_load_weather(
@@ -642,7 +627,7 @@ def test_open_meteo_provider_end_to_end(engine: warehouse.Engine, cfg: Settings)
     request = w.WeatherRequest(start=dt.date(2024, 1, 8), end=dt.date(2024, 1, 11))
     run = w.load_weather(engine, request, provider="open-meteo", settings=cfg)
     assert (run.rows_in, run.counts.loaded, run.rows_rejected) == (4, 3, 1)
-    stored = w.read_weather(engine, dt.date(2024, 1, 1), dt.date(2024, 1, 31), s.OBSERVED)
+    stored = read_weather(engine, dt.date(2024, 1, 1), dt.date(2024, 1, 31), s.OBSERVED)
     assert set(stored[s.STATION]) == {"open-meteo:40.779,-73.969"}
 
 
@@ -661,7 +646,7 @@ def test_real_central_park_2009_2024(engine: warehouse.Engine) -> None:
     assert run.rows_in == 5_538
     assert run.balanced
     assert run.counts.loaded + run.rows_rejected == 5_538
-    stored = w.read_weather(engine, dt.date(2009, 1, 1), dt.date(2024, 2, 29), s.OBSERVED)
+    stored = read_weather(engine, dt.date(2009, 1, 1), dt.date(2024, 2, 29), s.OBSERVED)
     assert len(stored) == run.counts.loaded
     assert stored[s.WIND_MS].isna().sum() == 245  # blank AWND stays missing
     july = stored.loc[stored[s.DATE].dt.month == 7, s.TMAX_C].mean()

@@ -1,107 +1,10 @@
-"""A tiny synthetic city for model tests: 37 hexes, planted hotspots, rain and weekday effects."""
+"""Fixtures of the model tests (helpers they share live in ``tests.model.helpers``)."""
 
 from __future__ import annotations
 
-import datetime as dt
-from dataclasses import dataclass
-
-import h3
-import numpy as np
-import pandas as pd
 import pytest
 
-from core import schema as s
-from model.config import ModelParams
-from model.features import CRASHES, INJURIES, KILLED, WEATHER_KIND, FeatureInputs
-
-CENTRE = h3.latlng_to_cell(40.75, -73.98, 8)
-START = dt.date(2021, 1, 1)
-RAIN_UPLIFT_PER_MM = 0.04
-WEEKDAY = (1.0, 1.0, 1.0, 1.05, 1.2, 0.9, 0.7)
-
-
-@dataclass(frozen=True)
-class SyntheticCity:
-    inputs: FeatureInputs
-    base_rate: pd.Series  # per hex, crashes/day on a dry Monday
-    hotspots: tuple[str, ...]
-    daily_multiplier: pd.Series  # per date
-
-
-def make_city(n_days: int = 500, seed: int = 0, rings: int = 3) -> SyntheticCity:
-    """Poisson counts ``base(h) * weekday(d) * (1 + 0.04 * min(rain, 25))`` on a hex disk."""
-    rng = np.random.default_rng(seed)
-    cells = sorted(h3.grid_disk(CENTRE, rings))
-    base = rng.lognormal(np.log(0.15), 0.5, len(cells))
-    hot = rng.choice(len(cells), 3, replace=False)
-    base[hot] *= 5.0
-    dates = pd.date_range(START, periods=n_days, freq="D")
-    rain = np.where(rng.random(n_days) < 0.3, rng.gamma(1.0, 8.0, n_days), 0.0)
-    weekday = np.asarray(WEEKDAY)[dates.day_of_week]
-    multiplier = weekday * (1 + RAIN_UPLIFT_PER_MM * np.minimum(rain, 25.0))
-    counts = rng.poisson(multiplier[:, None] * base[None, :])
-    day_idx, hex_idx = np.nonzero(counts)
-    n = counts[day_idx, hex_idx]
-    crashes = pd.DataFrame(
-        {
-            s.H3_CELL: pd.Series(np.asarray(cells)[hex_idx], dtype="str"),
-            s.DATE: dates[day_idx].astype("datetime64[us]"),
-            CRASHES: n.astype(np.int64),
-            INJURIES: rng.binomial(n, 0.3).astype(np.int64),
-            KILLED: rng.binomial(n, 0.01).astype(np.int64),
-        }
-    )
-    centres = np.array([h3.cell_to_latlng(c) for c in cells])
-    hexes = pd.DataFrame(
-        {
-            s.H3_CELL: pd.Series(cells, dtype="str"),
-            s.BOROUGH: pd.Series(["MANHATTAN"] * len(cells), dtype="str"),
-            s.LAT: centres[:, 0],
-            s.LNG: centres[:, 1],
-        }
-    )
-    weather = pd.DataFrame(
-        {
-            s.DATE: dates.astype("datetime64[us]"),
-            s.PRECIP_MM: rain,
-            s.SNOW_CM: 0.0,
-            s.SNOW_DEPTH_CM: 0.0,
-            s.TMAX_C: 15 + 10 * np.sin(2 * np.pi * dates.day_of_year / 365),
-            s.TMIN_C: 5 + 10 * np.sin(2 * np.pi * dates.day_of_year / 365),
-            s.WIND_MS: rng.gamma(4.0, 1.0, n_days),
-            WEATHER_KIND: pd.Series([s.OBSERVED] * n_days, dtype="str"),
-        }
-    )
-    volume = pd.DataFrame(
-        {
-            s.H3_CELL: pd.Series(cells[:10], dtype="str"),
-            "typical_volume": rng.uniform(5_000, 50_000, 10),
-            "volume_imputed": np.zeros(10, dtype=bool),
-        }
-    )
-    inputs = FeatureInputs(crashes=crashes, hexes=hexes, weather=weather, volume=volume, res=8)
-    return SyntheticCity(
-        inputs=inputs,
-        base_rate=pd.Series(base, index=pd.Index(cells, dtype="str")),
-        hotspots=tuple(np.asarray(cells)[hot]),
-        daily_multiplier=pd.Series(multiplier, index=dates),
-    )
-
-
-def fast_params(**lightgbm: object) -> ModelParams:
-    """Small, single-threaded training settings for tests."""
-    return ModelParams().with_overrides(
-        lightgbm={
-            "num_boost_round": 200,
-            "learning_rate": 0.1,
-            "num_leaves": 15,
-            "min_data_in_leaf": 50,
-            "early_stopping_rounds": 20,
-            "num_threads": 1,
-            **lightgbm,
-        },
-        training={"validation_days": 60, "reference_days": 120},
-    )
+from tests.model.helpers import SyntheticCity, make_city
 
 
 @pytest.fixture(scope="session")

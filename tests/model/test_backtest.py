@@ -11,9 +11,9 @@ import pytest
 from core import schema as s
 from model.backtest import BacktestResult, backtest_to_json, run_backtest
 from model.baselines import ewma_history, historical_average, neighbour_smoothed
-from model.features import CRASHES, FeatureInputs, build_features
+from model.features import FeatureInputs, build_features
 from model.metrics import evaluate_day_predictions, poisson_deviance, top_share
-from tests.model.conftest import SyntheticCity, fast_params
+from tests.model.helpers import SyntheticCity, fast_params
 
 METHODS = {"model", "historical_average", "ewma_history", "neighbour_smoothed"}
 TRAIN_END = dt.date(2022, 1, 31)
@@ -78,7 +78,9 @@ def test_choices_never_see_the_test_days(city: SyntheticCity, result: BacktestRe
     """Changing every crash of the test window leaves the first fold's choices unchanged."""
     crashes = city.inputs.crashes
     in_test = crashes[s.DATE] >= pd.Timestamp(TEST_START)
-    changed = crashes.assign(**{CRASHES: np.where(in_test, crashes[CRASHES] * 4, crashes[CRASHES])})
+    changed = crashes.assign(
+        **{s.CRASHES: np.where(in_test, crashes[s.CRASHES] * 4, crashes[s.CRASHES])}
+    )
     other = _backtest(dataclasses.replace(city.inputs, crashes=changed))
     before, after = result.folds[0], other.folds[0]
     assert after.thresholds == before.thresholds
@@ -118,7 +120,7 @@ def test_historical_average_known_answer(city: SyntheticCity) -> None:
     frame = historical_average(city.inputs, [day], window_days=365)
     crashes = city.inputs.crashes
     past = crashes.loc[(crashes[s.DATE] < day) & (crashes[s.DATE] >= day - pd.Timedelta(days=365))]
-    expected = past.groupby(s.H3_CELL)[CRASHES].sum() / 365
+    expected = past.groupby(s.H3_CELL)[s.CRASHES].sum() / 365
     got = frame.set_index(s.H3_CELL)["expected_crashes"]
     assert np.allclose(got.loc[expected.index], expected)
 

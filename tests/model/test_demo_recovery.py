@@ -35,7 +35,7 @@ from model.features import (
 from model.metrics import evaluate_day_predictions
 from model.risk_model import RiskModel
 from model.train import train_model
-from tests.model.conftest import fast_params
+from tests.model.helpers import fast_params
 
 pytestmark = pytest.mark.slow
 

@@ -14,11 +14,8 @@ from core.settings import Settings
 from core.warehouse import create_schema, get_engine
 from model.config import FeatureParams, ModelParams, load_model_params
 from model.features import (
-    CRASHES,
     FEATURE_COLUMNS,
     FEATURE_LABELS,
-    INJURIES,
-    KILLED,
     Y_CRASHES,
     Y_INJURIES,
     FeatureInputs,
@@ -27,7 +24,7 @@ from model.features import (
     feature_columns,
     load_feature_inputs,
 )
-from tests.model.conftest import CENTRE, SyntheticCity
+from tests.model.helpers import CENTRE, SyntheticCity
 
 PARAMS = FeatureParams()
 HISTORY = [
@@ -49,9 +46,9 @@ def _one_hex_inputs(crash_days: dict[str, int], start: str = "2022-01-01") -> Fe
         {
             s.H3_CELL: pd.Series([CENTRE] * len(crash_days), dtype="str"),
             s.DATE: pd.to_datetime(list(crash_days)).astype("datetime64[us]"),
-            CRASHES: list(crash_days.values()),
-            INJURIES: [1] * len(crash_days),
-            KILLED: [0] * len(crash_days),
+            s.CRASHES: list(crash_days.values()),
+            s.INJURIES: [1] * len(crash_days),
+            s.KILLED: [0] * len(crash_days),
         }
     )
     hexes = pd.DataFrame(
@@ -88,8 +85,8 @@ def test_history_features_ignore_crashes_on_or_after_the_target_day(city: Synthe
         later = crashes.loc[crashes[s.DATE] >= day]
         altered = later.assign(
             **{
-                CRASHES: later[CRASHES] * 3 + 1,
-                INJURIES: later[INJURIES] + 2,
+                s.CRASHES: later[s.CRASHES] * 3 + 1,
+                s.INJURIES: later[s.INJURIES] + 2,
                 s.H3_CELL: pd.Series(
                     rng.choice(cells.to_numpy(), len(later)), index=later.index, dtype="str"
                 ),
@@ -101,9 +98,9 @@ def test_history_features_ignore_crashes_on_or_after_the_target_day(city: Synthe
                 s.DATE: (day + pd.to_timedelta(rng.integers(0, 30, 50), unit="D")).astype(
                     "datetime64[us]"
                 ),
-                CRASHES: 5,
-                INJURIES: 3,
-                KILLED: 1,
+                s.CRASHES: 5,
+                s.INJURIES: 3,
+                s.KILLED: 1,
             }
         )
         for changed in (before, pd.concat([before, altered, invented])):
@@ -224,11 +221,11 @@ def test_add_targets_counts_crashes_and_zero_elsewhere(city: SyntheticCity) -> N
     panel = add_targets(build_features(city.inputs, days, PARAMS), city.inputs)
     crashes = city.inputs.crashes
     in_window = crashes.loc[crashes[s.DATE].isin(days)]
-    assert panel[Y_CRASHES].sum() == in_window[CRASHES].sum()
-    assert panel[Y_INJURIES].sum() == in_window[INJURIES].sum()
+    assert panel[Y_CRASHES].sum() == in_window[s.CRASHES].sum()
+    assert panel[Y_INJURIES].sum() == in_window[s.INJURIES].sum()
     row = in_window.iloc[0]
     match = panel.loc[(panel[s.H3_CELL] == row[s.H3_CELL]) & (panel[s.DATE] == row[s.DATE])]
-    assert match[Y_CRASHES].item() == row[CRASHES]
+    assert match[Y_CRASHES].item() == row[s.CRASHES]
     assert (panel[Y_CRASHES] >= 0).all()
 
 
@@ -269,11 +266,11 @@ def test_load_feature_inputs_aggregates_fine_cells_to_parents(tmp_path: Path) ->
         engine, crash_csv_batches(csv), source="csv", settings=settings, today=dt.date(2022, 2, 1)
     )
     inputs = load_feature_inputs(engine, 8, until=dt.date(2022, 1, 5))
-    assert inputs.crashes[CRASHES].sum() == 2  # until excludes Jan 6
+    assert inputs.crashes[s.CRASHES].sum() == 2  # until excludes Jan 6
     row = inputs.crashes.loc[inputs.crashes[s.H3_CELL] == CENTRE].iloc[0]
-    assert (row[CRASHES], row[INJURIES]) == (2, 3)
+    assert (row[s.CRASHES], row[s.INJURIES]) == (2, 3)
     assert set(inputs.hexes[s.H3_CELL]) >= {CENTRE}
     everything = load_feature_inputs(engine, 8)
-    assert everything.crashes[CRASHES].sum() == 4
-    assert everything.crashes[KILLED].sum() == 1
+    assert everything.crashes[s.CRASHES].sum() == 4
+    assert everything.crashes[s.KILLED].sum() == 1
     assert everything.volume.empty or everything.volume["typical_volume"].isna().all()

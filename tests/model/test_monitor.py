@@ -20,6 +20,7 @@ from core.warehouse import (
     replace_rows,
 )
 from geo.cells import points_to_cells
+from model.metrics import per_day_metrics
 from model.monitor import (
     PSI_THRESHOLD,
     dataset_drift,
@@ -27,8 +28,6 @@ from model.monitor import (
     label_lag,
     psi,
     realized_performance,
-    recall_at_k,
-    top_share_hit_rate,
 )
 
 # ------------------------------------------------------------------------------------------
@@ -104,12 +103,17 @@ def test_psi_known_answer() -> None:
 
 
 def test_ranking_metrics_known_answer() -> None:
+    """The day's parts realised performance divides (``model.metrics.per_day_metrics``)."""
     predicted = np.array([0.9, 0.8, 0.1, 0.05, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
     actual = np.array([2.0, 0.0, 1.0, 0.0, 0, 0, 0, 0, 0, 1.0])
+    frame = pd.DataFrame(
+        {s.DATE: pd.Timestamp("2024-03-10"), "expected_crashes": predicted, "y_crashes": actual}
+    )
+    day = per_day_metrics(frame).iloc[0]
     # top 10% = 1 hex (the first), which holds 2 of 4 crashes
-    assert top_share_hit_rate(predicted, actual, 0.10) == pytest.approx(0.5)
+    assert day["captured_10"] / day["crashes"] == pytest.approx(0.5)
     # K = 3 crashed hexes; top 3 predicted = hexes 0, 1, 2 -> hexes 0 and 2 crashed
-    assert recall_at_k(predicted, actual) == pytest.approx(2 / 3)
+    assert day["recall_hits"] / day["k"] == pytest.approx(2 / 3)
 
 
 # ------------------------------------------------------------------------------------------

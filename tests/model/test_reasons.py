@@ -7,8 +7,9 @@ import datetime as dt
 import pandas as pd
 import pytest
 
+from model.contract import Reason, reasons_from_json, reasons_to_json
 from model.features import FEATURE_COLUMNS
-from model.reasons import Reason, reason_text, reasons_from_json, reasons_to_json, top_reasons
+from model.reasons import reason_text, top_reasons
 
 FEATURES = [
     "precip_mm",

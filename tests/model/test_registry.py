@@ -13,24 +13,15 @@ import pandas as pd
 import pytest
 
 from core import schema as s
+from core.reads.fingerprint import data_fingerprint
 from core.warehouse import create_schema, get_engine
 from model.backtest import BacktestResult, run_backtest
 from model.config import ModelParams, load_model_params
 from model.features import FeatureInputs, build_features
-from model.registry import (
-    CHALLENGER,
-    CHAMPION,
-    RECALL_TOLERANCE,
-    REGISTERED_MODEL,
-    TrainingRun,
-    data_fingerprint,
-    decide,
-    list_versions,
-    load_champion,
-    load_version,
-    log_training_run,
-    make_client,
-)
+from model.registry.loading import list_versions, load_champion, load_version
+from model.registry.promotion import RECALL_TOLERANCE, decide
+from model.registry.store import CHALLENGER, CHAMPION, REGISTERED_MODEL, make_client
+from model.registry.tracking import TrainingRun, log_training_run
 from model.risk_model import RiskModel
 
 START, END = dt.date(2023, 1, 1), dt.date(2023, 8, 31)
@@ -230,7 +221,10 @@ def test_run_has_params_metrics_and_artifacts(store: dict[str, object]) -> None:
     assert "historical_average" in card
     table = json.loads((local / "backtest" / "table.json").read_text())
     assert "model" in table and "historical_average" in table
-    # the model is stored with the LightGBM flavour
+    # the model is stored with the LightGBM flavour, its crash booster only there
+    risk_model_files = {a.path for a in client.list_artifacts(first.run_id, "risk_model")}
+    assert "risk_model/model.json" in risk_model_files
+    assert "risk_model/booster.txt" not in risk_model_files
     version = client.get_model_version(REGISTERED_MODEL, first.version)
     logged = client.get_logged_model(str(version.source).split("/")[-1])
     mlmodel = Path(logged.artifact_location.removeprefix("file://")) / "MLmodel"

@@ -18,16 +18,14 @@ from core.warehouse import get_engine, predictions_table, read_frame
 from etl.demo import DemoConfig
 from jobs.demo import DEMO_FORECAST_HOUR, build_demo_warehouse
 from model.config import load_model_params
+from model.contract import as_of_date, reasons_from_json, tomorrow
 from model.features import add_targets, build_features, load_feature_inputs
-from model.reasons import reasons_from_json
-from model.risk_model import PROBABILITY_COLUMNS, RiskModel
+from model.risk_model import RiskModel
 from model.score import (
     WeatherOverrides,
-    as_of_date,
     day_features,
     explain_hex,
     score_day,
-    tomorrow,
     what_if,
     what_if_summary,
     write_predictions,
@@ -103,7 +101,7 @@ def test_score_tomorrow_writes_one_row_per_hex_idempotently(world: DemoWorld) ->
     assert set(stored["res"]) == {RES}
     assert set(stored["weather_kind"]) == {s.FORECAST}
     # probabilities are a distribution; SHAP adds up to the stored score
-    probs = stored[list(PROBABILITY_COLUMNS)].to_numpy()
+    probs = stored[list(s.PROBABILITY_COLUMNS)].to_numpy()
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-9)
     total = scored.base_values + scored.contributions[world.model.feature_names].sum(axis=1)
     np.testing.assert_allclose(total, scored.predictions["score"], atol=1e-6)

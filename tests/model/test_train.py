@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from core import schema as s
-from core.schema import RISK_CLASSES
+from core.schema import PREDICTION_COLUMNS, PROBABILITY_COLUMNS, RISK_CLASSES
 from model.classes import (
     class_probabilities,
     classify,
@@ -17,14 +17,9 @@ from model.classes import (
     fit_thresholds,
 )
 from model.features import Y_CRASHES, add_targets, build_features
-from model.risk_model import (
-    PREDICTION_COLUMNS,
-    PROBABILITY_COLUMNS,
-    FeatureMismatchError,
-    RiskModel,
-)
+from model.risk_model import FeatureMismatchError, RiskModel
 from model.train import train_model
-from tests.model.conftest import SyntheticCity, fast_params
+from tests.model.helpers import SyntheticCity, fast_params
 
 TRAIN_START = dt.date(2021, 2, 1)
 TRAIN_END = dt.date(2022, 2, 28)

@@ -1,0 +1,148 @@
+"""Reads of the ``crashes`` table: crash counts per hex and day, and what the app shows."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from core import schema as s
+from core.warehouse import crashes_table, read_frame
+from geo.cells import cells_to_parents
+
+
+def crash_sources(engine: Engine) -> pd.DataFrame:
+    """Crash rows per ``source`` (``source``, ``n``), largest first."""
+    c = crashes_table.c
+    query = (
+        sa.select(c.source, sa.func.count().label("n"))
+        .group_by(c.source)
+        .order_by(sa.func.count().desc())
+    )
+    return read_frame(engine, query)
+
+
+def crash_date_range(engine: Engine) -> tuple[dt.date | None, dt.date | None]:
+    """Oldest and newest ``crash_date`` (both None without crashes)."""
+    c = crashes_table.c
+    with engine.connect() as conn:
+        first, last = conn.execute(
+            sa.select(sa.func.min(c.crash_date), sa.func.max(c.crash_date))
+        ).one()
+    return (
+        None if first is None else pd.Timestamp(first).date(),
+        None if last is None else pd.Timestamp(last).date(),
+    )
+
+
+def _empty_counts(by_borough: bool) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            s.H3_CELL: pd.Series(dtype="str"),
+            s.DATE: pd.Series(dtype="datetime64[us]"),
+            **({s.BOROUGH: pd.Series(dtype="str")} if by_borough else {}),
+            **{c: pd.Series(dtype="int64") for c in s.CRASH_COUNT_COLUMNS},
+        }
+    )
+
+
+def crash_counts(
+    engine: Engine,
+    res: int,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    *,
+    by_borough: bool = False,
+) -> pd.DataFrame:
+    """Crashes, people injured and people killed per hex at ``res`` and day, ``start..end``
+    (inclusive; None leaves that end open). Hex-days without a crash have no row.
+
+    Columns ``h3_cell``, ``date`` (``datetime64[us]``), ``crashes``, ``injuries``, ``killed``
+    (``int64``). ``by_borough`` splits each hex-day by the borough label its crashes carry
+    (column ``borough``, missing labels kept as missing).
+    """
+    c = crashes_table.c
+    labels = [c.borough] if by_borough else []
+    query = sa.select(
+        c.crash_date.label(s.DATE),
+        c.h3_cell,
+        *labels,
+        sa.func.count().label(s.CRASHES),
+        sa.func.coalesce(sa.func.sum(c.persons_injured), 0).label(s.INJURIES),
+        sa.func.coalesce(sa.func.sum(c.persons_killed), 0).label(s.KILLED),
+    ).group_by(c.crash_date, c.h3_cell, *labels)
+    if start is not None:
+        query = query.where(c.crash_date >= start)
+    if end is not None:
+        query = query.where(c.crash_date <= end)
+    fine = read_frame(engine, query)
+    if fine.empty:
+        return _empty_counts(by_borough)
+    cells = fine[s.H3_CELL].astype("str")
+    unique = pd.Series(cells.unique(), dtype="str")
+    parents = pd.Series(cells_to_parents(unique, res).to_numpy(), index=unique.to_numpy())
+    frame = fine.assign(
+        **{
+            s.H3_CELL: cells.map(parents).astype("str"),
+            s.DATE: pd.to_datetime(fine[s.DATE]).dt.normalize().astype("datetime64[us]"),
+            **({s.BOROUGH: fine[s.BOROUGH].astype("str")} if by_borough else {}),
+        }
+    )
+    keys = [s.H3_CELL, s.DATE, *([s.BOROUGH] if by_borough else [])]
+    counts = frame.groupby(keys, as_index=False, dropna=False)[list(s.CRASH_COUNT_COLUMNS)].sum()
+    return counts.astype(dict.fromkeys(s.CRASH_COUNT_COLUMNS, "int64"))
+
+
+def crashes_in_cells(engine: Engine, cells: Sequence[str], since: dt.date) -> pd.DataFrame:
+    """Crashes in the given stored (fine) cells from ``since`` on, newest first.
+
+    Only what the app may show: time, streets and injury counts (no identities exist in the
+    source; ids and coordinates are not returned either).
+    """
+    c = crashes_table.c
+    query = (
+        sa.select(
+            c.crashed_at,
+            c.crash_date,
+            c.h3_cell,
+            c.on_street,
+            c.cross_street,
+            c.persons_injured,
+            c.persons_killed,
+        )
+        .where(c.h3_cell.in_(list(cells)), c.crash_date >= since)
+        .order_by(c.crashed_at.desc())
+    )
+    return read_frame(engine, query)
+
+
+def streets_matching(engine: Engine, text: str, limit: int = 200) -> pd.DataFrame:
+    """Stored (fine) cells where ``on_street`` contains ``text`` (case-insensitive).
+
+    Columns ``on_street``, ``h3_cell``, ``crashes``; the busiest first.
+    """
+    c = crashes_table.c
+    pattern = f"%{text.strip().upper()}%"
+    query = (
+        sa.select(c.on_street, c.h3_cell, sa.func.count().label("crashes"))
+        .where(sa.func.upper(c.on_street).like(pattern))
+        .group_by(c.on_street, c.h3_cell)
+        .order_by(sa.func.count().desc())
+        .limit(limit)
+    )
+    return read_frame(engine, query)
+
+
+def crashes_per_day(engine: Engine, since: dt.date) -> pd.DataFrame:
+    """Crash rows per ``crash_date`` and ``source`` from ``since`` on (column ``rows``)."""
+    c = crashes_table.c
+    query = (
+        sa.select(c.crash_date, c.source, sa.func.count().label("rows"))
+        .where(c.crash_date >= since)
+        .group_by(c.crash_date, c.source)
+        .order_by(c.crash_date)
+    )
+    return read_frame(engine, query)
