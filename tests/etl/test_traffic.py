@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 from pyproj import Transformer
 from responses import matchers
+from sqlalchemy.engine import Engine
 
 from core import schema as s
 from core import warehouse
@@ -44,7 +45,7 @@ def cfg(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> warehouse.Engine:
+def engine(tmp_path: Path) -> Engine:
     eng = warehouse.get_engine(f"sqlite:///{tmp_path}/w.sqlite")
     warehouse.create_schema(eng)
     return eng
@@ -354,7 +355,7 @@ def test_socrata_error_is_source_error(tmp_path: Path) -> None:
 # warehouse
 
 
-def test_load_balances_and_is_idempotent(engine: warehouse.Engine, cfg: Settings) -> None:
+def test_load_balances_and_is_idempotent(engine: Engine, cfg: Settings) -> None:
     raw = _export()
     first = tr.load_traffic(engine, raw, source="csv", settings=cfg)
     assert first.balanced
@@ -378,9 +379,7 @@ def test_load_balances_and_is_idempotent(engine: warehouse.Engine, cfg: Settings
     assert runs["rows_loaded"].tolist() == [3, 0, 0]
 
 
-def test_missing_geometry_falls_back_to_the_warehouse(
-    engine: warehouse.Engine, cfg: Settings
-) -> None:
+def test_missing_geometry_falls_back_to_the_warehouse(engine: Engine, cfg: Settings) -> None:
     tr.load_traffic(engine, _export(), source="csv", settings=cfg)
     later = pd.DataFrame(
         {
@@ -433,7 +432,7 @@ def _hourly(with_place: bool) -> pd.DataFrame:
 
 
 def test_an_extract_without_place_columns_keeps_stored_places(
-    make_engine: Callable[[], warehouse.Engine], cfg: Settings
+    make_engine: Callable[[], Engine], cfg: Settings
 ) -> None:
     engine = make_engine()
     tr.load_traffic(engine, _hourly(with_place=True), source="csv", settings=cfg)
@@ -455,7 +454,7 @@ def test_an_extract_without_place_columns_keeps_stored_places(
         pd.testing.assert_series_equal(after[column], before[column])
 
 
-def test_ingest_refuses_unbalanced_input(engine: warehouse.Engine) -> None:
+def test_ingest_refuses_unbalanced_input(engine: Engine) -> None:
     clean, rejects = tr.normalize_traffic(_export(), source="csv", res=RES)
     with pytest.raises(ValueError, match="rows_in"):
         tr.ingest_traffic(engine, clean, rejects, source="csv", rows_in=len(clean) + len(rejects))
@@ -467,7 +466,7 @@ def test_ingest_refuses_unbalanced_input(engine: warehouse.Engine) -> None:
 
 @pytest.mark.realdata
 def test_real_2024_hourly_sample_is_rejected_without_segment_points(
-    engine: warehouse.Engine, cfg: Settings
+    engine: Engine, cfg: Settings
 ) -> None:
     path = SHARED_DATA / "nyc_traffic_volume_counts_2024_hourly.csv"
     if not path.exists():

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from requests.adapters import HTTPAdapter
 from responses import matchers
 from responses.registries import OrderedRegistry
+from sqlalchemy.engine import Engine
 
 from core import schema as s
 from core import warehouse
@@ -49,7 +50,7 @@ def cfg(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> warehouse.Engine:
+def engine(tmp_path: Path) -> Engine:
     eng = warehouse.get_engine(f"sqlite:///{tmp_path}/w.sqlite")
     warehouse.create_schema(eng)
     return eng
@@ -470,7 +471,7 @@ def test_make_session_configures_retry_and_timeout(cfg: Settings) -> None:
 # warehouse
 
 
-def test_ingest_balances_and_is_idempotent(engine: warehouse.Engine) -> None:
+def test_ingest_balances_and_is_idempotent(engine: Engine) -> None:
     raw = pd.concat(
         [_noaa("weather_noaa_cdo_excerpt.csv"), _noaa("weather_noaa_bad_rows.csv")],
         ignore_index=True,
@@ -514,13 +515,13 @@ def _noaa_days(days: int, **columns: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _stored_weather(engine: warehouse.Engine) -> pd.DataFrame:
+def _stored_weather(engine: Engine) -> pd.DataFrame:
     frame = warehouse.read_frame(engine, "SELECT * FROM weather_daily ORDER BY date")
     return frame.drop(columns=["run_id"])
 
 
 def test_a_noaa_file_without_prcp_and_tmax_keeps_stored_values(
-    make_engine: Callable[[], warehouse.Engine], cfg: Settings, tmp_path: Path
+    make_engine: Callable[[], Engine], cfg: Settings, tmp_path: Path
 ) -> None:
     engine = make_engine()
     full, partial = tmp_path / "full.csv", tmp_path / "partial.csv"
@@ -554,13 +555,13 @@ def test_a_noaa_file_without_prcp_and_tmax_keeps_stored_values(
     assert fourth.counts.updated == 0 and fourth.counts.unchanged == 300
 
 
-def test_ingest_refuses_unbalanced_input(engine: warehouse.Engine) -> None:
+def test_ingest_refuses_unbalanced_input(engine: Engine) -> None:
     clean, rejects = w.noaa_to_weather(_noaa("weather_noaa_cdo_excerpt.csv"))
     with pytest.raises(ValueError, match="rows_in"):
         w.ingest_weather(engine, clean, rejects, source="noaa-csv", rows_in=len(clean) + 1)
 
 
-def test_read_weather_and_latest_forecast_respect_issue_time(engine: warehouse.Engine) -> None:
+def test_read_weather_and_latest_forecast_respect_issue_time(engine: Engine) -> None:
     payload = _fixture_json("weather_open_meteo_forecast.json")
     early, late = dt.datetime(2024, 1, 13, 18), dt.datetime(2024, 1, 14, 18)
     for issued, bump in ((early, 0.0), (late, 10.0)):
@@ -595,7 +596,7 @@ def test_read_weather_and_latest_forecast_respect_issue_time(engine: warehouse.E
 
 
 def test_provider_registry_drives_load_weather(
-    engine: warehouse.Engine, cfg: Settings, monkeypatch: pytest.MonkeyPatch
+    engine: Engine, cfg: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert {"open-meteo", "noaa-csv"} <= set(w.WEATHER_PROVIDERS)
 
@@ -622,7 +623,7 @@ def test_provider_registry_drives_load_weather(
 
 
 @responses.activate
-def test_open_meteo_provider_end_to_end(engine: warehouse.Engine, cfg: Settings) -> None:
+def test_open_meteo_provider_end_to_end(engine: Engine, cfg: Settings) -> None:
     responses.get(ARCHIVE_URL, json=_fixture_json("weather_open_meteo_archive.json"))
     request = w.WeatherRequest(start=dt.date(2024, 1, 8), end=dt.date(2024, 1, 11))
     run = w.load_weather(engine, request, provider="open-meteo", settings=cfg)
@@ -636,7 +637,7 @@ def test_open_meteo_provider_end_to_end(engine: warehouse.Engine, cfg: Settings)
 
 
 @pytest.mark.realdata
-def test_real_central_park_2009_2024(engine: warehouse.Engine) -> None:
+def test_real_central_park_2009_2024(engine: Engine) -> None:
     path = SHARED_DATA / "central_park_weather_daily_2009_2024.csv"
     if not path.exists():
         pytest.skip(f"{path} not present")

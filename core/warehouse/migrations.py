@@ -1,0 +1,123 @@
+"""Creating the schema, stamping its version, and migrating an older warehouse in place."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from core.warehouse.engine import _write_transaction
+from core.warehouse.rejects import _reject_key
+from core.warehouse.tables import (
+    WarehouseError,
+    etl_runs_table,
+    meta_table,
+    metadata,
+    rejects_table,
+)
+
+log = logging.getLogger(__name__)
+
+
+SCHEMA_VERSION = 2  # 2: run leases (pid, host, lease_until), rejects stored once per distinct row
+
+
+def create_schema(engine: Engine) -> None:
+    """Create missing tables (idempotent), then stamp, migrate or check the schema version."""
+    metadata.create_all(engine)
+    upgrade_schema(engine)
+
+
+def has_schema(engine: Engine) -> bool:
+    return sa.inspect(engine).has_table("meta")
+
+
+def upgrade_schema(engine: Engine) -> None:
+    """Stamp a new warehouse, migrate an older one in place, refuse one of an unknown version.
+
+    The check and the migration run under a write lock, so two processes starting at once
+    migrate once. Version 1 → 2 adds the run lease columns and the distinct-rejects key.
+    """
+    with engine.connect() as conn:
+        if _read_version(conn) == SCHEMA_VERSION:
+            return
+    with engine.connect() as conn, _write_transaction(conn, [meta_table]):
+        found = _read_version(conn)
+        if found is None:
+            conn.execute(
+                meta_table.insert().values(key="schema_version", value=str(SCHEMA_VERSION))
+            )
+            return
+        if found == SCHEMA_VERSION:
+            return
+        if found not in _MIGRATIONS:
+            raise WarehouseError(
+                f"warehouse schema version {found} is not {SCHEMA_VERSION}: "
+                "rebuild it (vz demo --rebuild) or migrate"
+            )
+        for version in range(found, SCHEMA_VERSION):
+            log.info("migrating the warehouse schema from version %d to %d", version, version + 1)
+            _MIGRATIONS[version](conn)
+        conn.execute(
+            meta_table.update()
+            .where(meta_table.c.key == "schema_version")
+            .values(value=str(SCHEMA_VERSION))
+        )
+
+
+def _read_version(conn: sa.Connection) -> int | None:
+    found = conn.execute(
+        sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")
+    ).scalar_one_or_none()
+    return None if found is None else int(found)
+
+
+def _add_missing_columns(conn: sa.Connection, table: sa.Table, names: Sequence[str]) -> None:
+    present = {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
+    preparer = conn.dialect.identifier_preparer
+    for name in names:
+        if name not in present:
+            spec = sa.schema.CreateColumn(table.c[name]).compile(dialect=conn.dialect)
+            conn.execute(sa.text(f"ALTER TABLE {preparer.format_table(table)} ADD COLUMN {spec}"))
+
+
+def _migrate_1_to_2(conn: sa.Connection) -> None:
+    """Run lease columns; rejects keyed by a hash of the rejected row, one row per distinct key.
+
+    Of the copies of one rejected row the newest is kept, with ``occurrences`` the number of
+    copies its run stored, so each source's newest run still reports its rejects by reason.
+    """
+    _add_missing_columns(conn, etl_runs_table, ["pid", "host", "lease_until"])
+    _add_missing_columns(conn, rejects_table, ["reject_key", "occurrences"])
+    r = rejects_table.c
+    rows = conn.execute(
+        sa.select(r.id, r.run_id, r.dataset, r.source, r.record_key, r.reason, r.raw).order_by(r.id)
+    ).all()
+    newest: dict[tuple[str, str, str], tuple[int, str]] = {}
+    copies: dict[tuple[str, str, str, str], int] = {}
+    for row in rows:
+        key = (row.dataset, row.source, _reject_key(row.record_key, row.reason, row.raw))
+        newest[key] = (row.id, row.run_id)
+        copies[(*key, row.run_id)] = copies.get((*key, row.run_id), 0) + 1
+    keep = {row_id for row_id, _ in newest.values()}
+    if keep:
+        conn.execute(
+            rejects_table.update()
+            .where(r.id == sa.bindparam("_id"))
+            .values(reject_key=sa.bindparam("_key"), occurrences=sa.bindparam("_n")),
+            [
+                {"_id": row_id, "_key": key[2], "_n": copies[(*key, run_id)]}
+                for key, (row_id, run_id) in newest.items()
+            ],
+        )
+    dropped = [row.id for row in rows if row.id not in keep]
+    for start in range(0, len(dropped), 10_000):
+        conn.execute(rejects_table.delete().where(r.id.in_(dropped[start : start + 10_000])))
+    for index in rejects_table.indexes:
+        index.create(conn, checkfirst=True)
+    log.info("rejects: %d stored copies folded into %d distinct rows", len(rows), len(keep))
+
+
+_MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {1: _migrate_1_to_2}
