@@ -20,7 +20,19 @@ import streamlit as st
 from pydeck.bindings.json_tools import default_serialize
 
 from app import DRILLDOWN, PROJECT_ROOT, state
-from app import services as sv
+from app.services.briefing import PUBLIC_MIN_COUNT, Briefing
+from app.services.data_health import DataHealth, DriftReport
+from app.services.drilldown import Explanation, HexDetail, hexes_on_street, normalize_hex
+from app.services.overview import (
+    FIX_SCORE,
+    FIX_STATUS,
+    TOP_REASONS,
+    AreaOptions,
+    Overview,
+    Unavailable,
+    overview,
+)
+from app.services.risk_map import ForecastDay
 from core.schema import RISK_CLASSES
 from core.spreadsheet import neutralise_frame
 from geo.cells import cells_to_boundaries
@@ -67,7 +79,7 @@ def long_date(day: dt.date) -> str:
 # guarded service calls
 
 
-def show_unavailable(missing: sv.Unavailable) -> None:
+def show_unavailable(missing: Unavailable) -> None:
     """What is missing and the exact command that provides it."""
     st.warning(missing.what, icon=":material/info:")
     st.markdown("Run this in the project folder, then reload the page:")
@@ -84,14 +96,14 @@ def _show_failure(service: Callable[..., Any], exc: Exception) -> None:
         icon=":material/error:",
     )
     st.markdown("Check the warehouse and the model registry with:")
-    st.code(sv.FIX_STATUS, language="bash")
+    st.code(FIX_STATUS, language="bash")
 
 
 def load(service: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Call a service; when it fails, say what is missing (or that it failed) and stop the page."""
     try:
         return service(*args, **kwargs)
-    except sv.Unavailable as missing:
+    except Unavailable as missing:
         show_unavailable(missing)
     except Exception as exc:
         _show_failure(service, exc)
@@ -102,7 +114,7 @@ def try_load(service: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T | 
     """Like ``load`` but only this section gives up: the rest of the page still renders."""
     try:
         return service(*args, **kwargs)
-    except sv.Unavailable as missing:
+    except Unavailable as missing:
         show_unavailable(missing)
     except Exception as exc:
         _show_failure(service, exc)
@@ -118,7 +130,7 @@ def use_css(name: str) -> None:
     st.html(ASSETS / name)
 
 
-def banners(info: sv.Overview) -> None:
+def banners(info: Overview) -> None:
     """The demo-data and stale-data banners; shown on every page that shows data."""
     if info.is_demo:
         st.warning(
@@ -147,8 +159,8 @@ def sidebar() -> None:
     with st.sidebar:
         st.markdown("##### Data status")
         try:
-            info = sv.overview()
-        except sv.Unavailable as missing:
+            info = overview()
+        except Unavailable as missing:
             st.caption(f"{missing.what} Fix: `{missing.fix}`")
             return
         except Exception:
@@ -243,7 +255,7 @@ def text_param(label: str, *, key: str, param: str, placeholder: str = "") -> st
     return text.strip()
 
 
-def area_filter(options: sv.AreaOptions, *, key_prefix: str) -> tuple[str, str | None]:
+def area_filter(options: AreaOptions, *, key_prefix: str) -> tuple[str, str | None]:
     """Area layer and area pickers (both in the URL); returns (layer, area or None)."""
     layers = list(options.layers)
     left, right = st.columns(2)
@@ -410,7 +422,7 @@ def _shorten(text: str, limit: int) -> str:
 def reason_chars(n_hexes: int) -> int:
     """How long a tooltip reason may be so the whole map stays within the payload budget."""
     per_hex = MAP_PAYLOAD_BYTES / max(n_hexes, 1) - TOOLTIP_FIXED_BYTES
-    per_reason = int(per_hex / sv.TOP_REASONS) - REASON_OVERHEAD_BYTES
+    per_reason = int(per_hex / TOP_REASONS) - REASON_OVERHEAD_BYTES
     return max(MIN_REASON_CHARS, min(MAX_REASON_CHARS, per_reason))
 
 
@@ -435,7 +447,7 @@ def forecast_tooltips(hexes: pd.DataFrame, outcomes_known: bool) -> list[str]:
     return tips
 
 
-def forecast_map(day: sv.ForecastDay, *, key: str) -> str | None:
+def forecast_map(day: ForecastDay, *, key: str) -> str | None:
     """The risk map of one forecast day; returns the clicked hex."""
     cells = pd.DataFrame(
         {
@@ -480,7 +492,7 @@ def legend(
 # risk map texts and tables
 
 
-def forecast_caption(day: sv.ForecastDay, as_of: dt.date | None) -> None:
+def forecast_caption(day: ForecastDay, as_of: dt.date | None) -> None:
     """Which day the map shows, and why that day."""
     if day.is_tomorrow:
         st.markdown(
@@ -503,11 +515,11 @@ def forecast_caption(day: sv.ForecastDay, as_of: dt.date | None) -> None:
     elif day.tomorrow is not None and day.tomorrow not in day.available_dates:
         st.warning(
             f"Tomorrow's forecast ({long_date(day.tomorrow)}) is not stored yet: run "
-            f"`{sv.FIX_SCORE}`. Showing the newest stored forecast."
+            f"`{FIX_SCORE}`. Showing the newest stored forecast."
         )
 
 
-def headline(day: sv.ForecastDay) -> str:
+def headline(day: ForecastDay) -> str:
     """One sentence that sums up the day."""
     summary = day.summary
     where = "in the city" if day.area is None else f"in {day.area.title()}"
@@ -528,7 +540,7 @@ def headline(day: sv.ForecastDay) -> str:
     )
 
 
-def day_metrics(day: sv.ForecastDay) -> None:
+def day_metrics(day: ForecastDay) -> None:
     summary = day.summary
     st.subheader(headline(day))
     columns = st.columns(4)
@@ -593,7 +605,7 @@ def hex_picker() -> str | None:
             _street_matches(street)
     if not text:
         return None
-    cell = sv.normalize_hex(text)
+    cell = normalize_hex(text)
     if cell is None:
         st.warning(f"`{text}` is not an H3 hex id at the map's resolution.")
     return cell
@@ -607,7 +619,7 @@ def _pick_street_hex() -> None:
 
 
 def _street_matches(street: str) -> None:
-    matches = try_load(sv.hexes_on_street, street)
+    matches = try_load(hexes_on_street, street)
     if matches is None:
         return
     if matches.empty:
@@ -625,13 +637,13 @@ def _street_matches(street: str) -> None:
     )
 
 
-def hex_header(detail: sv.HexDetail) -> None:
+def hex_header(detail: HexDetail) -> None:
     where = [detail.borough.title() if detail.borough else "borough unknown"]
     where += [f"{layer}: {name}" for layer, name in detail.areas.items()]
     st.markdown(f"**Hex `{detail.h3_cell}`** · {' · '.join(where)}")
     forecast = detail.forecast
     if forecast is None:
-        st.info(f"No forecast is stored for this hex. Run `{sv.FIX_SCORE}`.")
+        st.info(f"No forecast is stored for this hex. Run `{FIX_SCORE}`.")
         return
     colour = RISK_COLOURS[forecast.risk_class]
     st.markdown(
@@ -686,7 +698,7 @@ def _waterfall_frame(base: float, contributions: pd.DataFrame, top: int) -> pd.D
     return frame.assign(order=range(len(frame)), change=frame["to"] - frame["from"])
 
 
-def waterfall(explanation: sv.Explanation, top: int = 12) -> None:
+def waterfall(explanation: Explanation, top: int = 12) -> None:
     """The SHAP waterfall (complete) or the stored top reasons as bars (incomplete)."""
     import altair as alt
 
@@ -753,7 +765,7 @@ def neighbours_table(neighbours: pd.DataFrame, day: dt.date | None) -> None:
 # data health
 
 
-def freshness_table(health: sv.DataHealth) -> None:
+def freshness_table(health: DataHealth) -> None:
     st.caption(
         f"Days behind the as-of date ({long_date(health.as_of) if health.as_of else '—'}); "
         f"crash data more than {health.expected_lag_days} days behind is stale. "
@@ -762,7 +774,7 @@ def freshness_table(health: sv.DataHealth) -> None:
     dataframe(health.freshness, hide_index=True, width="stretch")
 
 
-def rejects_section(health: sv.DataHealth) -> None:
+def rejects_section(health: DataHealth) -> None:
     share = health.missing_coordinates_share
     left, right = st.columns(2)
     left.metric(
@@ -782,7 +794,7 @@ def rejects_section(health: sv.DataHealth) -> None:
     )
 
 
-def drift_section(report: sv.DriftReport) -> None:
+def drift_section(report: DriftReport) -> None:
     ref, recent = report.reference, report.recent
     st.markdown(
         f"Model {report.model_version}: training reference {ref[0]} – {ref[1]} against the "
@@ -807,7 +819,7 @@ def drift_section(report: sv.DriftReport) -> None:
     )
 
 
-def run_log(health: sv.DataHealth) -> None:
+def run_log(health: DataHealth) -> None:
     st.caption("✓ when rows in = loaded + updated + unchanged + rejected.")
     dataframe(health.runs, hide_index=True, width="stretch")
 
@@ -816,7 +828,7 @@ def run_log(health: sv.DataHealth) -> None:
 # public briefing
 
 
-def district_map(brief: sv.Briefing) -> None:
+def district_map(brief: Briefing) -> None:
     tips = [
         f"{label} area\n{expected:.0f} crashes expected\n"
         f"crashes in the last {brief.recent_days} days: {recent}"
@@ -859,7 +871,7 @@ def _rows_chart(frame: pd.DataFrame) -> alt.Chart | None:
     )
 
 
-def rows_per_day_chart(health: sv.DataHealth) -> None:
+def rows_per_day_chart(health: DataHealth) -> None:
     chart = _rows_chart(health.rows_per_day)
     if chart is None:
         st.info("No crash rows in this period.")
@@ -867,7 +879,7 @@ def rows_per_day_chart(health: sv.DataHealth) -> None:
     st.altair_chart(chart, width="stretch")
 
 
-def briefing(brief: sv.Briefing) -> None:
+def briefing(brief: Briefing) -> None:
     """The public briefing: headline numbers, the district map, the borough table."""
     st.title(f"Road safety outlook for {long_date(brief.target_date)}")
     if brief.is_demo:
@@ -893,7 +905,7 @@ def briefing(brief: sv.Briefing) -> None:
     newest = long_date(brief.newest_crash_date) if brief.newest_crash_date else "—"
     st.caption(
         f"Source: {brief.source_label}; crash records up to {newest}. Aggregates only: no "
-        f"individual crash, street or block is shown, and counts below {sv.PUBLIC_MIN_COUNT} "
+        f"individual crash, street or block is shown, and counts below {PUBLIC_MIN_COUNT} "
         "read “fewer than …”."
     )
     with st.container(key="no-print"):

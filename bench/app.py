@@ -192,7 +192,8 @@ def payload_bytes(n_hexes: int) -> dict[str, int]:
     import pandas as pd
 
     from app import components
-    from app.planning import Scenario, WhatIfBase, WhatIfResult, change_deck
+    from app.planning import change_deck
+    from app.services.what_if import Scenario, WhatIfBase, WhatIfResult
     from core.schema import RISK_CLASSES
 
     rng = np.random.default_rng(0)

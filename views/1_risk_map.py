@@ -4,12 +4,14 @@ past days against what happened, and the riskiest hexes ranked."""
 import streamlit as st
 
 from app import components as ui
-from app import services, state
+from app import state
+from app.services.overview import area_options, forecast_dates, overview
+from app.services.risk_map import forecast_day
 
 st.title("Tomorrow's risk map")
-info = ui.load(services.overview)
+info = ui.load(overview)
 ui.banners(info)
-dates = ui.load(services.forecast_dates)
+dates = ui.load(forecast_dates)
 
 day_column, filter_column = st.columns([1, 2])
 with day_column:
@@ -21,9 +23,9 @@ with day_column:
         help="Pick a past day to compare the forecast with the crashes that happened.",
     )
 with filter_column:
-    layer, area = ui.area_filter(ui.load(services.area_options), key_prefix="map")
+    layer, area = ui.area_filter(ui.load(area_options), key_prefix="map")
 
-forecast = ui.load(services.forecast_day, day, layer, area)
+forecast = ui.load(forecast_day, day, layer, area)
 ui.forecast_caption(forecast, info.as_of)
 ui.day_metrics(forecast)
 picked = ui.forecast_map(forecast, key="risk_map")

@@ -4,10 +4,18 @@ rates it so (SHAP), its streets and recent crashes, and its neighbours."""
 import streamlit as st
 
 from app import components as ui
-from app import services, state
+from app import state
+from app.services.drilldown import (
+    hex_detail,
+    hex_explanation,
+    hex_history,
+    hex_recent_crashes,
+    hex_streets,
+)
+from app.services.overview import overview
 
 st.title("Hex drill-down")
-info = ui.load(services.overview)
+info = ui.load(overview)
 ui.banners(info)
 
 cell = ui.hex_picker()
@@ -15,7 +23,7 @@ if cell is None:
     st.info("Pick a hex: click one on the risk map, paste its id, or search for a street.")
     st.stop()
 
-detail = ui.load(services.hex_detail, cell, state.get_date())
+detail = ui.load(hex_detail, cell, state.get_date())
 if detail.default_date is not None:
     ui.date_param(
         "Forecast day", key="drill_date", dates=detail.forecast_dates, default=detail.default_date
@@ -34,7 +42,7 @@ with history_column:
         format_func=lambda freq: {"W": "week", "D": "day"}[freq],
         horizontal=True,
     )
-    history = ui.try_load(services.hex_history, cell, freq)
+    history = ui.try_load(hex_history, cell, freq)
     if history is not None:
         ui.history_chart(history)
 with why_column:
@@ -42,19 +50,19 @@ with why_column:
     if detail.forecast is None:
         st.caption("No forecast to explain.")
     else:
-        explanation = ui.try_load(services.hex_explanation, cell, detail.forecast)
+        explanation = ui.try_load(hex_explanation, cell, detail.forecast)
         if explanation is not None:
             ui.waterfall(explanation)
 
 streets_column, crashes_column = st.columns([1, 2])
 with streets_column:
     st.subheader("Most frequent streets")
-    streets = ui.try_load(services.hex_streets, cell)
+    streets = ui.try_load(hex_streets, cell)
     if streets is not None:
         ui.dataframe(streets, hide_index=True, width="stretch")
 with crashes_column:
     st.subheader("Recent crashes")
-    recent = ui.try_load(services.hex_recent_crashes, cell)
+    recent = ui.try_load(hex_recent_crashes, cell)
     if recent is not None:
         ui.dataframe(recent, hide_index=True, width="stretch")
 

@@ -4,12 +4,14 @@ show the change against the forecast."""
 import streamlit as st
 
 from app import components as ui
-from app import planning, services
+from app import planning
+from app.services.overview import overview
+from app.services.what_if import what_if, what_if_base
 
 st.title("What-if weather")
-info = ui.load(services.overview)
+info = ui.load(overview)
 ui.banners(info)
-base = ui.load(planning.what_if_base)
+base = ui.load(what_if_base)
 st.caption(
     "Move the sliders: the whole map is re-scored by the model with this weather and day in "
     "place of the forecast. Nothing is stored."
@@ -19,7 +21,7 @@ st.caption(
 @st.fragment
 def scenario_view() -> None:
     scenario = planning.scenario_controls(base)
-    result = ui.load(planning.what_if, base, scenario)
+    result = ui.load(what_if, base, scenario)
     planning.what_if_summary(result)
     planning.change_map(result)
     st.subheader("Hexes that change class")

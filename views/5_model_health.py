@@ -4,12 +4,14 @@ calibration, what drives it, how its past forecasts did, and the challenger."""
 import streamlit as st
 
 from app import components as ui
-from app import planning, services
+from app import planning
+from app.services.model_health import model_health
+from app.services.overview import overview
 
 st.title("Model health")
-info = ui.load(services.overview)
+info = ui.load(overview)
 ui.banners(info)
-health = ui.load(planning.model_health)
+health = ui.load(model_health)
 planning.champion_header(health)
 
 st.subheader("Backtest against the baselines")

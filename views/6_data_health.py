@@ -4,12 +4,13 @@ feature drift against the training data, and the ETL run log."""
 import streamlit as st
 
 from app import components as ui
-from app import services
+from app.services.data_health import data_health, drift_report
+from app.services.overview import overview
 
 st.title("Data health")
-info = ui.load(services.overview)
+info = ui.load(overview)
 ui.banners(info)
-health = ui.load(services.data_health)
+health = ui.load(data_health)
 
 st.subheader("Freshness per source")
 ui.freshness_table(health)
@@ -21,7 +22,7 @@ st.subheader("Rejected rows")
 ui.rejects_section(health)
 
 st.subheader("Feature drift")
-drift = ui.try_load(services.drift_report)
+drift = ui.try_load(drift_report)
 if drift is not None:
     ui.drift_section(drift)
 

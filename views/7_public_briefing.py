@@ -4,9 +4,9 @@ printable and safe to project."""
 import streamlit as st
 
 from app import components as ui
-from app import services
+from app.services.briefing import briefing
 
 ui.use_css("briefing.css")
 with st.container(key="briefing"):
-    brief = ui.load(services.briefing)
+    brief = ui.load(briefing)
     ui.briefing(brief)

@@ -141,12 +141,12 @@ def test_empty_warehouse_shows_the_fix_command_and_creates_nothing(
 def test_a_failing_service_is_reported_without_a_traceback(
     city: City, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from app import services
+    from app.services import risk_map
 
     def broken(*args: object, **kwargs: object) -> None:
         raise ConnectionError("warehouse went away")
 
-    monkeypatch.setattr(services, "forecast_day", broken)
+    monkeypatch.setattr(risk_map, "forecast_day", broken)
     at = open_app()
     assert "could not be loaded (ConnectionError)" in texts(at)
     assert [c.value for c in at.code] == ["vz status"]
@@ -225,7 +225,7 @@ def tiny_model(city: City, monkeypatch: pytest.MonkeyPatch):
     """A small LightGBM RiskModel standing in for the registry's, on three real features."""
     import lightgbm as lgb
 
-    from app import services
+    from app.services import overview
     from model.risk_model import RiskModel
 
     names = ["crashes_28d", "precip_mm", "weekday"]
@@ -235,8 +235,8 @@ def tiny_model(city: City, monkeypatch: pytest.MonkeyPatch):
     booster = lgb.train({"objective": "poisson", "verbose": -1, "num_leaves": 4}, data, 15)
     start = city.as_of - dt.timedelta(days=59)
     model = RiskModel(booster, None, names, [0.5, 1.0, 1.5, 2.0], 8, start, city.as_of)
-    monkeypatch.setattr(services, "registered_model", lambda version=None: (model, "3"))
-    monkeypatch.setattr(services, "_model", lambda tracking_uri, version: (model, "3"))
+    monkeypatch.setattr(overview, "registered_model", lambda version=None: (model, "3"))
+    monkeypatch.setattr(overview, "_model", lambda tracking_uri, version: (model, "3"))
     return model
 
 
@@ -244,15 +244,15 @@ def test_drilldown_explains_with_the_model_that_made_the_forecast(
     city: City, tiny_model, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With a registered model the waterfall is complete: base + contributions = score."""
-    from app import services
+    from app.services import drilldown, overview
 
     features = city.hexes[["h3_cell"]].assign(
         crashes_28d=city.hexes["rate"] * 28, precip_mm=6.0, weekday=3.0
     )
-    monkeypatch.setattr(services, "day_features", lambda *args, **kwargs: features)
+    monkeypatch.setattr(overview, "day_features", lambda *args, **kwargs: features)
 
-    forecast = services.hex_detail(city.riskiest, None).forecast
-    explanation = services.hex_explanation(city.riskiest, forecast)
+    forecast = drilldown.hex_detail(city.riskiest, None).forecast
+    explanation = drilldown.hex_explanation(city.riskiest, forecast)
     assert explanation.complete and len(explanation.contributions) == 3
     total = explanation.base + explanation.contributions["contribution"].sum()
     assert total == pytest.approx(explanation.score, abs=1e-6)
@@ -270,7 +270,7 @@ def test_data_health_shows_drift_per_feature(city: City, tiny_model) -> None:
 
 
 def test_street_names_drop_house_numbers_but_keep_numbered_streets() -> None:
-    from app.services import street_names
+    from app.services.drilldown import street_names
 
     streets = pd.Series(["156 CHESTNUT ROAD", "303 43 STREET", "43 STREET", "1 AVENUE", "BROADWAY"])
     assert list(street_names(streets)) == [
