@@ -21,7 +21,11 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app import components, registered_pages
+from app import registered_pages
+from app.components import maps
+from app.components.frame import long_date
+from app.components.params import WHOLE_CITY
+from core.schema import RISK_CLASSES
 
 if TYPE_CHECKING:
     from conftest import City
@@ -73,7 +77,7 @@ def test_risk_map_shows_tomorrow_with_legend_banner_and_table(city: City) -> Non
     assert "Demo city — synthetic data, not New York" in text
     assert "tomorrow, the day after the warehouse as-of date" in text
     assert "Legend" in text and "Somewhat Dangerous" in text
-    assert components.long_date(city.tomorrow) in headline(at)
+    assert long_date(city.tomorrow) in headline(at)
     ranked = at.dataframe[0].value
     assert len(ranked) == 25
     assert ranked["Expected crashes"].is_monotonic_decreasing
@@ -111,9 +115,9 @@ def test_query_params_round_trip(city: City) -> None:
     at = open_app(date=past_day.isoformat(), area=city.boroughs[0])
     assert at.date_input(key="map_date").value == past_day
     assert at.selectbox(key="map_area_Borough").value == city.boroughs[0]
-    assert components.long_date(past_day) in headline(at)
+    assert long_date(past_day) in headline(at)
     assert at.query_params == {"date": past_day.isoformat(), "area": city.boroughs[0]}
-    at.selectbox(key="map_area_Borough").set_value(components.WHOLE_CITY).run()
+    at.selectbox(key="map_area_Borough").set_value(WHOLE_CITY).run()
     assert "area" not in at.query_params  # the default stays out of the link
 
 
@@ -355,7 +359,7 @@ def _forecast_frame(n: int, reasons: list[str]) -> pd.DataFrame:
         {
             "h3_cell": cells,
             "risk_class": risk,
-            "risk_label": [components.RISK_CLASSES[k] for k in risk],
+            "risk_label": [RISK_CLASSES[k] for k in risk],
             "p_risk": rng.uniform(0.3, 0.9, n),
             "expected_crashes": rng.gamma(1.0, 0.5, n),
             "actual_crashes": pd.array(rng.poisson(0.5, n), dtype="Int64"),
@@ -375,10 +379,10 @@ LONG_REASONS = [
 def test_map_payload_stays_under_1_5_mb_at_8000_hexes(outcomes_known: bool) -> None:
     hexes = _forecast_frame(8000, LONG_REASONS)
     cells = hexes[["h3_cell", "risk_class"]].assign(
-        tooltip=components.forecast_tooltips(hexes, outcomes_known)
+        tooltip=maps.forecast_tooltips(hexes, outcomes_known)
     )
     outlined = hexes.loc[hexes["actual_crashes"] > 0, "h3_cell"] if outcomes_known else []
-    payload = components.build_deck(cells, outlined).to_json().encode("utf-8")
+    payload = maps.build_deck(cells, outlined).to_json().encode("utf-8")
     assert len(payload) <= 1_500_000
     record = json.loads(payload)["layers"][0]["data"][0]
     assert set(record) == {"h", "k", "t"}
@@ -387,7 +391,7 @@ def test_map_payload_stays_under_1_5_mb_at_8000_hexes(outcomes_known: bool) -> N
 
 def test_small_maps_keep_reasons_whole() -> None:
     hexes = _forecast_frame(1300, LONG_REASONS)
-    tip = components.forecast_tooltips(hexes, outcomes_known=False)[0]
+    tip = maps.forecast_tooltips(hexes, outcomes_known=False)[0]
     assert all(reason in tip for reason in LONG_REASONS)
 
 
@@ -395,8 +399,8 @@ def test_palette_is_ordered_light_to_dark() -> None:
     """Ordered by lightness alone, so the order survives colour-blindness and greyscale."""
 
     def luminance(colour: str) -> float:  # WCAG relative luminance
-        r, g, b = (c / 255 for c in components.hex_to_rgb(colour))
+        r, g, b = (c / 255 for c in maps.hex_to_rgb(colour))
         return 0.2126 * r**2.2 + 0.7152 * g**2.2 + 0.0722 * b**2.2
 
-    values = [luminance(c) for c in components.RISK_COLOURS]
+    values = [luminance(c) for c in maps.RISK_COLOURS]
     assert all(a > b * 1.25 for a, b in itertools.pairwise(values))

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from playwright.sync_api import Browser, Locator, Page, ViewportSize, expect
 
-from app.components import _view_state
+from app.components.maps import view_state
 from core import reads
 from core.warehouse import get_engine
 from tests.browser.support import wait_until_drawn
@@ -103,7 +103,7 @@ def map_hexes(app: RunningApp) -> tuple[str | None, str]:
     assert version is not None
     forecast = reads.predictions_for_day(engine, res, day, version)
     cells = forecast["h3_cell"].astype("str")
-    view = _view_state(pd.Series(cells))
+    view = view_state(pd.Series(cells))
     centre = h3.latlng_to_cell(view.latitude, view.longitude, res)
     riskiest = str(forecast.sort_values("expected_crashes")["h3_cell"].iloc[-1])
     return (centre if centre in set(cells) else None), riskiest
