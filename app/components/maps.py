@@ -4,7 +4,6 @@ budget, outlines, the view that fits the hexes, and the legend."""
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from typing import Final
 
@@ -12,6 +11,7 @@ import pandas as pd
 import pydeck as pdk
 import streamlit as st
 from pydeck.bindings.json_tools import default_serialize
+from pydeck.data_utils import compute_view
 
 from app.services.overview import TOP_REASONS
 from app.services.risk_map import ForecastDay
@@ -61,23 +61,12 @@ def _fill_expression(opacity: int = 200) -> str:
     return expression
 
 
-def view_state(cells: pd.Series, width_px: int = 900, height_px: int = 560) -> pdk.ViewState:
-    """Centre and zoom that fit the cells' outlines into a map of about ``width_px`` x
-    ``height_px`` (Web Mercator: 512 px per 360° of longitude at zoom 0)."""
-    corners = [point for ring in cells_to_boundaries(cells).values() for point in ring]
-    lngs = [lng for lng, _ in corners]
-    lats = [lat for _, lat in corners]
-    mid_lat = (max(lats) + min(lats)) / 2
-    span_lng = max(max(lngs) - min(lngs), 0.005) * 1.08
-    span_lat = max(max(lats) - min(lats), 0.005) * 1.08
-    zoom_lng = math.log2(width_px * 360 / (512 * span_lng))
-    zoom_lat = math.log2(height_px * 360 * math.cos(math.radians(mid_lat)) / (512 * span_lat))
-    return pdk.ViewState(
-        latitude=mid_lat,
-        longitude=(max(lngs) + min(lngs)) / 2,
-        zoom=max(8.0, min(14.0, zoom_lng, zoom_lat)),
-        pitch=0,
-    )
+def view_state(cells: pd.Series) -> pdk.ViewState:
+    """A view that fits the cells' outlines (``pydeck.data_utils.compute_view``): centred on
+    the mean of their corners, at the highest whole zoom level whose 512-pixel tile spans
+    more degrees than they do."""
+    corners = [[lng, lat] for ring in cells_to_boundaries(cells).values() for lng, lat in ring]
+    return compute_view(corners)
 
 
 def build_deck(cells: pd.DataFrame, outlined: Sequence[str] = ()) -> CompactDeck:
