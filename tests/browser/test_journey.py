@@ -152,6 +152,8 @@ def test_journey(page: Page, demo_app: RunningApp) -> None:
     for _ in range(40):  # 40 steps of 0.5 mm: 20 mm more rain
         thumb.press("ArrowRight")
     expect(scenario).not_to_have_text(before)
+    rain = float(thumb.get_attribute("aria-valuetext") or "nan")
+    expect(page.get_by_text(f"{rain:g} mm rain instead of")).to_be_visible()  # the last re-run
     settle(page)
     assert float(scenario.inner_text().replace(",", "")) > float(before.replace(",", ""))
     assert "scenario=" in page.url
@@ -182,6 +184,8 @@ def test_journey(page: Page, demo_app: RunningApp) -> None:
     for path in ("model-health", "data-health", "briefing"):
         open_page(page, demo_app, path)
         expect(page.get_by_test_id("stException")).to_have_count(0)
+        if path == "briefing":
+            map_canvas(page)  # the district map has its height before the page is measured
         screenshot(page, PAGES[path][2])
     assert _newest(SCREENSHOTS) >= 7
 
