@@ -10,13 +10,13 @@ import logging
 import streamlit as st
 
 from app import access, registered_pages
-from app import components as ui
+from app.components.frame import use_css
 from core.settings import get_settings
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 st.set_page_config(page_title="Vision Zero Risk", page_icon=":material/traffic:", layout="wide")
-ui.use_css("app.css")
+use_css("app.css")
 
 settings = get_settings()
 visitor = access.current_visitor(settings)

@@ -19,8 +19,8 @@ import streamlit as st
 from streamlit.navigation.page import StreamlitPage
 
 from app import BRIEFING, PageSpec, auth
-from app import components as ui
 from app.auth import Mode
+from app.components import frame
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -192,13 +192,13 @@ def sidebar(visitor: Visitor) -> None:
     if visitor.mode is Mode.PUBLIC:
         return
     if visitor.staff:
-        ui.sidebar()
+        frame.sidebar()
         if visitor.signed_in:
             with st.sidebar:
                 st.divider()
                 account(visitor, key="sidebar")
         return
-    ui.logo()
+    frame.logo()
     with st.sidebar:
         st.page_link(BRIEFING.path, label=BRIEFING.title, icon=BRIEFING.icon)
         st.divider()

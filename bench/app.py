@@ -5,7 +5,7 @@
 - page switch: a click on another page in the sidebar → that page's last section shown;
 - what-if round trip: one keyboard step of the rain slider → the new citywide total shown
   (re-score + re-render), and the re-scoring alone in-process;
-- map payload: the pydeck JSON of the risk map (``app.components.build_deck``) and of the
+- map payload: the pydeck JSON of the risk map (``app.components.maps.build_deck``) and of the
   what-if change map for 8,000 synthetic hexes with three reasons each.
 
 Targets: cold start ≤ 5 s, what-if ≤ 700 ms, page switch ≤ 1.5 s, payload ≤ 1.5 MB.
@@ -192,8 +192,9 @@ def payload_bytes(n_hexes: int) -> dict[str, int]:
     import numpy as np
     import pandas as pd
 
-    from app import components
-    from app.planning import Scenario, WhatIfBase, WhatIfResult, change_deck
+    from app.components.maps import build_deck, forecast_tooltips
+    from app.components.what_if import change_deck
+    from app.services.what_if import Scenario, WhatIfBase, WhatIfResult
     from core.schema import RISK_CLASSES
 
     rng = np.random.default_rng(0)
@@ -214,12 +215,12 @@ def payload_bytes(n_hexes: int) -> dict[str, int]:
             "reasons": [reasons] * len(cells),
         }
     )
-    risk = components.build_deck(
+    risk = build_deck(
         pd.DataFrame(
             {
                 "h3_cell": cells,
                 "risk_class": classes,
-                "tooltip": components.forecast_tooltips(hexes, outcomes_known=False),
+                "tooltip": forecast_tooltips(hexes, outcomes_known=False),
             }
         )
     )

@@ -123,6 +123,18 @@ def cell_to_children(cell: str, res: int) -> list[str]:
     return list(h3.cell_to_children(cell, res))
 
 
+def is_valid_cell(cell: str) -> bool:
+    return bool(h3.is_valid_cell(cell))
+
+
+def cell_resolution(cell: str) -> int:
+    return int(h3.get_resolution(cell))
+
+
+def cell_to_parent(cell: str, res: int) -> str:
+    return str(h3.cell_to_parent(cell, res))
+
+
 def cells_to_ints(cells: Iterable[str]) -> np.ndarray:
     """Cells as their 64-bit integer ids."""
     return np.asarray(_cell_ids(cells), dtype=np.uint64)

@@ -30,13 +30,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-import h3
 import numpy as np
 import pandas as pd
 
 from core import schema as s
 from core.spreadsheet import neutralise_value, safe_csv
-from geo.cells import cells_to_boundaries
+from geo.cells import cell_to_latlng, cells_to_boundaries, grid_disk
 from model.features import feature_label
 
 if TYPE_CHECKING:
@@ -105,7 +104,7 @@ def pick_hexes(
         chosen.append(position)
         if len(chosen) == n_units:
             break
-        blocked.update(h3.grid_disk(cell, min_spacing - 1))
+        blocked.update(grid_disk(cell, min_spacing - 1))
     picks = ordered.iloc[chosen].reset_index(drop=True)
     return picks.assign(rank=np.arange(1, len(picks) + 1))
 
@@ -199,7 +198,7 @@ def _reason_text(reasons: Any) -> str:
 
 def export_frame(picks: pd.DataFrame) -> pd.DataFrame:
     """The plan as plain columns (``CSV_COLUMNS``): class as its name, reasons as one text."""
-    centres = [h3.cell_to_latlng(cell) for cell in picks[s.H3_CELL]]
+    centres = [cell_to_latlng(cell) for cell in picks[s.H3_CELL]]
     return pd.DataFrame(
         {
             "rank": picks["rank"].astype("int64"),
@@ -348,13 +347,13 @@ def render_briefing(
         )
     )
     for row in picks.itertuples(index=False):
-        lat, lng = h3.cell_to_latlng(row.h3_cell)
+        lat, lng = cell_to_latlng(row.h3_cell)
         axes.annotate(
             str(row.rank), (lng, lat), xytext=(0, 7), textcoords="offset points",
             ha="center", fontsize=7, weight="bold", color="#202040",
         )  # fmt: skip
     axes.autoscale_view()
-    mid_lat = float(np.mean([h3.cell_to_latlng(c)[0] for c in grid_cells[:500]] or [40.7]))
+    mid_lat = float(np.mean([cell_to_latlng(c)[0] for c in grid_cells[:500]] or [40.7]))
     axes.set_aspect(1 / math.cos(math.radians(mid_lat)))
     axes.set_axis_off()
 

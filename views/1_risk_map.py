@@ -3,17 +3,23 @@ past days against what happened, and the riskiest hexes ranked."""
 
 import streamlit as st
 
-from app import components as ui
-from app import services, state
+from app import state
+from app.components.frame import banners, load
+from app.components.maps import forecast_map, legend
+from app.components.params import area_filter, date_param
+from app.components.risk_map import day_metrics, drilldown_link, forecast_caption
+from app.components.tables import ranked_table
+from app.services.overview import area_options, forecast_dates, overview
+from app.services.risk_map import forecast_day
 
 st.title("Tomorrow's risk map")
-info = ui.load(services.overview)
-ui.banners(info)
-dates = ui.load(services.forecast_dates)
+info = load(overview)
+banners(info)
+dates = load(forecast_dates)
 
 day_column, filter_column = st.columns([1, 2])
 with day_column:
-    day = ui.date_param(
+    day = date_param(
         "Forecast day",
         key="map_date",
         dates=dates,
@@ -21,20 +27,20 @@ with day_column:
         help="Pick a past day to compare the forecast with the crashes that happened.",
     )
 with filter_column:
-    layer, area = ui.area_filter(ui.load(services.area_options), key_prefix="map")
+    layer, area = area_filter(load(area_options), key_prefix="map")
 
-forecast = ui.load(services.forecast_day, day, layer, area)
-ui.forecast_caption(forecast, info.as_of)
-ui.day_metrics(forecast)
-picked = ui.forecast_map(forecast, key="risk_map")
-ui.legend(forecast.summary.class_counts, outlined=forecast.outcomes_known)
+forecast = load(forecast_day, day, layer, area)
+forecast_caption(forecast, info.as_of)
+day_metrics(forecast)
+picked = forecast_map(forecast, key="risk_map")
+legend(forecast.summary.class_counts, outlined=forecast.outcomes_known)
 if picked:
     state.set_params(**{state.HEX: picked})
 selected = state.get_str(state.HEX)
 if selected:
-    ui.drilldown_link(selected, forecast.target_date)
+    drilldown_link(selected, forecast.target_date)
 else:
     st.caption("Click a hex to open its drill-down.")
 
 st.subheader("Riskiest hexes")
-ui.ranked_table(forecast.ranked(25), forecast.target_date)
+ranked_table(forecast.ranked(25), forecast.target_date)

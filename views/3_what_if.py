@@ -3,13 +3,20 @@ show the change against the forecast."""
 
 import streamlit as st
 
-from app import components as ui
-from app import planning, services
+from app.components.frame import banners, load
+from app.components.what_if import (
+    change_map,
+    class_changes_table,
+    scenario_controls,
+    what_if_summary,
+)
+from app.services.overview import overview
+from app.services.what_if import what_if, what_if_base
 
 st.title("What-if weather")
-info = ui.load(services.overview)
-ui.banners(info)
-base = ui.load(planning.what_if_base)
+info = load(overview)
+banners(info)
+base = load(what_if_base)
 st.caption(
     "Move the sliders: the whole map is re-scored by the model with this weather and day in "
     "place of the forecast. Nothing is stored."
@@ -18,12 +25,12 @@ st.caption(
 
 @st.fragment
 def scenario_view() -> None:
-    scenario = planning.scenario_controls(base)
-    result = ui.load(planning.what_if, base, scenario)
-    planning.what_if_summary(result)
-    planning.change_map(result)
+    scenario = scenario_controls(base)
+    result = load(what_if, base, scenario)
+    what_if_summary(result)
+    change_map(result)
     st.subheader("Hexes that change class")
-    planning.class_changes_table(result)
+    class_changes_table(result)
 
 
 scenario_view()

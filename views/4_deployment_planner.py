@@ -3,26 +3,28 @@ the plan is expected to cover, how the same rule did on past days, and printable
 
 import streamlit as st
 
-from app import components as ui
-from app import planning, services
+from app.components.frame import banners, load
+from app.components.params import area_filter, date_param
+from app.components.planner import plan_controls, plan_downloads, plan_map, plan_summary, plan_table
+from app.services.overview import area_options, forecast_dates, overview
+from app.services.planner import deployment_plan
+from app.services.risk_map import forecast_day
 
 st.title("Deployment planner")
-info = ui.load(services.overview)
-ui.banners(info)
-dates = ui.load(services.forecast_dates)
+info = load(overview)
+banners(info)
+dates = load(forecast_dates)
 
 day_column, filter_column = st.columns([1, 2])
 with day_column:
-    day = ui.date_param(
-        "Plan for", key="plan_date", dates=dates, default=info.default_forecast_date
-    )
+    day = date_param("Plan for", key="plan_date", dates=dates, default=info.default_forecast_date)
 with filter_column:
-    layer, area = ui.area_filter(ui.load(services.area_options), key_prefix="plan")
-n_units, spacing, rank_by = planning.plan_controls()
-plan = ui.load(planning.deployment_plan, day, layer, area, n_units, spacing, rank_by)
+    layer, area = area_filter(load(area_options), key_prefix="plan")
+n_units, spacing, rank_by = plan_controls()
+plan = load(deployment_plan, day, layer, area, n_units, spacing, rank_by)
 
-planning.plan_summary(plan)
-planning.plan_downloads(plan)
-planning.plan_map(plan, ui.load(services.forecast_day, plan.target_date, layer, area))
+plan_summary(plan)
+plan_downloads(plan)
+plan_map(plan, load(forecast_day, plan.target_date, layer, area))
 st.subheader("Ranked picks")
-planning.plan_table(plan)
+plan_table(plan)

@@ -3,31 +3,41 @@ calibration, what drives it, how its past forecasts did, and the challenger."""
 
 import streamlit as st
 
-from app import components as ui
-from app import planning, services
+from app.components.frame import banners, load
+from app.components.model_health import (
+    backtest_table,
+    calibration_chart,
+    champion_header,
+    confusion_chart,
+    importance_chart,
+    live_performance,
+    versions_table,
+)
+from app.services.model_health import model_health
+from app.services.overview import overview
 
 st.title("Model health")
-info = ui.load(services.overview)
-ui.banners(info)
-health = ui.load(planning.model_health)
-planning.champion_header(health)
+info = load(overview)
+banners(info)
+health = load(model_health)
+champion_header(health)
 
 st.subheader("Backtest against the baselines")
-planning.backtest_table(health)
+backtest_table(health)
 
 matrix_column, calibration_column = st.columns(2)
 with matrix_column:
     st.subheader("Confusion matrix")
-    planning.confusion_chart(health)
+    confusion_chart(health)
 with calibration_column:
     st.subheader("Calibration")
-    planning.calibration_chart(health)
+    calibration_chart(health)
 
 st.subheader("What drives the model")
-planning.importance_chart(health)
+importance_chart(health)
 
 st.subheader("Live performance of past forecasts")
-planning.live_performance(health)
+live_performance(health)
 
 st.subheader("Champion and challenger")
-planning.versions_table(health)
+versions_table(health)

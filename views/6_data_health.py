@@ -3,27 +3,30 @@ feature drift against the training data, and the ETL run log."""
 
 import streamlit as st
 
-from app import components as ui
-from app import services
+from app.components.charts import rows_per_day_chart
+from app.components.data_health import drift_section, freshness_table, rejects_section, run_log
+from app.components.frame import banners, load, try_load
+from app.services.data_health import data_health, drift_report
+from app.services.overview import overview
 
 st.title("Data health")
-info = ui.load(services.overview)
-ui.banners(info)
-health = ui.load(services.data_health)
+info = load(overview)
+banners(info)
+health = load(data_health)
 
 st.subheader("Freshness per source")
-ui.freshness_table(health)
+freshness_table(health)
 
 st.subheader("Crash rows per day")
-ui.rows_per_day_chart(health)
+rows_per_day_chart(health)
 
 st.subheader("Rejected rows")
-ui.rejects_section(health)
+rejects_section(health)
 
 st.subheader("Feature drift")
-drift = ui.try_load(services.drift_report)
+drift = try_load(drift_report)
 if drift is not None:
-    ui.drift_section(drift)
+    drift_section(drift)
 
 st.subheader("ETL runs")
-ui.run_log(health)
+run_log(health)

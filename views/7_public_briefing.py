@@ -3,10 +3,11 @@ printable and safe to project."""
 
 import streamlit as st
 
-from app import components as ui
-from app import services
+from app.components.briefing import public_briefing
+from app.components.frame import load, use_css
+from app.services.briefing import briefing
 
-ui.use_css("briefing.css")
+use_css("briefing.css")
 with st.container(key="briefing"):
-    brief = ui.load(services.briefing)
-    ui.briefing(brief)
+    brief = load(briefing)
+    public_briefing(brief)

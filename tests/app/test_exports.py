@@ -1,4 +1,4 @@
-"""Every table's built-in CSV download is formula-safe: ``ui.dataframe`` neutralises text."""
+"""Every table's built-in CSV download is formula-safe: ``dataframe`` neutralises text."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from streamlit.testing.v1 import AppTest
 def table_page() -> None:
     import pandas as pd
 
-    from app import components as ui
+    from app.components.tables import dataframe
 
-    ui.dataframe(
+    dataframe(
         pd.DataFrame(
             {"Street": ["=cmd|' /C calc'!A0", "BROADWAY", "@SUM(1)"], "Crashes": [3, -1, 2]}
         ),

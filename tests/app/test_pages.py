@@ -21,8 +21,11 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app import components, registered_pages
-from core.schema import RISK_COLOURS
+from app import registered_pages
+from app.components import maps
+from app.components.frame import long_date
+from app.components.params import WHOLE_CITY
+from core.schema import RISK_CLASSES, RISK_COLOURS
 
 if TYPE_CHECKING:
     from conftest import City
@@ -74,7 +77,7 @@ def test_risk_map_shows_tomorrow_with_legend_banner_and_table(city: City) -> Non
     assert "Demo city — synthetic data, not New York" in text
     assert "tomorrow, the day after the warehouse as-of date" in text
     assert "Legend" in text and "Somewhat Dangerous" in text
-    assert components.long_date(city.tomorrow) in headline(at)
+    assert long_date(city.tomorrow) in headline(at)
     ranked = at.dataframe[0].value
     assert len(ranked) == 25
     assert ranked["Expected crashes"].is_monotonic_decreasing
@@ -112,9 +115,9 @@ def test_query_params_round_trip(city: City) -> None:
     at = open_app(date=past_day.isoformat(), area=city.boroughs[0])
     assert at.date_input(key="map_date").value == past_day
     assert at.selectbox(key="map_area_Borough").value == city.boroughs[0]
-    assert components.long_date(past_day) in headline(at)
+    assert long_date(past_day) in headline(at)
     assert at.query_params == {"date": past_day.isoformat(), "area": city.boroughs[0]}
-    at.selectbox(key="map_area_Borough").set_value(components.WHOLE_CITY).run()
+    at.selectbox(key="map_area_Borough").set_value(WHOLE_CITY).run()
     assert "area" not in at.query_params  # the default stays out of the link
 
 
@@ -142,12 +145,12 @@ def test_empty_warehouse_shows_the_fix_command_and_creates_nothing(
 def test_a_failing_service_is_reported_without_a_traceback(
     city: City, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from app import services
+    from app.services import risk_map
 
     def broken(*args: object, **kwargs: object) -> None:
         raise ConnectionError("warehouse went away")
 
-    monkeypatch.setattr(services, "forecast_day", broken)
+    monkeypatch.setattr(risk_map, "forecast_day", broken)
     at = open_app()
     assert "could not be loaded (ConnectionError)" in texts(at)
     assert [c.value for c in at.code] == ["vz status"]
@@ -226,7 +229,7 @@ def tiny_model(city: City, monkeypatch: pytest.MonkeyPatch):
     """A small LightGBM RiskModel standing in for the registry's, on three real features."""
     import lightgbm as lgb
 
-    from app import services
+    from app.services import overview
     from model.risk_model import RiskModel
 
     names = ["crashes_28d", "precip_mm", "weekday"]
@@ -236,8 +239,8 @@ def tiny_model(city: City, monkeypatch: pytest.MonkeyPatch):
     booster = lgb.train({"objective": "poisson", "verbose": -1, "num_leaves": 4}, data, 15)
     start = city.as_of - dt.timedelta(days=59)
     model = RiskModel(booster, None, names, [0.5, 1.0, 1.5, 2.0], 8, start, city.as_of)
-    monkeypatch.setattr(services, "registered_model", lambda version=None: (model, "3"))
-    monkeypatch.setattr(services, "_model", lambda tracking_uri, version: (model, "3"))
+    monkeypatch.setattr(overview, "registered_model", lambda version=None: (model, "3"))
+    monkeypatch.setattr(overview, "_model", lambda tracking_uri, version: (model, "3"))
     return model
 
 
@@ -245,15 +248,15 @@ def test_drilldown_explains_with_the_model_that_made_the_forecast(
     city: City, tiny_model, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With a registered model the waterfall is complete: base + contributions = score."""
-    from app import services
+    from app.services import drilldown, overview
 
     features = city.hexes[["h3_cell"]].assign(
         crashes_28d=city.hexes["rate"] * 28, precip_mm=6.0, weekday=3.0
     )
-    monkeypatch.setattr(services, "day_features", lambda *args, **kwargs: features)
+    monkeypatch.setattr(overview, "day_features", lambda *args, **kwargs: features)
 
-    forecast = services.hex_detail(city.riskiest, None).forecast
-    explanation = services.hex_explanation(city.riskiest, forecast)
+    forecast = drilldown.hex_detail(city.riskiest, None).forecast
+    explanation = drilldown.hex_explanation(city.riskiest, forecast)
     assert explanation.complete and len(explanation.contributions) == 3
     total = explanation.base + explanation.contributions["contribution"].sum()
     assert total == pytest.approx(explanation.score, abs=1e-6)
@@ -271,7 +274,7 @@ def test_data_health_shows_drift_per_feature(city: City, tiny_model) -> None:
 
 
 def test_street_names_drop_house_numbers_but_keep_numbered_streets() -> None:
-    from app.services import street_names
+    from app.services.drilldown import street_names
 
     streets = pd.Series(["156 CHESTNUT ROAD", "303 43 STREET", "43 STREET", "1 AVENUE", "BROADWAY"])
     assert list(street_names(streets)) == [
@@ -356,7 +359,7 @@ def _forecast_frame(n: int, reasons: list[str]) -> pd.DataFrame:
         {
             "h3_cell": cells,
             "risk_class": risk,
-            "risk_label": [components.RISK_CLASSES[k] for k in risk],
+            "risk_label": [RISK_CLASSES[k] for k in risk],
             "p_risk": rng.uniform(0.3, 0.9, n),
             "expected_crashes": rng.gamma(1.0, 0.5, n),
             "actual_crashes": pd.array(rng.poisson(0.5, n), dtype="Int64"),
@@ -376,10 +379,10 @@ LONG_REASONS = [
 def test_map_payload_stays_under_1_5_mb_at_8000_hexes(outcomes_known: bool) -> None:
     hexes = _forecast_frame(8000, LONG_REASONS)
     cells = hexes[["h3_cell", "risk_class"]].assign(
-        tooltip=components.forecast_tooltips(hexes, outcomes_known)
+        tooltip=maps.forecast_tooltips(hexes, outcomes_known)
     )
     outlined = hexes.loc[hexes["actual_crashes"] > 0, "h3_cell"] if outcomes_known else []
-    payload = components.build_deck(cells, outlined).to_json().encode("utf-8")
+    payload = maps.build_deck(cells, outlined).to_json().encode("utf-8")
     assert len(payload) <= 1_500_000
     record = json.loads(payload)["layers"][0]["data"][0]
     assert set(record) == {"h", "k", "t"}
@@ -388,7 +391,7 @@ def test_map_payload_stays_under_1_5_mb_at_8000_hexes(outcomes_known: bool) -> N
 
 def test_small_maps_keep_reasons_whole() -> None:
     hexes = _forecast_frame(1300, LONG_REASONS)
-    tip = components.forecast_tooltips(hexes, outcomes_known=False)[0]
+    tip = maps.forecast_tooltips(hexes, outcomes_known=False)[0]
     assert all(reason in tip for reason in LONG_REASONS)
 
 
@@ -396,7 +399,7 @@ def test_palette_is_ordered_light_to_dark() -> None:
     """Ordered by lightness alone, so the order survives colour-blindness and greyscale."""
 
     def luminance(colour: str) -> float:  # WCAG relative luminance
-        r, g, b = (c / 255 for c in components.hex_to_rgb(colour))
+        r, g, b = (c / 255 for c in maps.hex_to_rgb(colour))
         return 0.2126 * r**2.2 + 0.7152 * g**2.2 + 0.0722 * b**2.2
 
     values = [luminance(c) for c in RISK_COLOURS]

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app.planning import Scenario
+from app.services.what_if import Scenario
 from core.reads.fingerprint import data_fingerprint
 from core.settings import Settings
 from core.warehouse import get_engine

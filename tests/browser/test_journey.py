@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 from playwright.sync_api import Browser, Locator, Page, ViewportSize, expect
 
-from app.components import _view_state
-from core import reads
+from app.components.maps import view_state
+from core.reads.predictions import newest_model_version, prediction_dates, predictions_for_day
 from core.warehouse import get_engine
 from tests.browser.support import wait_until_drawn
 
@@ -98,12 +98,12 @@ def map_hexes(app: RunningApp) -> tuple[str | None, str]:
     centre falls outside the hex universe), and the riskiest hex as a fallback."""
     engine = get_engine(app.settings.resolved_database_url)
     res = app.settings.h3_res
-    day = reads.prediction_dates(engine, res)[-1]
-    version = reads.newest_model_version(engine, res, day)
+    day = prediction_dates(engine, res)[-1]
+    version = newest_model_version(engine, res, day)
     assert version is not None
-    forecast = reads.predictions_for_day(engine, res, day, version)
+    forecast = predictions_for_day(engine, res, day, version)
     cells = forecast["h3_cell"].astype("str")
-    view = _view_state(pd.Series(cells))
+    view = view_state(pd.Series(cells))
     centre = h3.latlng_to_cell(view.latitude, view.longitude, res)
     riskiest = str(forecast.sort_values("expected_crashes")["h3_cell"].iloc[-1])
     return (centre if centre in set(cells) else None), riskiest
@@ -152,6 +152,8 @@ def test_journey(page: Page, demo_app: RunningApp) -> None:
     for _ in range(40):  # 40 steps of 0.5 mm: 20 mm more rain
         thumb.press("ArrowRight")
     expect(scenario).not_to_have_text(before)
+    rain = float(thumb.get_attribute("aria-valuetext") or "nan")
+    expect(page.get_by_text(f"{rain:g} mm rain instead of")).to_be_visible()  # the last re-run
     settle(page)
     assert float(scenario.inner_text().replace(",", "")) > float(before.replace(",", ""))
     assert "scenario=" in page.url
@@ -182,6 +184,8 @@ def test_journey(page: Page, demo_app: RunningApp) -> None:
     for path in ("model-health", "data-health", "briefing"):
         open_page(page, demo_app, path)
         expect(page.get_by_test_id("stException")).to_have_count(0)
+        if path == "briefing":
+            map_canvas(page)  # the district map has its height before the page is measured
         screenshot(page, PAGES[path][2])
     assert _newest(SCREENSHOTS) >= 7
 

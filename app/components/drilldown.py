@@ -1,0 +1,79 @@
+"""The drill-down's hex picker (by id or street) and the hex's header."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import state
+from app.components.frame import long_date, try_load
+from app.components.params import text_param
+from app.services.drilldown import HexDetail, hexes_on_street, normalize_hex
+from app.services.overview import FIX_SCORE
+from core.schema import RISK_COLOURS
+
+
+def hex_picker() -> str | None:
+    """Choose a hex by id (the map links here with ?hex=…) or by a street name."""
+    by_id, by_street = st.columns(2)
+    with by_id:
+        text = text_param("Hex id", key="drill_hex", param=state.HEX, placeholder="882a100d2dfffff")
+    with by_street:
+        street = text_param(
+            "…or find it by street",
+            key="drill_street",
+            param=state.STREET,
+            placeholder="e.g. BROADWAY",
+        )
+        if street:
+            _street_matches(street)
+    if not text:
+        return None
+    cell = normalize_hex(text)
+    if cell is None:
+        st.warning(f"`{text}` is not an H3 hex id at the map's resolution.")
+    return cell
+
+
+def _pick_street_hex() -> None:
+    picked = st.session_state.get("drill_street_pick")
+    if picked:
+        st.session_state["drill_hex"] = picked
+        state.set_params(**{state.HEX: picked})
+
+
+def _street_matches(street: str) -> None:
+    matches = try_load(hexes_on_street, street)
+    if matches is None:
+        return
+    if matches.empty:
+        st.caption("No crashes recorded on a street with that name (type at least 3 letters).")
+        return
+    labels = dict(zip(matches["h3_cell"], matches["label"], strict=True))
+    st.selectbox(
+        "Hexes on that street",
+        list(labels),
+        index=None,
+        key="drill_street_pick",
+        format_func=labels.__getitem__,
+        placeholder=f"{len(labels)} hexes — pick one",
+        on_change=_pick_street_hex,
+    )
+
+
+def hex_header(detail: HexDetail) -> None:
+    where = [detail.borough.title() if detail.borough else "borough unknown"]
+    where += [f"{layer}: {name}" for layer, name in detail.areas.items()]
+    st.markdown(f"**Hex `{detail.h3_cell}`** · {' · '.join(where)}")
+    forecast = detail.forecast
+    if forecast is None:
+        st.info(f"No forecast is stored for this hex. Run `{FIX_SCORE}`.")
+        return
+    colour = RISK_COLOURS[forecast.risk_class]
+    st.markdown(
+        f'<div class="vz-legend"><span class="vz-chip"><span class="vz-swatch" '
+        f'style="background:{colour}"></span><strong>{forecast.risk_label}</strong></span> '
+        f"on {long_date(forecast.target_date)} — {forecast.p_risk:.0%} likely; "
+        f"{forecast.expected_crashes:.2f} crashes and {forecast.expected_injuries:.2f} injuries "
+        f"expected (model {forecast.model_version}).</div>",
+        unsafe_allow_html=True,
+    )

@@ -1,0 +1,223 @@
+"""The hex map: hexes coloured by risk class (the palette), tooltips within the payload
+budget, outlines, the view that fits the hexes, and the legend."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Final
+
+import pandas as pd
+import pydeck as pdk
+import streamlit as st
+from pydeck.bindings.json_tools import default_serialize
+from pydeck.data_utils import compute_view
+
+from app.services.risk_map import ForecastDay
+from core.schema import RISK_CLASSES, RISK_COLOURS
+from geo.cells import cells_to_boundaries
+from model.contract import TOP_REASONS
+
+OUTLINE_RGB: Final = (20, 20, 60)
+HIGHLIGHT_RGBA: Final = (255, 255, 255, 110)  # hover lightens a hex instead of tinting it
+HEX_LAYER_ID: Final = "risk-hexes"
+OUTLINE_LAYER_ID: Final = "crash-hexes"
+# The map's JSON stays under MAP_PAYLOAD_BYTES: tooltip reasons are cut (at a word boundary)
+# to what the budget leaves per hex after the id, class, keys and the first two lines.
+MAP_PAYLOAD_BYTES: Final = 1_500_000
+TOOLTIP_FIXED_BYTES: Final = 110
+REASON_OVERHEAD_BYTES: Final = 10  # newline, arrow, ellipsis
+MIN_REASON_CHARS: Final = 16
+MAX_REASON_CHARS: Final = 80
+
+
+def hex_to_rgb(colour: str) -> tuple[int, int, int]:
+    """``"#bd0026"`` -> ``(189, 0, 38)``."""
+    return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)
+
+
+class CompactDeck(pdk.Deck):
+    """A Deck serialised without indentation: pydeck indents by two spaces, which nearly
+    doubles the JSON of a map with thousands of hexes."""
+
+    def to_json(self) -> str:
+        return json.dumps(
+            self,
+            sort_keys=True,
+            default=default_serialize,
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+
+
+def _fill_expression(opacity: int = 200) -> str:
+    """deck.gl expression: the class index ``k`` picks its colour from the palette."""
+    colours = [f"[{r},{g},{b},{opacity}]" for r, g, b in map(hex_to_rgb, RISK_COLOURS)]
+    expression = colours[-1]
+    for k in range(len(colours) - 2, -1, -1):
+        expression = f"k=={k}?{colours[k]}:{expression}"
+    return expression
+
+
+def view_state(cells: pd.Series) -> pdk.ViewState:
+    """A view that fits the cells' outlines (``pydeck.data_utils.compute_view``): centred on
+    the mean of their corners, at the highest whole zoom level whose 512-pixel tile spans
+    more degrees than they do."""
+    corners = [[lng, lat] for ring in cells_to_boundaries(cells).values() for lng, lat in ring]
+    return compute_view(corners)
+
+
+def build_deck(cells: pd.DataFrame, outlined: Sequence[str] = ()) -> CompactDeck:
+    """A map of hexes coloured by risk class.
+
+    ``cells`` columns: ``h3_cell`` (string id), ``risk_class`` (0..4, also the colour index)
+    and ``tooltip`` (plain text, lines separated by newlines). Only those three travel to the
+    browser, under one-letter keys. ``outlined`` hexes get a dark outline (e.g. the hexes that
+    had a crash that day).
+    """
+    records = [
+        {"h": cell, "k": int(k), "t": tip}
+        for cell, k, tip in zip(
+            cells["h3_cell"], cells["risk_class"], cells["tooltip"], strict=True
+        )
+    ]
+    layers = [
+        pdk.Layer(
+            "H3HexagonLayer",
+            data=records,
+            id=HEX_LAYER_ID,
+            get_hexagon="h",
+            get_fill_color=_fill_expression(),
+            get_line_color=[255, 255, 255, 160],
+            line_width_min_pixels=0.5,
+            stroked=True,
+            filled=True,
+            extruded=False,
+            pickable=True,
+            auto_highlight=True,
+            highlight_color=HIGHLIGHT_RGBA,
+        )
+    ]
+    if len(outlined):
+        layers.append(
+            pdk.Layer(
+                "H3HexagonLayer",
+                data=[{"h": cell} for cell in outlined],
+                id=OUTLINE_LAYER_ID,
+                get_hexagon="h",
+                get_line_color=[*OUTLINE_RGB, 255],
+                line_width_min_pixels=1.5,
+                stroked=True,
+                filled=False,
+                extruded=False,
+                pickable=False,
+            )
+        )
+    view = (
+        view_state(cells["h3_cell"])
+        if len(cells)
+        else pdk.ViewState(latitude=40.7, longitude=-73.95, zoom=9.5)
+    )
+    return CompactDeck(
+        layers=layers,
+        initial_view_state=view,
+        map_style=None,
+        tooltip={"text": "{t}", "style": {"fontSize": "13px", "whiteSpace": "pre-line"}},
+    )
+
+
+def hex_map(
+    cells: pd.DataFrame,
+    *,
+    key: str,
+    outlined: Sequence[str] = (),
+    selectable: bool = True,
+    height: int = 560,
+    alt: str = "Map of hexagons coloured by forecast risk class",
+) -> str | None:
+    """Draw the hex map; returns the hex the user clicked (None without a selection)."""
+    deck = build_deck(cells, outlined)
+    if not selectable:
+        st.pydeck_chart(deck, height=height, alt=alt)
+        return None
+    event = st.pydeck_chart(
+        deck, height=height, on_select="rerun", selection_mode="single-object", key=key, alt=alt
+    )
+    picked = event.selection.objects.get(HEX_LAYER_ID, [])
+    return str(picked[0]["h"]) if picked else None
+
+
+def _shorten(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0]
+    return f"{cut}…"
+
+
+def reason_chars(n_hexes: int) -> int:
+    """How long a tooltip reason may be so the whole map stays within the payload budget."""
+    per_hex = MAP_PAYLOAD_BYTES / max(n_hexes, 1) - TOOLTIP_FIXED_BYTES
+    per_reason = int(per_hex / TOP_REASONS) - REASON_OVERHEAD_BYTES
+    return max(MIN_REASON_CHARS, min(MAX_REASON_CHARS, per_reason))
+
+
+def forecast_tooltips(hexes: pd.DataFrame, outcomes_known: bool) -> list[str]:
+    """Tooltip text per hex: class and its probability, expected crashes, crashes that day
+    (once known) and the top reasons in plain words (shortened only on very large maps)."""
+    limit = reason_chars(len(hexes))
+    tips = []
+    for label, p, expected, actual, reasons in zip(
+        hexes["risk_label"],
+        hexes["p_risk"],
+        hexes["expected_crashes"],
+        hexes["actual_crashes"],
+        hexes["reasons"],
+        strict=True,
+    ):
+        lines = [f"{label} · {p:.0%}", f"{expected:.1f} crashes expected"]
+        if outcomes_known and pd.notna(actual):
+            lines[-1] += f", {int(actual)} happened"
+        lines.extend(_shorten(reason, limit) for reason in reasons)
+        tips.append("\n".join(lines))
+    return tips
+
+
+def forecast_map(day: ForecastDay, *, key: str) -> str | None:
+    """The risk map of one forecast day; returns the clicked hex."""
+    cells = pd.DataFrame(
+        {
+            "h3_cell": day.hexes["h3_cell"],
+            "risk_class": day.hexes["risk_class"],
+            "tooltip": forecast_tooltips(day.hexes, day.outcomes_known),
+        }
+    )
+    outlined = day.crashed_cells if day.outcomes_known else []
+    return hex_map(cells, key=key, outlined=outlined)
+
+
+def legend(
+    class_counts: Sequence[int] | None = None,
+    *,
+    outlined: bool = False,
+    title: str = "Legend",
+    reasons_hint: bool = True,
+) -> None:
+    """The five class colours in order, with hex counts, and the outline key when shown."""
+    chips = []
+    for k, (name, colour) in enumerate(zip(RISK_CLASSES, RISK_COLOURS, strict=True)):
+        count = f" ({class_counts[k]:,})" if class_counts is not None else ""
+        chips.append(
+            f'<span class="vz-chip"><span class="vz-swatch" style="background:{colour}"></span>'
+            f"{name}{count}</span>"
+        )
+    if outlined:
+        chips.append(
+            '<span class="vz-chip"><span class="vz-swatch vz-outline"></span>'
+            "outline: had a crash that day</span>"
+        )
+    st.markdown(
+        f'<div class="vz-legend"><strong>{title}:</strong> {"".join(chips)}</div>',
+        unsafe_allow_html=True,
+    )
+    if reasons_hint:
+        st.caption("Hover a hex for its reasons: ▲ raises the risk, ▼ lowers it.")

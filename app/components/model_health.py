@@ -1,0 +1,249 @@
+"""The model-health page's parts: the champion, its backtest table, confusion matrix,
+calibration and importance charts, live performance and the champion/challenger table."""
+
+from __future__ import annotations
+
+from typing import Final
+
+import pandas as pd
+import streamlit as st
+
+from app.components.charts import INCREASE_COLOUR
+from app.components.tables import dataframe
+from app.services.model_health import ModelHealth
+from app.services.overview import FIX_SCORE
+from core import schema as s
+
+HEALTH_METRICS: Final = {
+    "poisson_deviance": "Poisson deviance (lower is better)",
+    "recall_at_k": "Recall@K",
+    "hit_rate_10": "Hit rate, top 10% of hexes",
+    "hit_rate_20": "Hit rate, top 20% of hexes",
+    "pai_10": "PAI, top 10%",
+    "daily_total_mae": "MAE of the citywide daily total",
+    "calibration_error_rel": "Calibration error (relative)",
+    "class_log_loss": "Class log loss",
+    "qwk": "Quadratic weighted kappa",
+}
+METHOD_NAMES: Final = {
+    "model": "Model",
+    "historical_average": "Historical average (365 d)",
+    "ewma_history": "Exponentially weighted history",
+    "neighbour_smoothed": "Neighbour-smoothed history",
+}
+
+
+def champion_header(health: ModelHealth) -> None:
+    cuts = ", ".join(f"{t:.3g}" for t in health.thresholds)
+    st.markdown(
+        f"Champion **version {health.version}**, trained on hex-days "
+        f"**{health.train_start} – {health.train_end}** at H3 resolution {health.res} "
+        f"({health.objective} objective). Class cut points (expected crashes): {cuts}."
+    )
+
+
+def backtest_table(health: ModelHealth) -> None:
+    if health.backtest.empty:
+        st.info(f"The training run of version {health.version} has no backtest table.")
+        return
+    window = health.backtest_window or "—"
+    st.caption(f"Held-out test days {window}, every method on the same days.")
+    metrics = [m for m in HEALTH_METRICS if m in health.backtest.columns]
+    table = health.backtest[metrics].T.rename(index=HEALTH_METRICS, columns=METHOD_NAMES)
+    dataframe(
+        table.rename_axis("Metric"),
+        width="stretch",
+        column_config={c: st.column_config.NumberColumn(format="%.3f") for c in table.columns},
+    )
+
+
+def confusion_chart(health: ModelHealth) -> None:
+    import altair as alt
+
+    if health.outcome_days == 0:
+        st.info("No stored forecast of this model has its crashes in yet.")
+        return
+    data = health.confusion.stack().rename("Hex-days").reset_index()
+    order = list(s.RISK_CLASSES)
+    base = alt.Chart(data, height=300).encode(
+        x=alt.X(
+            "Forecast class:N",
+            sort=order,
+            axis=alt.Axis(labelAngle=-30, labelLimit=200, labelOverlap=False),
+        ),
+        y=alt.Y(
+            "Realised class:N",
+            sort=order[::-1],
+            axis=alt.Axis(labelLimit=200, labelOverlap=False),
+        ),
+    )
+    cells = base.mark_rect().encode(
+        color=alt.Color("Hex-days:Q", scale=alt.Scale(scheme="blues", type="symlog"), legend=None),
+        tooltip=["Realised class", "Forecast class", "Hex-days"],
+    )
+    dark = float(data["Hex-days"].max()) ** 0.5
+    text = base.mark_text(fontSize=12).encode(
+        text="Hex-days:Q",
+        color=alt.condition(alt.datum["Hex-days"] > dark, alt.value("white"), alt.value("black")),
+    )
+    st.altair_chart(cells + text, width="stretch")
+    whole = [k for k, cut in enumerate(health.thresholds, start=1) if cut <= 1.0]
+    note = (
+        f" Cut points below one crash make any hex-day with a crash at least "
+        f"{s.RISK_CLASSES[whole[-1]]}, and one without a crash Safe."
+        if whole
+        else ""
+    )
+    st.caption(
+        f"Over {health.outcome_days} forecast day(s) with outcomes. The realised class is the "
+        f"class of the number of crashes that happened, under the same cut points.{note}"
+    )
+
+
+def calibration_chart(health: ModelHealth) -> None:
+    import altair as alt
+
+    if health.calibration.empty:
+        st.info("No stored forecast of this model has its crashes in yet.")
+        return
+    data = health.calibration
+    top = float(max(data["expected"].max(), data["observed"].max()))
+    diagonal = (
+        alt.Chart(pd.DataFrame({"x": [0.0, top], "y": [0.0, top]}))
+        .mark_line(color="#8c8c8c", strokeDash=[4, 4])
+        .encode(x="x:Q", y="y:Q")
+    )
+    points = alt.Chart(data).mark_line(point=True, color=INCREASE_COLOUR).encode(
+        x=alt.X("expected:Q", title="Expected crashes per hex-day (bin mean)"),
+        y=alt.Y("observed:Q", title="Crashes that happened (bin mean)"),
+        tooltip=["bin", "rows", alt.Tooltip("expected:Q", format=".3f"),
+                 alt.Tooltip("observed:Q", format=".3f")],
+    )  # fmt: skip
+    st.altair_chart(diagonal + points, width="stretch")
+    st.caption(
+        "Ten bins of hex-days by expected crashes; on the dashed line the forecast is exact."
+    )
+
+
+def importance_chart(health: ModelHealth, top: int = 15) -> None:
+    import altair as alt
+
+    if health.importance.empty:
+        st.info("The training run has no SHAP summary.")
+        return
+    data = health.importance.head(top).rename("value").rename_axis("Feature").reset_index()
+    title = (
+        "Mean |SHAP| (log expected crashes)"
+        if health.importance_kind == "mean_abs_shap"
+        else ("Share of gain")
+    )
+    chart = (
+        alt.Chart(data)
+        .mark_bar(color="#3b6ea5")
+        .encode(
+            x=alt.X("value:Q", title=title),
+            y=alt.Y("Feature:N", sort="-x", title=None, axis=alt.Axis(labelLimit=320)),
+            tooltip=["Feature", alt.Tooltip("value:Q", format=".3f")],
+        )
+    )
+    st.altair_chart(chart, width="stretch")
+
+
+def live_performance(health: ModelHealth) -> None:
+    import altair as alt
+
+    realized = health.realized
+    if realized.empty:
+        st.info(
+            "No stored forecast has its crashes in yet: crash records arrive several days late. "
+            f"Forecasts accumulate as `{FIX_SCORE}` runs each night."
+        )
+        return
+    frame = realized.assign(
+        target_date=pd.to_datetime(realized["target_date"]),
+        status=realized["provisional"].map({True: "provisional", False: "final"}),
+    )
+    long = frame.melt(
+        id_vars=["target_date", "status"],
+        value_vars=["hit_rate_10", "baseline_hit_rate_10"],
+        var_name="Method",
+        value_name="Hit rate",
+    ).replace({"Method": {"hit_rate_10": "Model", "baseline_hit_rate_10": "Historical average"}})
+    chart = (
+        alt.Chart(long)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("target_date:T", title=None),
+            y=alt.Y(
+                "Hit rate:Q", axis=alt.Axis(format="%"), title="Crashes in the top 10% of hexes"
+            ),
+            color=alt.Color("Method:N"),
+            shape=alt.Shape("status:N", title="Outcomes"),
+            tooltip=["target_date:T", "Method", alt.Tooltip("Hit rate:Q", format=".0%"), "status"],
+        )
+    )
+    st.altair_chart(chart, width="stretch")
+    n_provisional = int(frame["provisional"].sum())
+    if n_provisional:
+        st.caption(
+            f"{n_provisional} of {len(frame)} day(s) are provisional: their crash records are "
+            "still arriving, so their numbers will move."
+        )
+    table = pd.DataFrame(
+        {
+            "Day": frame["target_date"].dt.date,
+            "Outcomes": frame["status"],
+            "Crashes": frame["actual_crashes"].astype("int64"),
+            "Forecast total": frame["predicted_crashes"],
+            "Hit rate @10%": frame["hit_rate_10"] * 100,
+            "Baseline hit rate": frame["baseline_hit_rate_10"] * 100,
+            "Recall@K": frame["recall_at_k"] * 100,
+            "Baseline Recall@K": frame["baseline_recall_at_k"] * 100,
+        }
+    ).sort_values("Day", ascending=False)
+    percent = st.column_config.NumberColumn(format="%.1f%%")
+    dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "Forecast total": st.column_config.NumberColumn(format="%.0f"),
+            "Hit rate @10%": percent,
+            "Baseline hit rate": percent,
+            "Recall@K": percent,
+            "Baseline Recall@K": percent,
+        },
+    )
+
+
+def versions_table(health: ModelHealth) -> None:
+    versions = health.champion_and_challenger
+    if len(versions) < 2:
+        st.caption(
+            "No challenger yet: a newly trained version becomes the challenger when it does not "
+            "beat the champion on the same backtest."
+        )
+    shown = versions if len(versions) else health.versions.head(3)
+    table = pd.DataFrame(
+        {
+            "Version": shown["version"],
+            "Alias": shown["aliases"],
+            "Trained on": shown["train_window"],
+            "Backtest days": shown["backtest_window"],
+            "Poisson deviance": shown["model.poisson_deviance"],
+            "Recall@K": shown["model.recall_at_k"] * 100,
+            "Hit rate @10%": shown["model.hit_rate_10"] * 100,
+            "Decision": shown["reason"],
+        }
+    )
+    dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "Poisson deviance": st.column_config.NumberColumn(format="%.4f"),
+            "Recall@K": st.column_config.NumberColumn(format="%.1f%%"),
+            "Hit rate @10%": st.column_config.NumberColumn(format="%.1f%%"),
+            "Decision": st.column_config.TextColumn(width="large"),
+        },
+    )

@@ -1,0 +1,84 @@
+"""The risk map's texts: which day is shown and why, the headline, the day's numbers, and
+the link to a clicked hex's drill-down."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import streamlit as st
+
+from app import DRILLDOWN, state
+from app.components.frame import long_date
+from app.services.overview import FIX_SCORE
+from app.services.risk_map import ForecastDay
+
+
+def forecast_caption(day: ForecastDay, as_of: dt.date | None) -> None:
+    """Which day the map shows, and why that day."""
+    if day.is_tomorrow:
+        st.markdown(
+            f"Forecast for **{long_date(day.target_date)}** — tomorrow, the day after the "
+            f"warehouse as-of date ({long_date(as_of) if as_of else '—'}). "
+            f"Model version {day.model_version}; weather: {day.weather_kind}."
+        )
+    else:
+        when = "a past day" if day.tomorrow and day.target_date < day.tomorrow else "a later day"
+        st.markdown(
+            f"Forecast for **{long_date(day.target_date)}**, {when} (tomorrow is "
+            f"{long_date(day.tomorrow) if day.tomorrow else '—'}). "
+            f"Model version {day.model_version}; weather: {day.weather_kind}."
+        )
+    if day.requested_date is not None and day.requested_date != day.target_date:
+        st.info(
+            f"No forecast is stored for {long_date(day.requested_date)}; "
+            f"showing {long_date(day.target_date)} instead."
+        )
+    elif day.tomorrow is not None and day.tomorrow not in day.available_dates:
+        st.warning(
+            f"Tomorrow's forecast ({long_date(day.tomorrow)}) is not stored yet: run "
+            f"`{FIX_SCORE}`. Showing the newest stored forecast."
+        )
+
+
+def headline(day: ForecastDay) -> str:
+    """One sentence that sums up the day."""
+    summary = day.summary
+    where = "in the city" if day.area is None else f"in {day.area.title()}"
+    if day.outcomes_known and summary.actual_crashes:
+        share = summary.share_crashes_in_high or 0.0
+        text = (
+            f"Of {summary.actual_crashes:,} crashes {where} on {long_date(day.target_date)}, "
+            f"{share:.0%} fell in hexes we called Somewhat Dangerous or worse "
+            f"({summary.share_high_hexes:.0%} of hexes)."
+        )
+        return text + (" Crash reports for that day are still arriving." if day.provisional else "")
+    if day.outcomes_known:
+        return f"No crashes were recorded {where} on {long_date(day.target_date)}."
+    return (
+        f"{long_date(day.target_date)}: {summary.high_hexes:,} of {summary.n_hexes:,} hexes "
+        f"{where} are Somewhat Dangerous or worse; "
+        f"{summary.expected_crashes:,.0f} crashes expected."
+    )
+
+
+def day_metrics(day: ForecastDay) -> None:
+    summary = day.summary
+    st.subheader(headline(day))
+    columns = st.columns(4)
+    columns[0].metric("Expected crashes", f"{summary.expected_crashes:,.0f}")
+    columns[1].metric("Dangerous hexes", f"{summary.class_counts[-1]:,}")
+    columns[2].metric("Somewhat Dangerous or worse", f"{summary.share_high_hexes:.0%}")
+    if day.outcomes_known:
+        columns[3].metric("Crashes that day", f"{summary.actual_crashes or 0:,}")
+    else:
+        columns[3].metric("Hexes", f"{summary.n_hexes:,}")
+
+
+def drilldown_link(cell: str, day: dt.date, *, label: str | None = None) -> None:
+    """A link to the drill-down page for one hex and day."""
+    st.page_link(
+        DRILLDOWN.path,
+        label=label or f"Open hex {cell} in the drill-down",
+        icon=":material/arrow_forward:",
+        query_params={state.HEX: cell, state.DATE: day.isoformat()},
+    )

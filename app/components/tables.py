@@ -1,0 +1,59 @@
+"""Tables: ``dataframe`` (formula-safe downloads) and the tables that link each hex to its
+drill-down."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from app import DRILLDOWN, state
+from core.spreadsheet import neutralise_frame
+
+
+def dataframe(data: pd.DataFrame, **kwargs: Any) -> Any:
+    """``st.dataframe`` whose built-in CSV download and copy are safe to open in a
+    spreadsheet: a text cell that could start a formula gets a leading quote
+    (``core.spreadsheet``); numbers are untouched."""
+    return st.dataframe(neutralise_frame(data), **kwargs)
+
+
+def drilldown_url(cell: str, day: dt.date) -> str:
+    """A relative link to the drill-down of one hex (for link columns in tables)."""
+    return f"{DRILLDOWN.url_path}?{state.HEX}={cell}&{state.DATE}={day.isoformat()}"
+
+
+def ranked_table(table: pd.DataFrame, day: dt.date) -> None:
+    """The ranked riskiest hexes, each with a link to its drill-down."""
+    linked = table.assign(Hex=[drilldown_url(cell, day) for cell in table["Hex"]])
+    dataframe(
+        linked,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "Hex": st.column_config.LinkColumn("Hex", display_text=r"hex=([0-9a-f]+)"),
+            "Chance of that class": st.column_config.ProgressColumn(
+                "Chance of that class", format="percent", min_value=0.0, max_value=1.0
+            ),
+            "Expected crashes": st.column_config.NumberColumn(format="%.2f"),
+        },
+    )
+
+
+def neighbours_table(neighbours: pd.DataFrame, day: dt.date | None) -> None:
+    table = pd.DataFrame(
+        {
+            "Hex": [drilldown_url(c, day) for c in neighbours["h3_cell"]]
+            if day
+            else neighbours["h3_cell"],
+            "Risk": neighbours["risk_label"],
+            "Expected crashes": neighbours["expected_crashes"],
+            "Borough": neighbours["borough"].fillna("—"),
+        }
+    )
+    config: dict[str, Any] = {"Expected crashes": st.column_config.NumberColumn(format="%.2f")}
+    if day:
+        config["Hex"] = st.column_config.LinkColumn("Hex", display_text=r"hex=([0-9a-f]+)")
+    dataframe(table, hide_index=True, width="stretch", column_config=config)

@@ -1,0 +1,336 @@
+"""The hex drill-down's services: one hex's forecast and neighbours, its crash history next
+to the stored forecast, its streets and recent crashes, and the SHAP explanation of its
+forecast by the model that made it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from app.services import overview
+from core import schema as s
+from core.reads.crashes import crash_date_range, crashes_in_cells, streets_matching
+from core.reads.predictions import newest_predictions_of_hex, predictions_for_cells
+from core.settings import get_settings
+from model.contract import Reason, reasons_from_json
+
+if TYPE_CHECKING:
+    from model.weather_features import WeatherMode
+from geo.cells import (
+    cell_resolution,
+    cell_to_children,
+    cell_to_parent,
+    cells_to_parents,
+    grid_disk_pairs,
+    is_valid_cell,
+)
+
+log = logging.getLogger(__name__)
+
+HISTORY_DAYS: Final = 365
+
+
+def normalize_hex(text: str | None) -> str | None:
+    """A hex id at the analysis resolution from user input (a finer cell maps to its parent)."""
+    if not text:
+        return None
+    cell = text.strip().lower()
+    if not is_valid_cell(cell):
+        return None
+    res = get_settings().h3_res
+    cell_res = cell_resolution(cell)
+    if cell_res < res:
+        return None
+    return cell if cell_res == res else cell_to_parent(cell, res)
+
+
+def _fine_cells(cell: str) -> list[str]:
+    """The stored (fine) cells inside one analysis hex."""
+    return cell_to_children(cell, get_settings().h3_fine_res)
+
+
+@st.cache_data(ttl=overview.CACHE_TTL_S, show_spinner="Searching streets…")
+def _street_hexes(url: str, res: int, text: str) -> pd.DataFrame:
+    found = streets_matching(overview._warehouse(url), text)
+    if found.empty:
+        return pd.DataFrame(columns=[s.H3_CELL, "street", "crashes", "label"])
+    parents = cells_to_parents(found[s.H3_CELL].astype("str"), res)
+    grouped = (
+        found.assign(h3_cell=parents)
+        .groupby([s.ON_STREET, s.H3_CELL], as_index=False)["crashes"]
+        .sum()
+        .sort_values(["crashes", s.ON_STREET], ascending=[False, True], ignore_index=True)
+        .rename(columns={s.ON_STREET: "street"})
+    )
+    labels = (
+        grouped["street"]
+        + " · "
+        + grouped[s.H3_CELL]
+        + " ("
+        + grouped["crashes"].astype("str")
+        + " crashes)"
+    )
+    return grouped.assign(label=labels)
+
+
+def hexes_on_street(text: str) -> pd.DataFrame:
+    """Hexes whose crashes name a street containing ``text``: ``h3_cell``, ``street``,
+    ``crashes``, ``label`` (for a picker), busiest first."""
+    if len(text.strip()) < 3:
+        return pd.DataFrame(columns=[s.H3_CELL, "street", "crashes", "label"])
+    settings = get_settings()
+    return _street_hexes(settings.resolved_database_url, settings.h3_res, text.strip().upper())
+
+
+@dataclass(frozen=True)
+class HexForecast:
+    target_date: dt.date
+    model_version: str
+    risk_class: int
+    p_risk: float
+    expected_crashes: float
+    expected_injuries: float
+    reasons: list[Reason]
+    score: float
+    weather_kind: str
+
+    @property
+    def risk_label(self) -> str:
+        return s.RISK_CLASSES[self.risk_class]
+
+
+@dataclass(frozen=True)
+class HexDetail:
+    """One hex: where it is, its forecast for the chosen day and its neighbours' classes.
+
+    ``neighbours`` columns: ``h3_cell``, ``risk_class``, ``risk_label``, ``expected_crashes``
+    (missing where a neighbour has no forecast), ``borough``.
+    """
+
+    h3_cell: str
+    borough: str | None
+    areas: dict[str, str]
+    forecast: HexForecast | None
+    neighbours: pd.DataFrame
+    forecast_dates: tuple[dt.date, ...]
+    default_date: dt.date | None  # tomorrow if forecast, else the hex's newest forecast day
+
+
+@st.cache_data(ttl=overview.CACHE_TTL_S, show_spinner=False)
+def _hex_predictions(url: str, res: int, cell: str) -> pd.DataFrame:
+    """Per target date, the hex's forecast by the version written last."""
+    return newest_predictions_of_hex(overview._warehouse(url), res, cell)
+
+
+def hex_detail(cell: str, day: dt.date | None) -> HexDetail:
+    """The hex's forecast for ``day`` (default: tomorrow, else its newest) and neighbours."""
+    settings = get_settings()
+    url, res = settings.resolved_database_url, settings.h3_res
+    info = overview.overview()
+    preds = _hex_predictions(url, res, cell)
+    dates = tuple(pd.to_datetime(preds["target_date"]).dt.date)
+    forecast = None
+    default_date = overview.choose_day(None, info.tomorrow, dates) if dates else None
+    if dates:
+        chosen = overview.choose_day(day, info.tomorrow, dates)
+        row = preds.iloc[dates.index(chosen)]
+        k = int(row["risk_class"])
+        forecast = HexForecast(
+            target_date=chosen,
+            model_version=str(row["model_version"]),
+            risk_class=k,
+            p_risk=float(row[s.probability_column(k)]),
+            expected_crashes=float(row["expected_crashes"]),
+            expected_injuries=float(row["expected_injuries"]),
+            reasons=reasons_from_json(row["reasons"]),
+            score=float(row["score"]),
+            weather_kind=str(row["weather_kind"]),
+        )
+    cells = overview._hex_cells(url, res).set_index(s.H3_CELL)
+    borough = cells[s.BOROUGH].get(cell)
+    areas = {}
+    for layer in overview._area_layers(url, res):
+        names = overview._hex_areas(url, res, layer).set_index(s.H3_CELL)["area"]
+        if cell in names.index:
+            areas[layer] = str(names[cell])
+    return HexDetail(
+        h3_cell=cell,
+        borough=None if pd.isna(borough) else str(borough),
+        areas=areas,
+        forecast=forecast,
+        neighbours=_neighbours(url, res, cell, forecast, cells[s.BOROUGH]),
+        forecast_dates=dates,
+        default_date=default_date,
+    )
+
+
+def _neighbours(
+    url: str, res: int, cell: str, forecast: HexForecast | None, boroughs: pd.Series
+) -> pd.DataFrame:
+    ring = grid_disk_pairs([cell], k=1)
+    ring = ring.loc[ring["distance"] == 1, "neighbour"].astype("str").tolist()
+    frame = pd.DataFrame({s.H3_CELL: ring})
+    if forecast is not None:
+        preds = predictions_for_cells(
+            overview._warehouse(url), res, forecast.target_date, forecast.model_version, ring
+        )
+        frame = frame.merge(preds, on=s.H3_CELL, how="left")
+    else:
+        frame = frame.assign(risk_class=pd.NA, expected_crashes=np.nan)
+    classes = frame["risk_class"].astype("Int64")
+    labels = classes.map(lambda k: s.RISK_CLASSES[k] if pd.notna(k) else "no forecast")
+    return frame.assign(
+        risk_class=classes,
+        risk_label=labels.astype("str"),
+        borough=frame[s.H3_CELL].map(boroughs).astype("str"),
+    ).sort_values("expected_crashes", ascending=False, na_position="last", ignore_index=True)
+
+
+@st.cache_data(ttl=overview.CACHE_TTL_S, show_spinner=False)
+def _crash_date_range(url: str) -> tuple[dt.date | None, dt.date | None]:
+    return crash_date_range(overview._warehouse(url))
+
+
+@st.cache_data(ttl=overview.CACHE_TTL_S, show_spinner=False)
+def _hex_crashes(url: str, fine_cells: tuple[str, ...], since: dt.date) -> pd.DataFrame:
+    return crashes_in_cells(overview._warehouse(url), fine_cells, since)
+
+
+def _crashes_of_hex(cell: str, days: int) -> pd.DataFrame:
+    settings = get_settings()
+    info = overview.overview()
+    end = info.newest_crash_date or dt.date.today()
+    since = end - dt.timedelta(days=days)
+    return _hex_crashes(settings.resolved_database_url, tuple(_fine_cells(cell)), since)
+
+
+def hex_history(cell: str, freq: str = "W", days: int = HISTORY_DAYS) -> pd.DataFrame:
+    """Crashes in the hex per day next to the stored forecast (expected crashes), over the
+    last ``days`` of the record and the forecast days after it.
+
+    ``freq="D"``: one row per day. ``"W"``: weekly means of the days that have a value, so a
+    week with a forecast for only some of its days still compares like with like.
+    Index: day or week start; columns ``Crashes`` and ``Forecast`` (crashes per day).
+    """
+    settings = get_settings()
+    url = settings.resolved_database_url
+    crashes = _crashes_of_hex(cell, days)
+    preds = _hex_predictions(url, settings.h3_res, cell)
+    first, newest = _crash_date_range(url)
+    end = newest or dt.date.today()
+    start = max(end - dt.timedelta(days=days), first or end)
+    last = max([end, *pd.to_datetime(preds["target_date"]).dt.date])
+    days_index = pd.date_range(start, last, freq="D")
+    daily = (
+        pd.to_datetime(crashes[s.CRASH_DATE]).value_counts().reindex(days_index, fill_value=0)
+    ).where(days_index <= pd.Timestamp(end))
+    forecast = (
+        preds.assign(day=pd.to_datetime(preds["target_date"]))
+        .set_index("day")["expected_crashes"]
+        .reindex(days_index)
+    )
+    frame = pd.DataFrame({"Crashes": daily.astype("float64"), "Forecast": forecast})
+    if freq == "W":
+        frame = frame.resample("W-MON", label="left", closed="left").mean()
+    return frame.rename_axis("Day" if freq == "D" else "Week")
+
+
+# A leading house number, when at least two words of street name follow it.
+HOUSE_NUMBER: Final = re.compile(r"^\d+[A-Z]?(?:-\d+)?\s+(?=\S+\s+\S)")
+
+
+def street_names(streets: pd.Series) -> pd.Series:
+    """Streets without a leading house number: "156 CHESTNUT ROAD" -> "CHESTNUT ROAD",
+    "303 43 STREET" -> "43 STREET"; numbered streets ("43 STREET") keep their number."""
+    return streets.astype("str").str.strip().str.replace(HOUSE_NUMBER, "", regex=True)
+
+
+def hex_streets(cell: str, n: int = 10) -> pd.DataFrame:
+    """The streets named most often in the hex's crashes over the past year."""
+    crashes = _crashes_of_hex(cell, HISTORY_DAYS)
+    streets = street_names(crashes[s.ON_STREET].dropna())
+    counts = streets[streets != ""].value_counts().head(n)
+    return pd.DataFrame({"Street": counts.index, "Crashes": counts.to_numpy()})
+
+
+def hex_recent_crashes(cell: str, n: int = 20) -> pd.DataFrame:
+    """The hex's newest crashes: date, time, streets and injury counts only."""
+    crashes = _crashes_of_hex(cell, HISTORY_DAYS).head(n)
+    when = pd.to_datetime(crashes[s.CRASHED_AT])
+    return pd.DataFrame(
+        {
+            "Date": when.dt.date,
+            "Time": when.dt.strftime("%H:%M"),
+            "Street": street_names(crashes[s.ON_STREET]).fillna("—"),
+            "Cross street": street_names(crashes[s.CROSS_STREET]).fillna("—"),
+            "Injured": crashes[s.PERSONS_INJURED].astype("Int64"),
+            "Killed": crashes[s.PERSONS_KILLED].astype("Int64"),
+        }
+    )
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """SHAP contributions to one hex-day's score (the log of expected crashes).
+
+    ``contributions`` columns: ``feature``, ``label``, ``contribution``; strongest first.
+    Complete (every feature, from the model): ``base + contributions.sum() == score``.
+    Incomplete (the top reasons stored with the forecast): ``base`` is unknown (None).
+    """
+
+    base: float | None
+    score: float
+    contributions: pd.DataFrame
+    complete: bool
+    note: str | None = None
+
+
+def _stored_explanation(forecast: HexForecast, note: str | None) -> Explanation:
+    frame = pd.DataFrame(
+        {
+            "feature": [r.feature for r in forecast.reasons],
+            "label": [r.text for r in forecast.reasons],
+            "contribution": [r.contribution for r in forecast.reasons],
+        }
+    )
+    return Explanation(
+        base=None, score=forecast.score, contributions=frame, complete=False, note=note
+    )
+
+
+def hex_explanation(cell: str, forecast: HexForecast) -> Explanation:
+    """The SHAP waterfall of a hex-day from the model that made the forecast; when that model
+    cannot be loaded, the top reasons stored with the forecast."""
+    weather: WeatherMode = "observed" if forecast.weather_kind == "observed" else "forecast"
+    try:
+        model, _ = overview.registered_model(forecast.model_version)
+        features = overview.day_features(forecast.target_date, forecast.model_version, weather)
+    except overview.Unavailable as missing:
+        return _stored_explanation(forecast, f"{missing.what} Showing the stored top reasons.")
+    except Exception:
+        log.exception("could not load model %s to explain %s", forecast.model_version, cell)
+        return _stored_explanation(
+            forecast, "The model could not be loaded (see the server log): stored top reasons."
+        )
+    from model.features import feature_label
+    from model.score import explain_hex
+
+    explained = explain_hex(None, model, cell, forecast.target_date, features=features)
+    items = pd.DataFrame(explained["contributions"])
+    labels = [
+        f"{feature_label(name)} = {value:.3g}"
+        for name, value in zip(items["feature"], items["value"], strict=True)
+    ]
+    return Explanation(
+        base=float(explained["base"]),
+        score=float(explained["score"]),
+        contributions=items.assign(label=labels)[["feature", "label", "contribution"]],
+        complete=True,
+    )

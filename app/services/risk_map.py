@@ -1,0 +1,177 @@
+"""The risk map's service: one day's stored forecast for every hex of an area, with what
+happened once the day's crashes are in."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from app.services import overview
+from core import schema as s
+from core.reads.predictions import predictions_for_day
+from core.settings import get_settings
+from model.contract import reason_phrases
+
+HIGH_RISK_CLASS: Final = 3  # "Somewhat Dangerous" or worse counts as high risk
+
+
+@dataclass(frozen=True)
+class DaySummary:
+    """Headline numbers of one forecast day (within the chosen area)."""
+
+    n_hexes: int
+    class_counts: tuple[int, ...]  # hexes per risk class, Safe first
+    expected_crashes: float
+    actual_crashes: int | None  # None until the day's crashes are in
+    actual_in_high: int | None  # of those, crashes in hexes called Somewhat Dangerous or worse
+
+    @property
+    def high_hexes(self) -> int:
+        return sum(self.class_counts[HIGH_RISK_CLASS:])
+
+    @property
+    def share_high_hexes(self) -> float:
+        return self.high_hexes / self.n_hexes if self.n_hexes else 0.0
+
+    @property
+    def share_crashes_in_high(self) -> float | None:
+        if not self.actual_crashes or self.actual_in_high is None:
+            return None
+        return self.actual_in_high / self.actual_crashes
+
+
+@dataclass(frozen=True)
+class ForecastDay:
+    """One day's forecast for every hex of an area, with what happened once it is known.
+
+    ``hexes`` columns: ``h3_cell``, ``borough``, ``risk_class`` (0..4),
+    ``risk_label``, ``p_risk`` (probability of that class), ``expected_crashes``,
+    ``expected_injuries``, ``reasons`` (list of plain-word phrases, strongest first),
+    ``actual_crashes`` (Int64, missing until the day's crashes are in); riskiest first.
+    """
+
+    target_date: dt.date
+    requested_date: dt.date | None
+    tomorrow: dt.date | None
+    model_version: str
+    weather_kind: str
+    hexes: pd.DataFrame
+    summary: DaySummary
+    outcomes_known: bool
+    provisional: bool  # outcomes known but still arriving (within the expected crash lag)
+    area: str | None  # None: the whole city
+    available_dates: tuple[dt.date, ...]
+
+    @property
+    def is_tomorrow(self) -> bool:
+        return self.target_date == self.tomorrow
+
+    @property
+    def crashed_cells(self) -> list[str]:
+        """Hexes with at least one crash that day."""
+        crashed = self.hexes["actual_crashes"].fillna(0) > 0
+        return self.hexes.loc[crashed, s.H3_CELL].tolist()
+
+    def ranked(self, n: int = 25) -> pd.DataFrame:
+        """The ``n`` riskiest hexes, for a table: rank, hex, borough, class, chance, reasons."""
+        top = self.hexes.head(n)
+        table = pd.DataFrame(
+            {
+                "Rank": np.arange(1, len(top) + 1),
+                "Hex": top[s.H3_CELL].to_numpy(),
+                "Borough": top[s.BOROUGH].fillna("—").to_numpy(),
+                "Risk": top["risk_label"].to_numpy(),
+                "Chance of that class": top["p_risk"].to_numpy(),
+                "Expected crashes": top["expected_crashes"].to_numpy(),
+                "Why": top["reasons"].map(" · ".join).to_numpy(),
+            }
+        )
+        if self.outcomes_known:
+            table = table.assign(**{"Crashes that day": top["actual_crashes"].to_numpy()})
+        return table
+
+
+@st.cache_data(ttl=overview.CACHE_TTL_S, show_spinner="Reading the forecast…")
+def _forecast_frame(url: str, res: int, target_date: dt.date, version: str) -> pd.DataFrame:
+    """Every hex's stored forecast for one day, with its borough and top reasons."""
+    preds = predictions_for_day(overview._warehouse(url), res, target_date, version)
+    cells = preds[s.H3_CELL].astype("str")
+    probabilities = preds[list(s.PROBABILITY_COLUMNS)].to_numpy()
+    risk = preds["risk_class"].astype("int64").to_numpy()
+    boroughs = overview._hex_cells(url, res).set_index(s.H3_CELL)[s.BOROUGH]
+    frame = pd.DataFrame(
+        {
+            s.H3_CELL: cells,
+            s.BOROUGH: cells.map(boroughs).astype("str"),
+            "risk_class": risk,
+            "risk_label": [s.RISK_CLASSES[k] for k in risk],
+            "p_risk": probabilities[np.arange(len(preds)), risk] if len(preds) else [],
+            "expected_crashes": preds["expected_crashes"].astype("float64"),
+            "expected_injuries": preds["expected_injuries"].astype("float64"),
+            "reasons": preds["reasons"].map(reason_phrases),
+            "weather_kind": preds["weather_kind"].astype("str"),
+        }
+    )
+    return frame.sort_values(
+        ["expected_crashes", s.H3_CELL], ascending=[False, True], ignore_index=True
+    )
+
+
+def forecast_day(
+    requested: dt.date | None = None, layer: str = overview.BOROUGH_LAYER, area: str | None = None
+) -> ForecastDay:
+    """The forecast for ``requested`` (default tomorrow) in one area, with outcomes if known."""
+    settings = get_settings()
+    url, res = settings.resolved_database_url, settings.h3_res
+    info = overview.overview()
+    if not info.prediction_dates:
+        raise overview.Unavailable("No forecasts are stored yet.", overview.FIX_SCORE)
+    day = overview.choose_day(requested, info.tomorrow, info.prediction_dates)
+    version = overview._newest_version(url, res, day)
+    if version is None:  # the dates were cached before the rows went away
+        raise overview.Unavailable(f"The forecast for {day} is gone.", overview.FIX_SCORE)
+    frame = _forecast_frame(url, res, day, version)
+    in_area = overview._in_area(url, res, layer, area)
+    if in_area is not None:
+        frame = frame[frame[s.H3_CELL].isin(in_area)].reset_index(drop=True)
+
+    newest = info.newest_crash_date
+    outcomes_known = newest is not None and day <= newest
+    actual_total: int | None = None
+    actual_high: int | None = None
+    actual = pd.Series(pd.NA, index=frame.index, dtype="Int64")
+    if outcomes_known:
+        crashes = overview._crashes_by_hex(url, res, day, day).set_index(s.H3_CELL)["crashes"]
+        if in_area is not None:
+            crashes = crashes[crashes.index.isin(in_area)]
+        actual = frame[s.H3_CELL].map(crashes).fillna(0).astype("Int64")
+        actual_total = int(crashes.sum())
+        actual_high = int(actual[frame["risk_class"] >= HIGH_RISK_CLASS].sum())
+    frame = frame.assign(actual_crashes=actual)
+    counts = np.bincount(frame["risk_class"], minlength=len(s.RISK_CLASSES))
+    summary = DaySummary(
+        n_hexes=len(frame),
+        class_counts=tuple(int(c) for c in counts),
+        expected_crashes=float(frame["expected_crashes"].sum()),
+        actual_crashes=actual_total,
+        actual_in_high=actual_high,
+    )
+    lag_limit = settings.expected_crash_lag_days
+    return ForecastDay(
+        target_date=day,
+        requested_date=requested,
+        tomorrow=info.tomorrow,
+        model_version=version,
+        weather_kind=str(frame["weather_kind"].iloc[0]) if len(frame) else "",
+        hexes=frame,
+        summary=summary,
+        outcomes_known=outcomes_known,
+        provisional=outcomes_known and newest is not None and (newest - day).days < lag_limit,
+        area=area,
+        available_dates=info.prediction_dates,
+    )
