@@ -4,6 +4,7 @@ budget, outlines, the view that fits the hexes, and the legend."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from typing import Final
 
@@ -11,13 +12,14 @@ import pandas as pd
 import pydeck as pdk
 import streamlit as st
 from pydeck.bindings.json_tools import default_serialize
-from pydeck.data_utils import compute_view
 
 from app.services.risk_map import ForecastDay
 from core.schema import RISK_CLASSES, RISK_COLOURS
 from geo.cells import cells_to_boundaries
 from model.contract import TOP_REASONS
 
+MAP_WIDTH_PX: Final = 900  # the main column at a 1440-pixel-wide window
+MAP_HEIGHT_PX: Final = 560
 OUTLINE_RGB: Final = (20, 20, 60)
 HIGHLIGHT_RGBA: Final = (255, 255, 255, 110)  # hover lightens a hex instead of tinting it
 HEX_LAYER_ID: Final = "risk-hexes"
@@ -59,15 +61,34 @@ def _fill_expression(opacity: int = 200) -> str:
     return expression
 
 
-def view_state(cells: pd.Series) -> pdk.ViewState:
-    """A view that fits the cells' outlines (``pydeck.data_utils.compute_view``): centred on
-    the mean of their corners, at the highest whole zoom level whose 512-pixel tile spans
-    more degrees than they do."""
-    corners = [[lng, lat] for ring in cells_to_boundaries(cells).values() for lng, lat in ring]
-    return compute_view(corners)
+def view_state(
+    cells: pd.Series, width_px: int = MAP_WIDTH_PX, height_px: int = MAP_HEIGHT_PX
+) -> pdk.ViewState:
+    """Centre and zoom that fit the cells' outlines into a map of about ``width_px`` x
+    ``height_px`` (Web Mercator: 512 px per 360° of longitude at zoom 0).
+
+    Not ``pydeck.data_utils.compute_view``: it rounds down to a whole zoom level, which draws
+    the city at 60 % of the map it could fill.
+    """
+    corners = [point for ring in cells_to_boundaries(cells).values() for point in ring]
+    lngs = [lng for lng, _ in corners]
+    lats = [lat for _, lat in corners]
+    mid_lat = (max(lats) + min(lats)) / 2
+    span_lng = max(max(lngs) - min(lngs), 0.005) * 1.08
+    span_lat = max(max(lats) - min(lats), 0.005) * 1.08
+    zoom_lng = math.log2(width_px * 360 / (512 * span_lng))
+    zoom_lat = math.log2(height_px * 360 * math.cos(math.radians(mid_lat)) / (512 * span_lat))
+    return pdk.ViewState(
+        latitude=mid_lat,
+        longitude=(max(lngs) + min(lngs)) / 2,
+        zoom=max(8.0, min(14.0, zoom_lng, zoom_lat)),
+        pitch=0,
+    )
 
 
-def build_deck(cells: pd.DataFrame, outlined: Sequence[str] = ()) -> CompactDeck:
+def build_deck(
+    cells: pd.DataFrame, outlined: Sequence[str] = (), height_px: int = MAP_HEIGHT_PX
+) -> CompactDeck:
     """A map of hexes coloured by risk class.
 
     ``cells`` columns: ``h3_cell`` (string id), ``risk_class`` (0..4, also the colour index)
@@ -114,7 +135,7 @@ def build_deck(cells: pd.DataFrame, outlined: Sequence[str] = ()) -> CompactDeck
             )
         )
     view = (
-        view_state(cells["h3_cell"])
+        view_state(cells["h3_cell"], height_px=height_px)
         if len(cells)
         else pdk.ViewState(latitude=40.7, longitude=-73.95, zoom=9.5)
     )
@@ -132,11 +153,11 @@ def hex_map(
     key: str,
     outlined: Sequence[str] = (),
     selectable: bool = True,
-    height: int = 560,
+    height: int = MAP_HEIGHT_PX,
     alt: str = "Map of hexagons coloured by forecast risk class",
 ) -> str | None:
     """Draw the hex map; returns the hex the user clicked (None without a selection)."""
-    deck = build_deck(cells, outlined)
+    deck = build_deck(cells, outlined, height_px=height)
     if not selectable:
         st.pydeck_chart(deck, height=height, alt=alt)
         return None

@@ -18,6 +18,7 @@ from app.components.tables import dataframe
 from app.services.what_if import SLIDER_STEP, SLIDERS, Scenario, WhatIfBase, WhatIfResult
 from core import schema as s
 
+CHANGE_MAP_HEIGHT_PX: Final = 520
 WEEKDAYS: Final = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 CHANGE_LAYER_ID: Final = "what-if-change"
 NEUTRAL_RGB: Final = (247, 247, 247)
@@ -194,7 +195,7 @@ def change_deck(result: WhatIfResult) -> pdk.Deck:
     )
     return CompactDeck(
         layers=[layer],
-        initial_view_state=view_state(hexes[s.H3_CELL]),
+        initial_view_state=view_state(hexes[s.H3_CELL], height_px=CHANGE_MAP_HEIGHT_PX),
         map_style=None,
         tooltip={"text": "{t}", "style": {"fontSize": "13px", "whiteSpace": "pre-line"}},
     )
@@ -203,7 +204,7 @@ def change_deck(result: WhatIfResult) -> pdk.Deck:
 def change_map(result: WhatIfResult) -> None:
     st.pydeck_chart(
         change_deck(result),
-        height=520,
+        height=CHANGE_MAP_HEIGHT_PX,
         key="what_if_map",
         alt="Map of the change in expected crashes under the scenario",
     )
