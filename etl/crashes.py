@@ -8,12 +8,9 @@ reason, so ``rows in = clean + rejected`` for every batch.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import logging
-import queue
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -27,6 +24,7 @@ from core import schema as s
 from core.settings import NYC_CRASH_DATA_START, Settings
 from core.warehouse import RunRecord, commit_batch, crashes_table, etl_run, set_watermark
 from etl.drift import BatchOrigin, DriftLimits, check_batch
+from etl.prefetch import read_ahead
 from etl.rejects import RAW_VALUE_MAX_CHARS, cap_keys, cap_values, concat_rejects, empty_rejects
 from geo.cells import points_to_cells
 
@@ -481,45 +479,6 @@ def check_crash_batch(
     )
 
 
-def read_ahead(
-    batches: Iterable[RawCrashBatch], prepare: Callable[[RawCrashBatch], NormalizedCrashes]
-) -> Iterator[tuple[RawCrashBatch, NormalizedCrashes]]:
-    """Read and prepare the next batch on a worker thread while the caller loads this one.
-
-    Arrow parsing and SQLite release the GIL, so on two cores reading overlaps loading. The
-    worker stays at most one batch ahead; its exceptions surface here, in order.
-    """
-    ready: queue.Queue[tuple[RawCrashBatch, NormalizedCrashes] | BaseException | None]
-    ready = queue.Queue(maxsize=1)
-    stop = threading.Event()
-
-    def hand_over(item: tuple[RawCrashBatch, NormalizedCrashes] | BaseException | None) -> None:
-        while not stop.is_set():
-            with contextlib.suppress(queue.Full):
-                ready.put(item, timeout=0.5)
-                return
-
-    def work() -> None:
-        try:
-            for batch in batches:
-                if stop.is_set():
-                    return
-                hand_over((batch, prepare(batch)))
-            hand_over(None)
-        except BaseException as exc:  # handed to the consumer, which re-raises it
-            hand_over(exc)
-
-    worker = threading.Thread(target=work, name="crash-read-ahead", daemon=True)
-    worker.start()
-    try:
-        while (item := ready.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-
-
 def ingest_crash_batches(
     engine: Engine,
     batches: Iterable[RawCrashBatch],
@@ -556,7 +515,7 @@ def ingest_crash_batches(
                 parse_rejects=batch.rejects,
             )
 
-        for batch, result in read_ahead(batches, normalize):
+        for batch, result in read_ahead(batches, normalize, name="crash-read-ahead"):
             check_crash_batch(batch, result, source=source, limits=DriftLimits.of(settings))
             rows = result.clean.assign(crash_date=result.clean[s.CRASHED_AT].dt.floor("D"))
             commit_batch(

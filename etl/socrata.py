@@ -23,7 +23,6 @@ import gc
 import json
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Final
@@ -45,6 +44,7 @@ from etl.http import (
     make_session,
     raise_for_status,
 )
+from etl.prefetch import read_ahead
 
 log = logging.getLogger(__name__)
 
@@ -347,19 +347,8 @@ def socrata_crash_batches(
             origin=page.origin(label),
         )
 
-    yield from _prefetched(map(to_batch, pages))
-
-
-def _prefetched(batches: Iterator[RawCrashBatch]) -> Iterator[RawCrashBatch]:
-    """``batches`` one ahead on a worker thread: the next page downloads and parses while the
-    caller loads this one (SQLite, ADBC and the network release the GIL). Errors surface in the
-    caller's thread; closing the generator waits for the page in flight and fetches no more.
-    """
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="socrata-prefetch") as pool:
-        ahead = pool.submit(next, batches, None)
-        while (batch := ahead.result()) is not None:
-            ahead = pool.submit(next, batches, None)
-            yield batch
+    for _, batch in read_ahead(pages, to_batch, name="socrata-prefetch"):
+        yield batch
 
 
 # ------------------------------------------------------------------------------------------
