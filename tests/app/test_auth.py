@@ -186,7 +186,7 @@ def test_later_secrets_files_win(tmp_path: Path) -> None:
         (None, False),
         ("192.168.1.10", False),
         ("vz.example.org", False),
-        ("unix:///tmp/vz.sock", False),
+        ("unix:///run/app.sock", False),
     ],
 )
 def test_loopback(host: str | None, loopback: bool) -> None:
