@@ -123,7 +123,10 @@ def test_serve_refuses_a_network_address_without_login(
 
 
 def port_is_free(port: int) -> bool:
+    """Whether a new server could listen on ``port``: connections the old one closed may sit in
+    TIME_WAIT for a minute, which servers (and this probe) step over with SO_REUSEADDR."""
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
