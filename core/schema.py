@@ -42,6 +42,7 @@ VEHICLE_1: Final = "vehicle_1"
 SOURCE: Final = "source"
 SOURCE_UPDATED_AT: Final = "source_updated_at"
 H3_CELL: Final = "h3_cell"
+PLACE: Final = "place"  # a hex's human name: its busiest intersection or street, else its area
 
 INJURY_COLUMNS: Final = (
     PERSONS_INJURED,

@@ -1,5 +1,5 @@
-"""The hex universe of the city, each hex's borough, and area layers, all derived from data
-(``core.reads.hexes.hex_universe`` derives the universe; this module stores it)."""
+"""The hex universe of the city, each hex's borough and place name, and area layers, all
+derived from data and stored in ``hex_cells`` and ``hex_areas``."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from core import schema as s
-from core.reads.hexes import area_layer_size, hex_cells, hex_count, hex_universe
+from core.reads.crashes import crash_counts
+from core.reads.hexes import HEX_COLUMNS, area_layer_size, hex_cells, hex_count
 from core.warehouse import areas_table, hex_cells_table, replace_rows
 from geo.areas import AreaLayerError, cells_to_areas
+from geo.cells import cells_to_latlng, cells_to_parents, majority_labels
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,40 @@ class HexUniverseMissing(RuntimeError):
 
 class AreaLayerRefused(AreaLayerError):
     """A parseable area layer that would replace the stored one with far less (or nothing)."""
+
+
+def hex_universe(engine: Engine, res: int) -> pd.DataFrame:
+    """Hexes at ``res`` where crashes occur, with their crash count, majority borough label
+    and centre (columns ``HEX_COLUMNS``), derived from the crashes table.
+
+    Labels are weighted by crash counts; hexes whose crashes never carry a borough inherit
+    the majority label of the labelled hexes of their parent cell at resolution ``res - 2``.
+    No crashes, no hexes: an empty frame with the same columns.
+    """
+    counts = crash_counts(engine, res, by_borough=True)
+    if counts.empty:
+        return pd.DataFrame(
+            {
+                "res": pd.Series(dtype="int64"),
+                s.H3_CELL: pd.Series(dtype="str"),
+                s.BOROUGH: pd.Series(dtype="str"),
+                s.LAT: pd.Series(dtype="float64"),
+                s.LNG: pd.Series(dtype="float64"),
+                "n_crashes": pd.Series(dtype="int64"),
+                s.PLACE: pd.Series(dtype="str"),
+            }
+        )
+    cells = counts.groupby(s.H3_CELL)[s.CRASHES].sum().rename("n_crashes").reset_index()
+    borough = majority_labels(counts[s.H3_CELL], counts[s.BOROUGH], counts[s.CRASHES])
+    cells[s.BOROUGH] = cells[s.H3_CELL].map(borough).astype("str")
+    missing = cells[s.BOROUGH].isna()
+    if missing.any() and not missing.all():
+        coarse = cells_to_parents(cells[s.H3_CELL], max(res - 2, 0))
+        coarse_label = majority_labels(coarse[~missing], cells.loc[~missing, s.BOROUGH])
+        cells.loc[missing, s.BOROUGH] = coarse[missing].map(coarse_label)
+    centres = cells_to_latlng(cells[s.H3_CELL])
+    cells = cells.assign(res=res, lat=centres["lat"], lng=centres["lng"], place=cells[s.BOROUGH])
+    return cells[list(HEX_COLUMNS)]
 
 
 def refresh_hex_cells(engine: Engine, res: int) -> int:

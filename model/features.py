@@ -36,7 +36,8 @@ from sqlalchemy.engine import Engine
 
 from core import schema as s
 from core.reads.crashes import crash_counts
-from core.reads.hexes import hex_cells, hex_universe
+from core.reads.hexes import hex_cells
+from etl.hexes import hex_universe
 from model.config import FeatureParams
 from model.history import CrashHistory, ring_matrix
 from model.volume import TYPICAL_VOLUME, VOLUME_IMPUTED, typical_volumes

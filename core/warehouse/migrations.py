@@ -8,11 +8,13 @@ from collections.abc import Callable, Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from core import schema as s
 from core.warehouse.engine import _write_transaction
 from core.warehouse.rejects import _reject_key
 from core.warehouse.tables import (
     WarehouseError,
     etl_runs_table,
+    hex_cells_table,
     meta_table,
     metadata,
     rejects_table,
@@ -21,7 +23,8 @@ from core.warehouse.tables import (
 log = logging.getLogger(__name__)
 
 
-SCHEMA_VERSION = 2  # 2: run leases (pid, host, lease_until), rejects stored once per distinct row
+# 2: run leases (pid, host, lease_until), rejects stored once per distinct row; 3: hex place names
+SCHEMA_VERSION = 3
 
 
 def create_schema(engine: Engine) -> None:
@@ -38,7 +41,8 @@ def upgrade_schema(engine: Engine) -> None:
     """Stamp a new warehouse, migrate an older one in place, refuse one of an unknown version.
 
     The check and the migration run under a write lock, so two processes starting at once
-    migrate once. Version 1 → 2 adds the run lease columns and the distinct-rejects key.
+    migrate once. Version 1 → 2 adds the run lease columns and the distinct-rejects key;
+    2 → 3 the hexes' place names.
     """
     with engine.connect() as conn:
         if _read_version(conn) == SCHEMA_VERSION:
@@ -120,4 +124,9 @@ def _migrate_1_to_2(conn: sa.Connection) -> None:
     log.info("rejects: %d stored copies folded into %d distinct rows", len(rows), len(keep))
 
 
-_MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {1: _migrate_1_to_2}
+def _migrate_2_to_3(conn: sa.Connection) -> None:
+    """Hex place names; hexes stored before keep an empty name until the universe is refreshed."""
+    _add_missing_columns(conn, hex_cells_table, [s.PLACE])
+
+
+_MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {1: _migrate_1_to_2, 2: _migrate_2_to_3}

@@ -126,6 +126,7 @@ hex_cells_table = sa.Table(
     sa.Column(s.LAT, sa.Float, nullable=False),
     sa.Column(s.LNG, sa.Float, nullable=False),
     sa.Column("n_crashes", sa.Integer, nullable=False),
+    sa.Column(s.PLACE, sa.String),
 )
 
 areas_table = sa.Table(

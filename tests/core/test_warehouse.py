@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 
 from core import schema as s
 from core import warehouse as wh
+from core.reads.hexes import hex_cells
 from core.settings import Settings
 from etl.crashes import SOCRATA, RawCrashBatch, ingest_crash_batches
 
@@ -685,7 +686,7 @@ def make_version_1(engine: Engine) -> None:
         conn.execute(sa.text("DROP INDEX ux_rejects_distinct"))
         for table, column in [
             ("rejects", "reject_key"), ("rejects", "occurrences"), ("etl_runs", "pid"),
-            ("etl_runs", "host"), ("etl_runs", "lease_until"),
+            ("etl_runs", "host"), ("etl_runs", "lease_until"), ("hex_cells", "place"),
         ]:  # fmt: skip
             conn.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN {column}"))
         conn.execute(
@@ -721,10 +722,22 @@ def test_a_version_1_warehouse_is_migrated_in_place(engine: Engine) -> None:
             {"at": dt.datetime(2024, 1, 1)},
         )
 
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO hex_cells (res, h3_cell, borough, lat, lng, n_crashes)"
+                " VALUES (8, '882a100d1dfffff', 'MANHATTAN', 40.7, -74.0, 3)"
+            )
+        )
+
     wh.create_schema(engine)
     wh.create_schema(engine)  # idempotent
 
-    assert wh.read_frame(engine, "SELECT value FROM meta")["value"].tolist() == ["2"]
+    assert wh.read_frame(engine, "SELECT value FROM meta")["value"].tolist() == [
+        str(wh.SCHEMA_VERSION)
+    ]
+    # a hex stored before place names is named by its borough until the universe is refreshed
+    assert hex_cells(engine, 8)[s.PLACE].tolist() == ["MANHATTAN"]
     table = wh.read_frame(
         engine, "SELECT run_id, record_key, reason, raw, occurrences FROM rejects ORDER BY id"
     ).fillna({s.RECORD_KEY: "-"})
@@ -741,4 +754,4 @@ def test_a_version_1_warehouse_is_migrated_in_place(engine: Engine) -> None:
         wh.commit_batch(engine, run, wh.crashes_table, None, rows_in=1, rejects=seen_again)
     assert len(rejects_table(engine)) == 3
     assert run_row(engine, "b")["status"] == "aborted"
-    assert wh.warehouse_status(engine)["schema_version"] == 2
+    assert wh.warehouse_status(engine)["schema_version"] == wh.SCHEMA_VERSION

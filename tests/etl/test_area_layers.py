@@ -21,7 +21,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core import schema as s
-from core.reads.hexes import hex_universe
 from core.settings import Settings
 from core.warehouse import areas_table, hex_cells_table, read_frame, replace_rows
 from etl import hexes, http
@@ -30,6 +29,7 @@ from etl.hexes import (
     MIN_SHARE_OF_STORED,
     AreaLayerRefused,
     HexUniverseMissing,
+    hex_universe,
     refresh_hex_cells,
 )
 from etl.http import SourceError
