@@ -50,6 +50,7 @@ lint: $(DEV_STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/etl.py
+	$(BIN)/python bench/number_parsing.py
 	$(BIN)/python bench/model.py
 	$(BIN)/python bench/app.py
 

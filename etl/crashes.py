@@ -24,6 +24,7 @@ from core import schema as s
 from core.settings import NYC_CRASH_DATA_START, Settings
 from core.warehouse import RunRecord, commit_batch, crashes_table, etl_run, set_watermark
 from etl.drift import BatchOrigin, DriftLimits, check_batch
+from etl.numbers import parse_numbers
 from etl.prefetch import read_ahead
 from etl.rejects import RAW_VALUE_MAX_CHARS, cap_keys, cap_values, concat_rejects, empty_rejects
 from geo.cells import points_to_cells
@@ -213,9 +214,9 @@ def normalize_crashes(
     day = _dates(text[RAW_DATE], shape.date_format)
     minutes, time_ok = _minutes_of_day(text)
     crashed_at = (day + pd.to_timedelta(minutes, unit="min")).astype("datetime64[us]")
-    lat, lat_ok = _numbers(text[s.LAT])
-    lng, lng_ok = _numbers(text[s.LNG])
-    counts = {c: _numbers(text[c]) for c in s.INJURY_COLUMNS}
+    lat_text, lng_text = parse_numbers(text[s.LAT]), parse_numbers(text[s.LNG])
+    lat, lng = lat_text.values, lng_text.values
+    counts = {c: parse_numbers(text[c]) for c in s.INJURY_COLUMNS}
     collision_id = _derive_ids(raw) if shape.derives_id else text[s.COLLISION_ID]
     updated_at = _timestamps(text[s.SOURCE_UPDATED_AT])
 
@@ -234,17 +235,18 @@ def normalize_crashes(
     flag(day > pd.Timestamp(today), "date in the future")
     flag(day < pd.Timestamp(data_start), "date before the dataset start")
     flag(text[s.LAT].isna() | text[s.LNG].isna(), "missing coordinates")
-    flag(~(lat_ok & lng_ok), "unparseable coordinates")
+    flag(~(lat_text.parsed & lng_text.parsed), "unparseable coordinates")
     flag((lat == 0) | (lng == 0), "zero coordinates")
     in_city = lat.between(s.CITY_LAT_MIN, s.CITY_LAT_MAX) & lng.between(
         s.CITY_LNG_MIN, s.CITY_LNG_MAX
     )
     flag(~in_city, "coordinates outside the city")
-    for values, parsed in counts.values():
-        too_big = values.fillna(0) > _COUNT_MAX  # does not fit the stored integer
-        flag((text[values.name].notna() & ~parsed) | too_big, "unparseable count")
-        flag(values.fillna(0) < 0, "negative count")
-        flag(values.fillna(0) % 1 != 0, "fractional count")
+    for numbers in counts.values():
+        values = numbers.values.fillna(0)
+        too_big = values > _COUNT_MAX  # does not fit the stored integer
+        flag(numbers.invalid | too_big, "unparseable count")
+        flag(values < 0, "negative count")
+        flag(values % 1 != 0, "fractional count")
     newest_first = updated_at.rank(method="first", ascending=False, na_option="bottom")
     order = pd.DataFrame({"id": collision_id, "rank": newest_first}).sort_values("rank")
     duplicate = order["id"].duplicated(keep="first") & order["id"].notna()
@@ -262,7 +264,7 @@ def normalize_crashes(
             s.CROSS_STREET: text[s.CROSS_STREET],
             s.FACTOR_1: text[s.FACTOR_1],
             s.VEHICLE_1: text[s.VEHICLE_1],
-            **{c: values.where(keep).astype("Int32") for c, (values, _) in counts.items()},
+            **{c: n.values.where(keep).astype("Int32") for c, n in counts.items()},
             s.SOURCE: pd.Series(source, index=text.index, dtype="str"),
             s.SOURCE_UPDATED_AT: updated_at,
         }
@@ -325,7 +327,6 @@ _COUNT_MAX = np.iinfo(np.int32).max
 # NYC ids are whole numbers, derived ids "d" + hex; other sources may use letters, "-", "_", "."
 _COLLISION_ID_MAX = 40
 _COLLISION_ID = rf"^[0-9A-Za-z][0-9A-Za-z_.-]{{0,{_COLLISION_ID_MAX - 1}}}$"
-_NUMBER = r"^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)$"
 _TIME = r"^(?P<hour>[0-9]{1,2}):(?P<minute>[0-9]{2})(?::[0-9]{2}(?:[.][0-9]*)?)?$"
 
 
@@ -371,17 +372,6 @@ def _long_text(text: pd.Series) -> np.ndarray:
     return pc.fill_null(pc.utf8_length(values), 0).to_numpy(zero_copy_only=False)
 
 
-def _numbers(text: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Decimal numbers (NaN where blank or not a number) and whether each value parsed."""
-    values = _arrow(text)
-    parsed = pc.fill_null(pc.match_substring_regex(values, _NUMBER), False)
-    numbers = pc.cast(pc.if_else(parsed, values, None), pa.float64())
-    return (
-        pd.Series(numbers.to_numpy(zero_copy_only=False), index=text.index, name=text.name),
-        pd.Series(parsed.to_numpy(zero_copy_only=False), index=text.index),
-    )
-
-
 def _dates(text: pd.Series, date_format: str) -> pd.Series:
     """Calendar days (NaT where unparseable); anything after the first 10 characters is ignored."""
     head = pd.Series(pc.utf8_slice_codeunits(_arrow(text), 0, 10), index=text.index, dtype="str")
@@ -393,7 +383,8 @@ def _dates(text: pd.Series, date_format: str) -> pd.Series:
 def _minutes_of_day(text: pd.DataFrame) -> tuple[np.ndarray, pd.Series]:
     """Minutes after midnight from ``H:MM`` times, or from whole hours in trimmed files."""
     if text[RAW_HOUR].notna().any() or text[RAW_TIME].isna().all():
-        hours, parsed = _numbers(text[RAW_HOUR])
+        whole_hours = parse_numbers(text[RAW_HOUR])
+        hours, parsed = whole_hours.values, whole_hours.parsed
         minutes = pd.Series(0.0, index=text.index)
     else:
         parts = pc.extract_regex(_arrow(text[RAW_TIME]), _TIME)

@@ -53,6 +53,7 @@ from core.warehouse import RunRecord, commit_batch, etl_run, traffic_table
 from etl.csv_files import CsvBlock, CsvFileError, read_csv_file
 from etl.drift import BatchOrigin, DriftLimits, check_fields, check_rejects
 from etl.http import SourceError, make_session
+from etl.numbers import parse_numbers
 from etl.rejects import cap_keys, concat_rejects, join_reasons, json_records
 from etl.socrata import iter_pages
 from geo.cells import points_to_cells
@@ -137,16 +138,9 @@ def _ids(values: pd.Series) -> pd.Series:
     return text.where(~digits, stripped)
 
 
-def _numbers(values: pd.Series) -> pd.Series:
-    """Finite floats (thousands separators allowed); everything else NaN."""
-    numbers = pd.to_numeric(_text(values).str.replace(",", "", regex=False), errors="coerce")
-    numbers = numbers.astype("float64")
-    return numbers.where(np.isfinite(numbers))
-
-
 def _whole(values: pd.Series, lo: int, hi: int) -> pd.Series:
     """Whole numbers within ``lo..hi`` as float; anything else NaN."""
-    numbers = _numbers(values)
+    numbers = parse_numbers(values).values
     return numbers.where((numbers % 1 == 0) & numbers.between(lo, hi))
 
 
@@ -228,7 +222,7 @@ def normalize_traffic(
     ).astype("datetime64[us]")
     hour = _whole(rows["hh"], 0, 23)
     minute = _whole(rows["mm"], 0, 59) if "mm" in rows.columns else pd.Series(0.0, index=index)
-    volume = _numbers(rows["vol"])
+    volume = parse_numbers(rows["vol"], thousands=True).values
     lengths = {name: _text(_field(rows, name)).str.len() for name in _FREE_TEXT}
     reasons = join_reasons(
         [

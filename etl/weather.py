@@ -52,6 +52,7 @@ from core.warehouse import RunRecord, commit_batch, etl_run, weather_table
 from etl.csv_files import CsvBlock, CsvFileError, read_csv_file
 from etl.drift import BatchOrigin, DriftLimits, check_rejects
 from etl.http import SourceError, get_json, make_session
+from etl.numbers import parse_numbers
 from etl.rejects import cap_keys, concat_rejects, join_reasons, json_records
 
 log = logging.getLogger(__name__)
@@ -126,14 +127,6 @@ def _blank(text: pd.Series) -> pd.Series:
 def _text(values: pd.Series) -> pd.Series:
     """Any column as stripped ``str`` (missing stays missing)."""
     return values.astype("str").str.strip()
-
-
-def _numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Floats and the mask of values that are present but not numbers."""
-    text = _text(values)
-    blank = _blank(text)
-    numbers = pd.to_numeric(text.where(~blank), errors="coerce").astype("float64")
-    return numbers, ~blank & numbers.isna()
 
 
 def _dates(values: pd.Series) -> pd.Series:
@@ -308,8 +301,8 @@ def noaa_to_weather(
     bad: dict[str, pd.Series] = {}
     for name, (column, convert) in NOAA_COLUMNS.items():
         if name in upper.columns:
-            numbers, bad[column] = _numbers(upper[name])
-            values[column] = convert(numbers)
+            numbers = parse_numbers(upper[name])
+            values[column], bad[column] = convert(numbers.values), numbers.invalid
     candidates = _candidates(
         station=stations,
         date=date,
@@ -456,8 +449,8 @@ def open_meteo_to_weather(
         convert = _OPEN_METEO_UNITS[column].get(unit)
         if convert is None:
             raise SourceError(f"{source}: unknown unit {unit!r} for {variable}")
-        numbers, bad[column] = _numbers(daily[variable])
-        values[column] = convert(numbers)
+        numbers = parse_numbers(daily[variable])
+        values[column], bad[column] = convert(numbers.values), numbers.invalid
     if kind == s.OBSERVED:
         issued = _observed_issued_at(date)
     else:
