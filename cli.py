@@ -37,14 +37,13 @@ def _settings() -> Settings:
 
 
 def _engine(settings: Settings, *, create: bool = True) -> Any:
-    from core.warehouse import create_schema, get_engine, has_schema
+    """The warehouse, migrated to this version; ``create=False`` refuses to start a new one."""
+    from core.warehouse import get_engine, has_schema
+    from jobs.warehouse import open_warehouse
 
-    engine = get_engine(settings.resolved_database_url)
-    if create:
-        create_schema(engine)
-    elif not has_schema(engine):
+    if not create and not has_schema(get_engine(settings.resolved_database_url)):
         raise SystemExit(_fail("no warehouse yet: run `vz demo` (or `make run`) first"))
-    return engine
+    return open_warehouse(settings)
 
 
 def _fail(message: str) -> int:

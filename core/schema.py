@@ -43,6 +43,18 @@ SOURCE: Final = "source"
 SOURCE_UPDATED_AT: Final = "source_updated_at"
 H3_CELL: Final = "h3_cell"
 PLACE: Final = "place"  # a hex's human name: its busiest intersection or street, else its area
+# Each crash also stores its cell's parent at every analysis resolution, so counting crashes per
+# hex at any of them is plain SQL.
+ANALYSIS_RESOLUTIONS: Final = (7, 8, 9)
+PARENT_CELL_COLUMNS: Final = tuple(f"h3_r{res}" for res in ANALYSIS_RESOLUTIONS)
+
+
+def parent_cell_column(res: int) -> str:
+    """The crashes column holding each crash's cell at analysis resolution ``res``."""
+    if res not in ANALYSIS_RESOLUTIONS:
+        raise ValueError(f"analysis resolution {res} is not one of {ANALYSIS_RESOLUTIONS}")
+    return PARENT_CELL_COLUMNS[ANALYSIS_RESOLUTIONS.index(res)]
+
 
 INJURY_COLUMNS: Final = (
     PERSONS_INJURED,
@@ -182,6 +194,7 @@ CRASH_SCHEMA: Final = pa.DataFrameSchema(
         SOURCE: pa.Column("string"),
         SOURCE_UPDATED_AT: pa.Column("datetime64[us]", nullable=True),
         H3_CELL: pa.Column("string", pa.Check.str_length(15, 15)),
+        **{c: pa.Column("string", pa.Check.str_length(15, 15)) for c in PARENT_CELL_COLUMNS},
     },
     strict=True,
     ordered=False,

@@ -27,7 +27,7 @@ from etl.drift import BatchOrigin, DriftLimits, check_batch
 from etl.numbers import parse_numbers
 from etl.prefetch import read_ahead
 from etl.rejects import RAW_VALUE_MAX_CHARS, cap_keys, cap_values, concat_rejects, empty_rejects
-from geo.cells import points_to_cells
+from geo.cells import cells_to_parents, points_to_cells
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +167,9 @@ def detect_csv_shape(header: Iterable[str]) -> CrashShape:
 
 # Columns a source may lack; every shape requires id (or derives it), date and coordinates.
 OPTIONAL_COLUMNS: tuple[str, ...] = (*s.TEXT_COLUMNS, *s.INJURY_COLUMNS)
-STORED_COLUMNS: frozenset[str] = frozenset((*s.CRASH_COLUMNS, s.CRASH_DATE, s.H3_CELL))
+STORED_COLUMNS: frozenset[str] = frozenset(
+    (*s.CRASH_COLUMNS, s.CRASH_DATE, s.H3_CELL, *s.PARENT_CELL_COLUMNS)
+)
 
 
 @dataclass(frozen=True)
@@ -269,7 +271,9 @@ def normalize_crashes(
             s.SOURCE_UPDATED_AT: updated_at,
         }
     ).loc[keep]
-    clean = clean.assign(h3_cell=points_to_cells(clean[s.LAT], clean[s.LNG], fine_res))
+    clean = with_parent_cells(
+        clean.assign(h3_cell=points_to_cells(clean[s.LAT], clean[s.LNG], fine_res))
+    )
     s.CRASH_SCHEMA.validate(clean)
 
     rejected = cap_values(raw.loc[~keep], RAW_VALUE_MAX_CHARS)
@@ -292,6 +296,17 @@ def normalize_crashes(
         clean=clean.reset_index(drop=True),
         rejects=rejects.reset_index(drop=True),
         carried=carried_columns(raw.columns, shape),
+    )
+
+
+def with_parent_cells(crashes: pd.DataFrame) -> pd.DataFrame:
+    """``crashes`` with each crash's cell at every analysis resolution (from ``h3_cell``)."""
+    cells = crashes[s.H3_CELL].astype("str")
+    return crashes.assign(
+        **{
+            s.parent_cell_column(res): cells_to_parents(cells, res)
+            for res in s.ANALYSIS_RESOLUTIONS
+        }
     )
 
 

@@ -20,6 +20,7 @@ from etl.weather import (
     open_meteo_to_weather,
     read_noaa_csv,
 )
+from geo.cells import cells_to_parents
 from jobs.ingest import DEMO_SOURCE, ingest_crash_file
 from jobs.score import backfill_job, score_job
 from jobs.train import train_job
@@ -48,7 +49,7 @@ def build_demo_warehouse(
     engine = get_engine(settings.resolved_database_url)
     if rebuild:
         metadata.drop_all(engine)
-    create_schema(engine)
+    create_schema(engine, cells_to_parents)
     paths = write_demo_files(generate_demo_city(config), settings.var_dir / "demo")
     runs = [ingest_crash_file(engine, settings, paths["crashes"], source=DEMO_SOURCE)]
 

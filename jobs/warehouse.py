@@ -9,6 +9,7 @@ from sqlalchemy.engine import Engine, make_url
 
 from core.settings import Settings
 from core.warehouse import create_schema, get_engine, has_schema
+from geo.cells import cells_to_parents
 from model.contract import as_of_date
 
 
@@ -20,9 +21,9 @@ def warehouse_exists(settings: Settings) -> bool:
 
 
 def open_warehouse(settings: Settings) -> Engine:
-    """The warehouse engine, its schema created or checked."""
+    """The warehouse engine, its schema created, or migrated to this version, or checked."""
     engine = get_engine(settings.resolved_database_url)
-    create_schema(engine)
+    create_schema(engine, cells_to_parents)
     return engine
 
 

@@ -11,7 +11,6 @@ from sqlalchemy.engine import Engine
 
 from core import schema as s
 from core.warehouse import crashes_table, read_frame
-from geo.cells import cells_to_parents
 
 
 def crash_sources(engine: Engine) -> pd.DataFrame:
@@ -57,43 +56,40 @@ def crash_counts(
     *,
     by_borough: bool = False,
 ) -> pd.DataFrame:
-    """Crashes, people injured and people killed per hex at ``res`` and day, ``start..end``
-    (inclusive; None leaves that end open). Hex-days without a crash have no row.
+    """Crashes, people injured and people killed per hex at analysis resolution ``res`` and
+    day, ``start..end`` (inclusive; None leaves that end open). Hex-days without a crash have
+    no row.
 
     Columns ``h3_cell``, ``date`` (``datetime64[us]``), ``crashes``, ``injuries``, ``killed``
     (``int64``). ``by_borough`` splits each hex-day by the borough label its crashes carry
     (column ``borough``, missing labels kept as missing).
     """
     c = crashes_table.c
+    cell = c[s.parent_cell_column(res)]
     labels = [c.borough] if by_borough else []
     query = sa.select(
+        cell.label(s.H3_CELL),
         c.crash_date.label(s.DATE),
-        c.h3_cell,
         *labels,
         sa.func.count().label(s.CRASHES),
         sa.func.coalesce(sa.func.sum(c.persons_injured), 0).label(s.INJURIES),
         sa.func.coalesce(sa.func.sum(c.persons_killed), 0).label(s.KILLED),
-    ).group_by(c.crash_date, c.h3_cell, *labels)
+    ).group_by(cell, c.crash_date, *labels)
     if start is not None:
         query = query.where(c.crash_date >= start)
     if end is not None:
         query = query.where(c.crash_date <= end)
-    fine = read_frame(engine, query)
-    if fine.empty:
+    counts = read_frame(engine, query)
+    if counts.empty:
         return _empty_counts(by_borough)
-    cells = fine[s.H3_CELL].astype("str")
-    unique = pd.Series(cells.unique(), dtype="str")
-    parents = pd.Series(cells_to_parents(unique, res).to_numpy(), index=unique.to_numpy())
-    frame = fine.assign(
-        **{
-            s.H3_CELL: cells.map(parents).astype("str"),
-            s.DATE: pd.to_datetime(fine[s.DATE]).dt.normalize().astype("datetime64[us]"),
-            **({s.BOROUGH: fine[s.BOROUGH].astype("str")} if by_borough else {}),
+    return counts.astype(
+        {
+            s.H3_CELL: "str",
+            s.DATE: "datetime64[us]",
+            **({s.BOROUGH: "str"} if by_borough else {}),
+            **dict.fromkeys(s.CRASH_COUNT_COLUMNS, "int64"),
         }
     )
-    keys = [s.H3_CELL, s.DATE, *([s.BOROUGH] if by_borough else [])]
-    counts = frame.groupby(keys, as_index=False, dropna=False)[list(s.CRASH_COUNT_COLUMNS)].sum()
-    return counts.astype(dict.fromkeys(s.CRASH_COUNT_COLUMNS, "int64"))
 
 
 def crashes_in_cells(engine: Engine, cells: Sequence[str], since: dt.date) -> pd.DataFrame:

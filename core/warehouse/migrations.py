@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
+import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -13,6 +14,7 @@ from core.warehouse.engine import _write_transaction
 from core.warehouse.rejects import _reject_key
 from core.warehouse.tables import (
     WarehouseError,
+    crashes_table,
     etl_runs_table,
     hex_cells_table,
     meta_table,
@@ -23,26 +25,34 @@ from core.warehouse.tables import (
 log = logging.getLogger(__name__)
 
 
-# 2: run leases (pid, host, lease_until), rejects stored once per distinct row; 3: hex place names
-SCHEMA_VERSION = 3
+# 2: run leases (pid, host, lease_until), rejects stored once per distinct row; 3: hex place names;
+# 4: each crash's parent cells at the analysis resolutions
+SCHEMA_VERSION = 4
+
+# The cells of a series of cells at a coarser resolution (``geo.cells.cells_to_parents``): the
+# version 4 migration needs it, and core may not import geo, so the caller passes it in.
+CellParents = Callable[[pd.Series, int], pd.Series]
 
 
-def create_schema(engine: Engine) -> None:
-    """Create missing tables (idempotent), then stamp, migrate or check the schema version."""
+def create_schema(engine: Engine, cell_parents: CellParents | None = None) -> None:
+    """Create missing tables (idempotent), then stamp, migrate or check the schema version.
+
+    Migrating stored crashes to version 4 needs ``cell_parents`` (``jobs.warehouse`` passes it).
+    """
     metadata.create_all(engine)
-    upgrade_schema(engine)
+    upgrade_schema(engine, cell_parents)
 
 
 def has_schema(engine: Engine) -> bool:
     return sa.inspect(engine).has_table("meta")
 
 
-def upgrade_schema(engine: Engine) -> None:
+def upgrade_schema(engine: Engine, cell_parents: CellParents | None = None) -> None:
     """Stamp a new warehouse, migrate an older one in place, refuse one of an unknown version.
 
     The check and the migration run under a write lock, so two processes starting at once
     migrate once. Version 1 → 2 adds the run lease columns and the distinct-rejects key;
-    2 → 3 the hexes' place names.
+    2 → 3 the hexes' place names; 3 → 4 each crash's parent cells.
     """
     with engine.connect() as conn:
         if _read_version(conn) == SCHEMA_VERSION:
@@ -63,7 +73,7 @@ def upgrade_schema(engine: Engine) -> None:
             )
         for version in range(found, SCHEMA_VERSION):
             log.info("migrating the warehouse schema from version %d to %d", version, version + 1)
-            _MIGRATIONS[version](conn)
+            _MIGRATIONS[version](conn, cell_parents)
         conn.execute(
             meta_table.update()
             .where(meta_table.c.key == "schema_version")
@@ -87,7 +97,7 @@ def _add_missing_columns(conn: sa.Connection, table: sa.Table, names: Sequence[s
             conn.execute(sa.text(f"ALTER TABLE {preparer.format_table(table)} ADD COLUMN {spec}"))
 
 
-def _migrate_1_to_2(conn: sa.Connection) -> None:
+def _migrate_1_to_2(conn: sa.Connection, _: CellParents | None) -> None:
     """Run lease columns; rejects keyed by a hash of the rejected row, one row per distinct key.
 
     Of the copies of one rejected row the newest is kept, with ``occurrences`` the number of
@@ -124,9 +134,35 @@ def _migrate_1_to_2(conn: sa.Connection) -> None:
     log.info("rejects: %d stored copies folded into %d distinct rows", len(rows), len(keep))
 
 
-def _migrate_2_to_3(conn: sa.Connection) -> None:
+def _migrate_2_to_3(conn: sa.Connection, _: CellParents | None) -> None:
     """Hex place names; hexes stored before keep an empty name until the universe is refreshed."""
     _add_missing_columns(conn, hex_cells_table, [s.PLACE])
 
 
-_MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {1: _migrate_1_to_2, 2: _migrate_2_to_3}
+def _migrate_3_to_4(conn: sa.Connection, cell_parents: CellParents | None) -> None:
+    """Each stored crash gets its cell at every analysis resolution, one update per fine cell."""
+    _add_missing_columns(conn, crashes_table, s.PARENT_CELL_COLUMNS)
+    c = crashes_table.c
+    cells = pd.Series(conn.execute(sa.select(c.h3_cell).distinct()).scalars().all(), dtype="str")
+    if cells.empty:
+        return
+    if cell_parents is None:
+        raise WarehouseError(
+            "the warehouse needs migrating to schema version 4: run `vz status` to migrate it"
+        )
+    parents = {column: cell_parents(cells, res) for res, column in
+               zip(s.ANALYSIS_RESOLUTIONS, s.PARENT_CELL_COLUMNS, strict=True)}  # fmt: skip
+    rows = [
+        {"_cell": cell, **{column: parents[column].iloc[i] for column in parents}}
+        for i, cell in enumerate(cells)
+    ]
+    update = crashes_table.update().where(c.h3_cell == sa.bindparam("_cell"))
+    conn.execute(update.values({column: sa.bindparam(column) for column in parents}), rows)
+    log.info("crashes: parent cells stored for %d fine cells", len(cells))
+
+
+_MIGRATIONS: dict[int, Callable[[sa.Connection, CellParents | None], None]] = {
+    1: _migrate_1_to_2,
+    2: _migrate_2_to_3,
+    3: _migrate_3_to_4,
+}

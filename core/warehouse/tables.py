@@ -28,6 +28,7 @@ crashes_table = sa.Table(
     sa.Column(s.LAT, sa.Float, nullable=False),
     sa.Column(s.LNG, sa.Float, nullable=False),
     sa.Column(s.H3_CELL, sa.String(15), nullable=False, index=True),
+    *(sa.Column(c, sa.String(15)) for c in s.PARENT_CELL_COLUMNS),
     *(sa.Column(c, sa.String) for c in s.TEXT_COLUMNS),
     *(sa.Column(c, sa.Integer) for c in s.INJURY_COLUMNS),
     sa.Column(s.SOURCE, sa.String, nullable=False),

@@ -41,6 +41,7 @@ from core.warehouse import (
     upsert,
     write_rejects,
 )
+from etl.crashes import with_parent_cells
 
 AS_OF = dt.date(2025, 12, 31)
 TOMORROW = AS_OF + dt.timedelta(days=1)
@@ -174,7 +175,11 @@ def build_city(var_dir: Path, *, source: str = "demo", predictions: bool = True)
         )
         run.rows_in = len(crashes) + len(rejects)
         run.counts += upsert(
-            engine, crashes_table, crashes, run_id=run.run_id, newer_column=s.SOURCE_UPDATED_AT
+            engine,
+            crashes_table,
+            with_parent_cells(crashes),
+            run_id=run.run_id,
+            newer_column=s.SOURCE_UPDATED_AT,
         )
         run.rows_rejected = write_rejects(engine, run, rejects)
     cells = hexes.assign(res=RES, n_crashes=0)[

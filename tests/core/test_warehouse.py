@@ -19,9 +19,11 @@ from sqlalchemy.engine import Engine
 
 from core import schema as s
 from core import warehouse as wh
+from core.reads.crashes import crash_counts
 from core.reads.hexes import hex_cells
 from core.settings import Settings
-from etl.crashes import SOCRATA, RawCrashBatch, ingest_crash_batches
+from etl.crashes import SOCRATA, RawCrashBatch, ingest_crash_batches, with_parent_cells
+from geo.cells import cells_to_parents
 
 T0 = pd.Timestamp("2022-01-05 11:22:31.201")
 T1 = pd.Timestamp("2022-02-01 07:09:58.004")
@@ -67,7 +69,7 @@ def upsert(engine: Engine, *rows: dict[str, Any], run_id: str = "run") -> wh.Ups
     return wh.upsert(
         engine,
         wh.crashes_table,
-        crash_frame(*rows),
+        with_parent_cells(crash_frame(*rows)),
         run_id=run_id,
         newer_column=s.SOURCE_UPDATED_AT,
     )
@@ -687,6 +689,7 @@ def make_version_1(engine: Engine) -> None:
         for table, column in [
             ("rejects", "reject_key"), ("rejects", "occurrences"), ("etl_runs", "pid"),
             ("etl_runs", "host"), ("etl_runs", "lease_until"), ("hex_cells", "place"),
+            *(("crashes", column) for column in s.PARENT_CELL_COLUMNS),
         ]:  # fmt: skip
             conn.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN {column}"))
         conn.execute(
@@ -755,3 +758,27 @@ def test_a_version_1_warehouse_is_migrated_in_place(engine: Engine) -> None:
     assert len(rejects_table(engine)) == 3
     assert run_row(engine, "b")["status"] == "aborted"
     assert wh.warehouse_status(engine)["schema_version"] == wh.SCHEMA_VERSION
+
+
+def test_a_version_3_warehouse_gets_every_crash_s_parent_cells(engine: Engine) -> None:
+    cells = {"a": "8a2a100c980ffff", "b": "8a2a100c980ffff", "c": "8a2a1072b59ffff"}
+    upsert(engine, *(crash(key, **{s.H3_CELL: cell}) for key, cell in cells.items()))
+    with engine.begin() as conn:
+        for column in s.PARENT_CELL_COLUMNS:
+            conn.execute(sa.text(f"ALTER TABLE crashes DROP COLUMN {column}"))
+        conn.execute(
+            wh.meta_table.update().where(wh.meta_table.c.key == "schema_version").values(value="3")
+        )
+
+    with pytest.raises(wh.WarehouseError, match="run `vz status` to migrate"):
+        wh.create_schema(engine)  # core alone cannot compute parent cells
+    wh.create_schema(engine, cells_to_parents)
+
+    migrated = stored(engine).set_index(s.COLLISION_ID)
+    for res in s.ANALYSIS_RESOLUTIONS:
+        expected = cells_to_parents(pd.Series(cells), res)
+        assert migrated[s.parent_cell_column(res)].to_dict() == expected.to_dict()
+    counts = crash_counts(engine, 8)
+    assert sorted(zip(counts[s.H3_CELL], counts[s.CRASHES], strict=True)) == sorted(
+        cells_to_parents(pd.Series(cells), 8).value_counts().items()
+    )

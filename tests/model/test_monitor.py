@@ -19,6 +19,7 @@ from core.warehouse import (
     predictions_table,
     replace_rows,
 )
+from etl.crashes import with_parent_cells
 from geo.cells import points_to_cells
 from model.metrics import per_day_metrics
 from model.monitor import (
@@ -195,7 +196,7 @@ def _write_predictions(
 
 
 def _write_crashes(engine: Engine, frame: pd.DataFrame) -> None:
-    replace_rows(engine, crashes_table, frame)
+    replace_rows(engine, crashes_table, with_parent_cells(frame))
 
 
 def test_realized_performance_known_hit_rates(warehouse: Engine) -> None:

@@ -296,6 +296,7 @@ def test_data_fingerprint_changes_with_data(tmp_path: Path) -> None:
     empty = data_fingerprint(engine, 8)
     assert empty["crashes"]["rows"] == 0
     from core.warehouse import crashes_table, replace_rows
+    from etl.crashes import with_parent_cells
 
     row = pd.DataFrame(
         {
@@ -310,7 +311,7 @@ def test_data_fingerprint_changes_with_data(tmp_path: Path) -> None:
             "run_id": ["r"],
         }
     )
-    replace_rows(engine, crashes_table, row)
+    replace_rows(engine, crashes_table, with_parent_cells(row))
     one = data_fingerprint(engine, 8)
     assert one["crashes"] | {"sha256": None} == {
         "rows": 1, "first": "2024-01-02", "last": "2024-01-02", "sha256": None
