@@ -90,8 +90,12 @@ class Settings(BaseSettings):
         return self.mlflow_tracking_uri or f"sqlite:///{self.var_dir / 'mlflow.sqlite'}"
 
     @property
-    def mlflow_artifact_dir(self) -> Path:
-        return self.var_dir / "mlartifacts"
+    def mlflow_artifact_location(self) -> str | None:
+        """Where a new experiment keeps its artifacts: ``var_dir/mlartifacts`` for a database
+        tracking store; a tracking server (http) keeps them in its own store (None)."""
+        if self.resolved_mlflow_tracking_uri.startswith(("http://", "https://")):
+            return None
+        return (self.var_dir / "mlartifacts").as_uri()
 
     # serving and login (README "Serving safely"); lists in the environment are comma-separated
     # or a JSON array (for group names holding commas)

@@ -110,7 +110,7 @@ def train_job(
         backtest,
         data_fingerprint(engine, settings.h3_res),
         tracking_uri=tracking_uri,
-        artifact_location=settings.mlflow_artifact_dir.as_uri(),
+        artifact_location=settings.mlflow_artifact_location,
         shap_features=shap_rows,
         champion_metrics=champion_metrics,
     )

@@ -50,7 +50,9 @@ def _load(client: MlflowClient, version: ModelVersion) -> RiskModel:
         folder = Path(client.download_artifacts(str(version.run_id), RISK_MODEL_PATH, scratch))
         location = client.get_logged_model(model_id).artifact_location if model_id else source
         flavour_dir = mlflow.artifacts.download_artifacts(
-            artifact_uri=location, dst_path=str(Path(scratch) / "flavour")
+            artifact_uri=location,
+            dst_path=str(Path(scratch) / "flavour"),
+            tracking_uri=client.tracking_uri,  # an mlflow-artifacts: location needs the server
         )
         return RiskModel.load(folder, booster=mlflow.lightgbm.load_model(flavour_dir))
 

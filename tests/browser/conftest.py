@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from oidc_provider_mock import User, run_server_in_thread
 from playwright.sync_api import Browser, sync_playwright
 
 from app.server import free_port
 from core.settings import Settings
-from tests.browser.support import running_server
+from tests.browser.support import GROUP_MEMBER, running_server
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -138,3 +139,12 @@ def browser() -> Iterator[Browser]:
         chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture(scope="module")
+def provider() -> Iterator[str]:
+    """A local OIDC provider: any client id and secret; a login form that takes any subject
+    (its e-mail claim is the subject) and one predefined user with a groups claim."""
+    member = User(sub=GROUP_MEMBER, claims={"email": "member@example.org", "groups": ["vz-staff"]})
+    with run_server_in_thread(user_claims=[member]) as server:
+        yield f"http://localhost:{server.server_port}"

@@ -19,6 +19,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SERVER_START_S = 60.0
 DRAW_TIMEOUT_S = 60.0
 DRAWN_STD = 0.01  # a canvas whose pixels vary more than this has been drawn
+GROUP_MEMBER = "group-member"  # the OIDC provider's predefined user: staff through groups only
 
 
 @contextmanager

@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from oidc_provider_mock import User, run_server_in_thread
 from playwright.sync_api import Browser, Page, ViewportSize, expect
 
 from app.server import free_port
-from tests.browser.support import running_server, wait_until_drawn
+from tests.browser.support import GROUP_MEMBER, running_server, wait_until_drawn
 
 if TYPE_CHECKING:
     from conftest import DemoWarehouse
@@ -39,7 +38,6 @@ VIEWPORT: ViewportSize = {"width": 1440, "height": 900}
 SIGNED_IN_HEIGHT = 1300  # px: the planner down to its map
 STAFF_EMAIL = "analyst@nyc.gov"
 OUTSIDER_EMAIL = "visitor@evilnyc.gov"  # a look-alike of the staff domain
-GROUP_MEMBER = "group-member"  # a predefined user: staff through the groups claim only
 BRIEFING_HEADING = "Road safety outlook"
 STAFF_HEADING = "Deployment planner"
 
@@ -48,15 +46,6 @@ STAFF_HEADING = "Deployment planner"
 class LoginApp:
     url: str
     provider: str
-
-
-@pytest.fixture(scope="module")
-def provider() -> Iterator[str]:
-    """A local OIDC provider: any client id and secret; a login form that takes any subject
-    (its e-mail claim is the subject) and one predefined user with a groups claim."""
-    member = User(sub=GROUP_MEMBER, claims={"email": "member@example.org", "groups": ["vz-staff"]})
-    with run_server_in_thread(user_claims=[member]) as server:
-        yield f"http://localhost:{server.server_port}"
 
 
 @pytest.fixture(scope="module")
