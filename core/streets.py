@@ -140,11 +140,25 @@ def search_parts(text: str) -> list[str]:
     return [key for key in (street_key(part) for part in parts) if key]
 
 
+# Every spelling of a word that names the same thing, for matching: AVENUE, AVE and AV.
+_SAME_WORD: Final = {**SUFFIXES, "SAINT": "ST"}
+_SPELLINGS: Final = {
+    short: frozenset({short, *(word for word, same in _SAME_WORD.items() if same == short)})
+    for short in set(_SAME_WORD.values())
+}
+
+
+def _same(word: str) -> str:
+    return _SAME_WORD.get(word, word)
+
+
 def key_matches(query: str, key: str) -> bool:
-    """Whether the street key ``key`` holds the words of ``query`` in order, contiguously;
-    the last query word may be the start of a word (``BROAD`` finds ``BROADWAY``) unless it
-    is a number (``42`` does not find ``420``)."""
-    words, target = query.split(), key.split()
+    """Whether the street key ``key`` holds the words of ``query`` in order, contiguously,
+    spelled any usual way (``AVENUE``/``AVE``); the last query word may be the start of a word
+    (``BROAD`` finds ``BROADWAY``, ``EXPRESS`` finds ``EXPY``) unless it is a number (``42``
+    does not find ``420``)."""
+    words = [_same(word) for word in query.split()]
+    target = [_same(word) for word in key.split()]
     if not words:
         return False
     *whole, last = words
@@ -153,7 +167,8 @@ def key_matches(query: str, key: str) -> bool:
         if window[:-1] != whole:
             continue
         end = window[-1]
-        if end == last or (not last.isdigit() and end.startswith(last)):
+        spellings = _SPELLINGS.get(end, frozenset({end}))
+        if end == last or (not last.isdigit() and any(w.startswith(last) for w in spellings)):
             return True
     return False
 

@@ -273,19 +273,6 @@ def test_data_health_shows_drift_per_feature(city: City, tiny_model) -> None:
     assert drift["drifting"].isin(["drifting", ""]).all()
 
 
-def test_street_names_drop_house_numbers_but_keep_numbered_streets() -> None:
-    from app.services.drilldown import street_names
-
-    streets = pd.Series(["156 CHESTNUT ROAD", "303 43 STREET", "43 STREET", "1 AVENUE", "BROADWAY"])
-    assert list(street_names(streets)) == [
-        "CHESTNUT ROAD",
-        "43 STREET",
-        "43 STREET",
-        "1 AVENUE",
-        "BROADWAY",
-    ]
-
-
 def test_drilldown_finds_hexes_by_street(city: City) -> None:
     at = open_app(DRILLDOWN)
     assert "Pick a hex" in texts(at)
