@@ -43,6 +43,7 @@ SOURCE: Final = "source"
 SOURCE_UPDATED_AT: Final = "source_updated_at"
 H3_CELL: Final = "h3_cell"
 PLACE: Final = "place"  # a hex's human name: its busiest intersection or street, else its area
+PRECINCT: Final = "precinct"  # the area layer of police precincts (`vz areas --layer precinct`)
 
 INJURY_COLUMNS: Final = (
     PERSONS_INJURED,

@@ -152,16 +152,28 @@ class HexDetail:
     """One hex: where it is, its forecast for the chosen day and its neighbours' classes.
 
     ``neighbours`` columns: ``h3_cell``, ``risk_class``, ``risk_label``, ``expected_crashes``
-    (missing where a neighbour has no forecast), ``borough``.
+    (missing where a neighbour has no forecast), ``place``, ``borough``.
     """
 
     h3_cell: str
+    place: str | None
     borough: str | None
     areas: dict[str, str]
     forecast: HexForecast | None
     neighbours: pd.DataFrame
     forecast_dates: tuple[dt.date, ...]
     default_date: dt.date | None  # tomorrow if forecast, else the hex's newest forecast day
+
+    @property
+    def title(self) -> str:
+        """How people name the hex: ``Broadway & W 42 St — Precinct 14, Manhattan``."""
+        borough = self.borough.title() if self.borough else None
+        where = [name for name in (self.areas.get(s.PRECINCT), borough) if name]
+        place = self.place or borough
+        if place is None:
+            return f"Hex {self.h3_cell}"
+        where = [name for name in where if name != place]
+        return f"{place} — {', '.join(where)}" if where else place
 
 
 @st.cache_data(ttl=overview.CACHE_TTL_S, show_spinner=False)
@@ -196,6 +208,7 @@ def hex_detail(cell: str, day: dt.date | None) -> HexDetail:
         )
     cells = overview._hex_cells(url, res).set_index(s.H3_CELL)
     borough = cells[s.BOROUGH].get(cell)
+    place = cells[s.PLACE].get(cell)
     areas = {}
     for layer in overview._area_layers(url, res):
         names = overview._hex_areas(url, res, layer).set_index(s.H3_CELL)["area"]
@@ -203,17 +216,18 @@ def hex_detail(cell: str, day: dt.date | None) -> HexDetail:
             areas[layer] = str(names[cell])
     return HexDetail(
         h3_cell=cell,
+        place=None if pd.isna(place) else str(place),
         borough=None if pd.isna(borough) else str(borough),
         areas=areas,
         forecast=forecast,
-        neighbours=_neighbours(url, res, cell, forecast, cells[s.BOROUGH]),
+        neighbours=_neighbours(url, res, cell, forecast, cells[[s.PLACE, s.BOROUGH]]),
         forecast_dates=dates,
         default_date=default_date,
     )
 
 
 def _neighbours(
-    url: str, res: int, cell: str, forecast: HexForecast | None, boroughs: pd.Series
+    url: str, res: int, cell: str, forecast: HexForecast | None, names: pd.DataFrame
 ) -> pd.DataFrame:
     ring = grid_disk_pairs([cell], k=1)
     ring = ring.loc[ring["distance"] == 1, "neighbour"].astype("str").tolist()
@@ -230,7 +244,8 @@ def _neighbours(
     return frame.assign(
         risk_class=classes,
         risk_label=labels.astype("str"),
-        borough=frame[s.H3_CELL].map(boroughs).astype("str"),
+        place=frame[s.H3_CELL].map(names[s.PLACE]).astype("str"),
+        borough=frame[s.H3_CELL].map(names[s.BOROUGH]).astype("str"),
     ).sort_values("expected_crashes", ascending=False, na_position="last", ignore_index=True)
 
 
