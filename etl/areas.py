@@ -113,7 +113,7 @@ def read_layer_file(data: bytes, label: str) -> gpd.GeoDataFrame:
 
 def name_areas(names: pd.Series, label: str) -> pd.Series:
     """Area names put into ``label`` (``"Precinct {}"``: precinct 14 is "Precinct 14")."""
-    if label.count("{}") != 1 or label.replace("{}", "").count("{") + label.count("}") > 1:
+    if label.count("{}") != 1 or label.count("{") != 1 or label.count("}") != 1:
         raise AreaLayerError(
             f"--label {label!r}: write {{}} once where the name goes, e.g. 'Precinct {{}}'"
         )
