@@ -34,12 +34,14 @@ class AreaLayerRefused(AreaLayerError):
 
 
 def hex_universe(engine: Engine, res: int) -> pd.DataFrame:
-    """Hexes at ``res`` where crashes occur, with their crash count, majority borough label
-    and centre (columns ``HEX_COLUMNS``), derived from the crashes table.
+    """Hexes at ``res`` where crashes occur, with their crash count, majority borough label,
+    centre and place name (columns ``HEX_COLUMNS``), derived from the crashes table.
 
-    Labels are weighted by crash counts; hexes whose crashes never carry a borough inherit
-    the majority label of the labelled hexes of their parent cell at resolution ``res - 2``.
-    No crashes, no hexes: an empty frame with the same columns.
+    Borough labels are weighted by crash counts; hexes whose crashes never carry a borough
+    inherit the majority label of the labelled hexes of their parent cell at resolution
+    ``res - 2``. The place is the hex's busiest corner or street (:func:`place_labels`), else
+    its borough as people write it ("Manhattan"). No crashes, no hexes: an empty frame with
+    the same columns.
     """
     counts = crash_counts(engine, res, by_borough=True)
     if counts.empty:
