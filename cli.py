@@ -145,8 +145,18 @@ def ingest(
 @app.command()
 def areas(
     layer: Annotated[str, typer.Option(help="Layer name, e.g. precinct or council_district")],
-    source: Annotated[str, typer.Option(help="GeoJSON file path or http(s) URL")],
+    source: Annotated[
+        str,
+        typer.Option(
+            help="File or http(s) URL of named polygons: GeoJSON, a zipped shapefile, a"
+            " GeoPackage, any format geopandas reads (reprojected to WGS84)"
+        ),
+    ],
     name_property: Annotated[str, typer.Option(help="Feature property holding the area name")],
+    label: Annotated[
+        str,
+        typer.Option(help="How areas are named, {} standing for the name: 'Precinct {}'"),
+    ] = "{}",
     force: Annotated[
         bool,
         typer.Option(
@@ -154,7 +164,8 @@ def areas(
         ),
     ] = False,
 ) -> None:
-    """Load an area layer (named polygons) and assign every hex to the area holding its centre.
+    """Load an area layer (named polygons) and assign every hex to the area holding its centre
+    (a centre in no polygon: the area covering most of the hex).
 
     Refused (exit 1, the stored layer unchanged): a layer that assigns no hex, or fewer than half
     the hexes of the stored layer of the same name (unless --force)."""
@@ -168,7 +179,13 @@ def areas(
         raise SystemExit(_fail(no_universe_message(settings.h3_res)))
     engine = get_engine(settings.resolved_database_url)
     result = load_area_layer(
-        engine, settings, layer=layer, location=source, name_property=name_property, force=force
+        engine,
+        settings,
+        layer=layer,
+        location=source,
+        name_property=name_property,
+        label=label,
+        force=force,
     )
     typer.echo(result.summary())
 

@@ -43,6 +43,7 @@ SOURCE: Final = "source"
 SOURCE_UPDATED_AT: Final = "source_updated_at"
 H3_CELL: Final = "h3_cell"
 PLACE: Final = "place"  # a hex's human name: its busiest intersection or street, else its area
+PRECINCT: Final = "precinct"  # the area layer of police precincts (`vz areas --layer precinct`)
 # Each crash also stores its cell's parent at every analysis resolution, so counting crashes per
 # hex at any of them is plain SQL.
 ANALYSIS_RESOLUTIONS: Final = (7, 8, 9)

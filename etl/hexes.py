@@ -11,8 +11,9 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from core import schema as s
-from core.reads.crashes import crash_counts
+from core.reads.crashes import crash_counts, street_mentions
 from core.reads.hexes import HEX_COLUMNS, area_layer_size, hex_cells, hex_count
+from core.streets import intersection, key_label, pair_keys, street_key
 from core.warehouse import areas_table, hex_cells_table, replace_rows
 from geo.areas import AreaLayerError, cells_to_areas
 from geo.cells import cells_to_latlng, cells_to_parents, majority_labels
@@ -33,12 +34,14 @@ class AreaLayerRefused(AreaLayerError):
 
 
 def hex_universe(engine: Engine, res: int) -> pd.DataFrame:
-    """Hexes at ``res`` where crashes occur, with their crash count, majority borough label
-    and centre (columns ``HEX_COLUMNS``), derived from the crashes table.
+    """Hexes at ``res`` where crashes occur, with their crash count, majority borough label,
+    centre and place name (columns ``HEX_COLUMNS``), derived from the crashes table.
 
-    Labels are weighted by crash counts; hexes whose crashes never carry a borough inherit
-    the majority label of the labelled hexes of their parent cell at resolution ``res - 2``.
-    No crashes, no hexes: an empty frame with the same columns.
+    Borough labels are weighted by crash counts; hexes whose crashes never carry a borough
+    inherit the majority label of the labelled hexes of their parent cell at resolution
+    ``res - 2``. The place is the hex's busiest corner or street (:func:`place_labels`), else
+    its borough as people write it ("Manhattan"). No crashes, no hexes: an empty frame with
+    the same columns.
     """
     counts = crash_counts(engine, res, by_borough=True)
     if counts.empty:
@@ -62,8 +65,72 @@ def hex_universe(engine: Engine, res: int) -> pd.DataFrame:
         coarse_label = majority_labels(coarse[~missing], cells.loc[~missing, s.BOROUGH])
         cells.loc[missing, s.BOROUGH] = coarse[missing].map(coarse_label)
     centres = cells_to_latlng(cells[s.H3_CELL])
-    cells = cells.assign(res=res, lat=centres["lat"], lng=centres["lng"], place=cells[s.BOROUGH])
+    area = cells[s.BOROUGH].str.title()
+    place = cells[s.H3_CELL].map(place_labels(engine, res)).astype("str").fillna(area)
+    cells = cells.assign(res=res, lat=centres["lat"], lng=centres["lng"], place=place)
     return cells[list(HEX_COLUMNS)]
+
+
+def _busiest(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Per hex, the row of ``keys`` with the most crashes (ties: the first in key order)."""
+    totals = frame.groupby([s.H3_CELL, *keys], as_index=False)[s.CRASHES].sum()
+    ranked = totals.sort_values(
+        [s.H3_CELL, s.CRASHES, *keys], ascending=[True, False, *[True] * len(keys)]
+    )
+    return ranked.drop_duplicates(s.H3_CELL).set_index(s.H3_CELL)
+
+
+def place_labels(engine: Engine, res: int) -> pd.Series:
+    """Each hex's name from its crash reports (``h3_cell`` -> label): its most frequent
+    intersection (``Broadway & W 42 St``, the two streets in one order whichever way round a
+    report names them), else its most frequent street (on or cross street); hexes whose
+    crashes name no street are left out (they are named by their area).
+
+    Street spellings are folded by ``core.streets`` over the distinct names only, so the cost
+    is the database's group-by, not a loop over crash rows.
+    """
+    mentions = street_mentions(engine, res)
+    if mentions.empty:
+        return pd.Series(dtype="str")
+    names = pd.unique(pd.concat([mentions[s.ON_STREET], mentions[s.CROSS_STREET]]).dropna())
+    keys = pd.Series({name: street_key(name) for name in names}, dtype="str")
+    on = mentions[s.ON_STREET].map(keys).fillna("")
+    cross = mentions[s.CROSS_STREET].map(keys).fillna("")
+    frame = pd.DataFrame(
+        {
+            s.H3_CELL: mentions[s.H3_CELL].astype("str"),
+            "on": on,
+            "cross": cross,
+            s.CRASHES: mentions[s.CRASHES],
+        }
+    )
+
+    corners = frame[(frame["on"] != "") & (frame["cross"] != "") & (frame["on"] != frame["cross"])]
+    pairs = pd.DataFrame(
+        [pair_keys(a, b) for a, b in zip(corners["on"], corners["cross"], strict=True)],
+        columns=["first", "second"],
+        index=corners.index,
+        dtype="str",
+    )
+    best_corner = _busiest(corners.join(pairs), ["first", "second"])
+    corner_names = pd.Series(
+        [
+            intersection(a, b)
+            for a, b in zip(best_corner["first"], best_corner["second"], strict=True)
+        ],
+        index=best_corner.index,
+        dtype="str",
+    )
+
+    streets = pd.concat(
+        [
+            frame[[s.H3_CELL, column, s.CRASHES]].rename(columns={column: "street"})
+            for column in ("on", "cross")
+        ]
+    )
+    best_street = _busiest(streets[streets["street"] != ""], ["street"])
+    street_names = best_street["street"].map(key_label).astype("str")
+    return corner_names.combine_first(street_names).astype("str")
 
 
 def refresh_hex_cells(engine: Engine, res: int) -> int:

@@ -1,8 +1,10 @@
-"""Named area layers (boroughs, precincts, council districts) from any GeoJSON of polygons.
+"""Named area layers (boroughs, precincts, council districts): polygons checked and named,
+and cells assigned to them with a spatial join (geopandas).
 
-Pure: a decoded GeoJSON document in, a frame of named polygons out, and cells assigned to them.
-Reading files and URLs belongs to ``etl/areas.py``. Every :class:`AreaLayerError` says in words
-what is wrong with the document (the caller prefixes the file name or URL).
+Pure: a GeoDataFrame read by geopandas (or a decoded GeoJSON document, checked feature by
+feature) in, a frame of named WGS84 polygons out, and cells assigned to them. Reading files and
+URLs belongs to ``etl/areas.py``. Every :class:`AreaLayerError` says in words what is wrong with
+the layer (the caller prefixes the file name or URL).
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyproj
 import shapely
 import shapely.errors
 import shapely.geometry
@@ -29,6 +33,7 @@ GEOMETRY_TYPES: Final = (
     "GeometryCollection",
 )
 _MAX_LISTED_PROPERTIES: Final = 12
+WGS84: Final = "EPSG:4326"
 
 
 class AreaLayerError(ValueError):
@@ -202,6 +207,45 @@ def geojson_to_areas(document: Any, name_property: str) -> pd.DataFrame:
     return pd.DataFrame({"area": pd.Series(names, dtype="str"), "geometry": geometries})
 
 
+def frame_to_areas(frame: gpd.GeoDataFrame, name_property: str) -> gpd.GeoDataFrame:
+    """One row per feature of a layer geopandas read: ``area`` (its name) and ``geometry``
+    (its polygons, valid, in WGS84 longitude/latitude).
+
+    The layer is reprojected from its CRS (a shapefile's ``.prj``, a GeoPackage's, a GeoJSON
+    ``crs`` member); a layer without one is taken as WGS84. Refused with the cause: no
+    features, no ``name_property`` column, a feature without a name or without polygons.
+    """
+    if frame.empty:
+        raise AreaLayerError("the layer has no features")
+    if name_property not in frame.columns:
+        columns = {str(c): None for c in frame.columns if c != frame.geometry.name}
+        raise AreaLayerError(f"no property {name_property!r} (it has: {_listing(columns)})")
+    try:
+        crs = frame.crs
+        located = frame.set_crs(WGS84) if crs is None else frame.to_crs(WGS84)
+    except (pyproj.exceptions.CRSError, ValueError) as exc:
+        raise AreaLayerError(f"cannot reproject from {frame.crs} to WGS84 ({exc})") from exc
+    names: list[str] = []
+    geometries: list[shapely.Geometry] = []
+    for number, (value, geometry) in enumerate(
+        zip(located[name_property], located.geometry, strict=True)
+    ):
+        name = area_name(None if pd.isna(value) else value)
+        if name is None:
+            raise AreaLayerError(f"feature {number} has no name in property {name_property!r}")
+        if geometry is None:
+            raise AreaLayerError(f"feature {number} has no polygon geometry (it has none)")
+        polygon = _polygonal(geometry)
+        valid = None if polygon is None else _polygonal(shapely.make_valid(polygon))
+        if valid is None:
+            raise AreaLayerError(
+                f"feature {number} has no polygon geometry (it is a {geometry.geom_type})"
+            )
+        names.append(name)
+        geometries.append(valid)
+    return gpd.GeoDataFrame({"area": pd.Series(names, dtype="str")}, geometry=geometries, crs=WGS84)
+
+
 def _listing(properties: dict[str, Any]) -> str:
     keys = sorted(str(key) for key in properties)
     if not keys:
@@ -240,38 +284,52 @@ def outside_city_problem(areas: pd.DataFrame, city: Box) -> str | None:
     return where
 
 
-def cells_to_areas(cells: pd.Series, areas: pd.DataFrame) -> pd.Series:
-    """The area holding each cell's centre; missing where no polygon touches the cell.
+def _as_layer(areas: pd.DataFrame) -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(
+        {"area": areas["area"].to_numpy()}, geometry=list(areas["geometry"]), crs=WGS84
+    )
 
-    A centre on a shared edge belongs to the first polygon holding it. A cell whose centre lies
-    in no polygon (a shoreline hex whose centre is in the water, say) goes to the polygon that
-    covers most of the cell, if any does. Same index as ``cells``.
+
+def cells_to_areas(cells: pd.Series, areas: pd.DataFrame) -> pd.Series:
+    """The area of each cell, by a spatial join (``geopandas.sjoin``) of cell centres with the
+    layer's polygons; missing where no polygon touches the cell. Same index as ``cells``.
+
+    The rule for cells on a boundary: a cell belongs to the area holding its centre (a centre
+    on an edge shared by two areas: the area listed first in the layer). A cell whose centre
+    lies in no polygon (a shoreline hex whose centre is in the water, say) goes to the area
+    covering the largest part of the cell; a cell no polygon touches is unassigned.
     """
     names = np.full(len(cells), None, dtype=object)
     if not len(cells) or not len(areas):
         return pd.Series(names, index=cells.index, dtype="str")
-    labels = areas["area"].to_numpy()
-    tree = shapely.STRtree(areas["geometry"].to_numpy())
+    layer = _as_layer(areas)
     centres = cells_to_latlng(cells)
-    points = shapely.points(centres["lng"].to_numpy(), centres["lat"].to_numpy())
-    point_idx, area_idx = tree.query(points, predicate="intersects")
-    first = pd.Series(area_idx).groupby(point_idx).first()
-    names[first.index.to_numpy()] = labels[first.to_numpy()]
+    points = gpd.GeoDataFrame(
+        {"cell": np.arange(len(cells))},
+        geometry=gpd.points_from_xy(centres["lng"], centres["lat"]),
+        crs=WGS84,
+    )
+    inside = gpd.sjoin(points, layer, how="inner", predicate="intersects")
+    first = inside.sort_values(["cell", "index_right"]).drop_duplicates("cell")
+    names[first["cell"].to_numpy()] = first["area"].to_numpy()
 
     outside = np.flatnonzero(pd.isna(names))
     if len(outside):
         rings = cells_to_boundaries(cells.iloc[outside])
-        hexagons = shapely.polygons([rings[cell] for cell in cells.iloc[outside]])
-        hex_idx, area_idx = tree.query(hexagons, predicate="intersects")
-        if len(hex_idx):
-            overlap = shapely.area(
-                shapely.intersection(hexagons[hex_idx], tree.geometries[area_idx])
-            )
+        hexagons = gpd.GeoDataFrame(
+            {"cell": outside},
+            geometry=shapely.polygons([rings[cell] for cell in cells.iloc[outside]]),
+            crs=WGS84,
+        )
+        touching = gpd.sjoin(hexagons, layer, how="inner", predicate="intersects")
+        if len(touching):
+            polygons = layer.geometry.to_numpy()[touching["index_right"].to_numpy()]
+            overlap = shapely.area(shapely.intersection(touching.geometry.to_numpy(), polygons))
             best = (
-                pd.DataFrame({"hex": hex_idx, "area": area_idx, "overlap": overlap})
-                .sort_values(["hex", "overlap"], ascending=[True, False], kind="stable")
-                .drop_duplicates("hex")
+                touching.assign(overlap=overlap)
+                .sort_values(["cell", "overlap", "index_right"], ascending=[True, False, True])
+                .drop_duplicates("cell")
             )
             best = best[best["overlap"] > 0]
-            names[outside[best["hex"].to_numpy()]] = labels[best["area"].to_numpy()]
+            names[best["cell"].to_numpy()] = best["area"].to_numpy()
     return pd.Series(names, index=cells.index, dtype="str")

@@ -21,7 +21,7 @@ from etl.weather import (
     read_noaa_csv,
 )
 from geo.cells import cells_to_parents
-from jobs.ingest import DEMO_SOURCE, ingest_crash_file
+from jobs.ingest import DEMO_SOURCE, ingest_crash_file, load_area_layer
 from jobs.score import backfill_job, score_job
 from jobs.train import train_job
 from jobs.warehouse import open_warehouse, required_as_of
@@ -33,6 +33,8 @@ DEMO_FORECAST_HOUR = 18
 # `vz demo` trains without the last two weeks and stores forecasts for them, so that past
 # performance on the demo city is measured out of sample.
 DEMO_HELD_OUT_DAYS = 14
+# The demo city's precincts load as NYC's do: `vz areas --layer precinct --label "Precinct {}"`.
+PRECINCT_LABEL = "Precinct {}"
 
 
 def demo_config(*, seed: int = 42, years: int = 3) -> DemoConfig:
@@ -78,7 +80,21 @@ def build_demo_warehouse(
         )
     )
     hexes = refresh_hex_cells(engine, settings.h3_res)
-    log.info("demo warehouse ready: %d hexes at res %d", hexes, settings.h3_res)
+    precincts = load_area_layer(
+        engine,
+        settings,
+        layer=s.PRECINCT,
+        location=str(paths["precincts"]),
+        name_property="precinct",
+        label=PRECINCT_LABEL,
+        force=True,  # the layer of this build, whatever an earlier one stored
+    )
+    log.info(
+        "demo warehouse ready: %d hexes at res %d, %d precincts",
+        hexes,
+        settings.h3_res,
+        precincts.areas_used,
+    )
     return runs
 
 

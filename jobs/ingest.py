@@ -12,7 +12,7 @@ from tqdm import tqdm
 from core import schema as s
 from core.settings import Settings
 from core.warehouse import RunRecord
-from etl.areas import read_area_layer
+from etl.areas import PLAIN_NAMES, read_area_layer
 from etl.crashes import ingest_crash_batches, with_origin
 from etl.csv_files import CsvBlock, crash_csv_batches
 from etl.hexes import (
@@ -126,16 +126,18 @@ def load_area_layer(
     layer: str,
     location: str,
     name_property: str,
+    label: str = PLAIN_NAMES,
     force: bool = False,
 ) -> AreaAssignment:
-    """Assign every hex of the universe to a named polygon of a GeoJSON file or URL.
+    """Assign every hex of the universe to a named polygon of a layer file or URL (any format
+    geopandas reads), its names written into ``label`` (``"Precinct {}"``).
 
     Fails before reading anything when there is no hex universe yet; a layer that is not
-    usable GeoJSON, lies outside the city, assigns no hex, or assigns fewer than half the hexes
+    readable, lies outside the city, assigns no hex, or assigns fewer than half the hexes
     of the stored layer it would replace (unless ``force``) is refused and nothing changes.
     """
     require_hex_universe(engine, settings.h3_res)
-    areas = read_area_layer(location, settings, name_property)
+    areas = read_area_layer(location, settings, name_property, label=label)
     try:
         return assign_area_layer(engine, layer, areas, settings.h3_res, force=force)
     except AreaLayerRefused as exc:

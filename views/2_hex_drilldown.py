@@ -24,7 +24,7 @@ banners(info)
 
 cell = hex_picker()
 if cell is None:
-    st.info("Pick a hex: click one on the risk map, paste its id, or search for a street.")
+    st.info("Pick a hex: click one on the risk map, paste its id, or search a street or corner.")
     st.stop()
 
 detail = load(hex_detail, cell, state.get_date())

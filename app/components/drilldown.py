@@ -6,10 +6,10 @@ import streamlit as st
 
 from app import state
 from app.components.frame import long_date, try_load
-from app.components.params import text_param
+from app.components.params import layer_title, text_param
 from app.services.drilldown import HexDetail, hexes_on_street, normalize_hex
 from app.services.overview import FIX_SCORE
-from core.schema import RISK_COLOURS
+from core.schema import PRECINCT, RISK_COLOURS
 
 
 def hex_picker() -> str | None:
@@ -22,7 +22,7 @@ def hex_picker() -> str | None:
             "…or find it by street",
             key="drill_street",
             param=state.STREET,
-            placeholder="e.g. BROADWAY",
+            placeholder="e.g. broadway & w 42",
         )
         if street:
             _street_matches(street)
@@ -46,11 +46,14 @@ def _street_matches(street: str) -> None:
     if matches is None:
         return
     if matches.empty:
-        st.caption("No crashes recorded on a street with that name (type at least 3 letters).")
+        st.caption(
+            "No hex on a street or corner with that name (type at least 3 letters;"
+            " write a corner as `broadway & w 42`)."
+        )
         return
     labels = dict(zip(matches["h3_cell"], matches["label"], strict=True))
     st.selectbox(
-        "Hexes on that street",
+        "Hexes on that street or corner",
         list(labels),
         index=None,
         key="drill_street_pick",
@@ -61,9 +64,11 @@ def _street_matches(street: str) -> None:
 
 
 def hex_header(detail: HexDetail) -> None:
-    where = [detail.borough.title() if detail.borough else "borough unknown"]
-    where += [f"{layer}: {name}" for layer, name in detail.areas.items()]
-    st.markdown(f"**Hex `{detail.h3_cell}`** · {' · '.join(where)}")
+    st.header(detail.title, anchor=False)
+    others = [
+        f"{layer_title(layer)}: {name}" for layer, name in detail.areas.items() if layer != PRECINCT
+    ]
+    st.caption(" · ".join([f"Hex `{detail.h3_cell}`", *others]))
     forecast = detail.forecast
     if forecast is None:
         st.info(f"No forecast is stored for this hex. Run `{FIX_SCORE}`.")

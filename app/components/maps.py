@@ -14,7 +14,7 @@ import streamlit as st
 from pydeck.bindings.json_tools import default_serialize
 
 from app.services.risk_map import ForecastDay
-from core.schema import RISK_CLASSES, RISK_COLOURS
+from core.schema import PLACE, PRECINCT, RISK_CLASSES, RISK_COLOURS
 from geo.cells import cells_to_boundaries
 from model.contract import TOP_REASONS
 
@@ -175,19 +175,31 @@ def _shorten(text: str, limit: int) -> str:
     return f"{cut}…"
 
 
-def reason_chars(n_hexes: int) -> int:
+def reason_chars(n_hexes: int, fixed_bytes: float = TOOLTIP_FIXED_BYTES) -> int:
     """How long a tooltip reason may be so the whole map stays within the payload budget."""
-    per_hex = MAP_PAYLOAD_BYTES / max(n_hexes, 1) - TOOLTIP_FIXED_BYTES
+    per_hex = MAP_PAYLOAD_BYTES / max(n_hexes, 1) - fixed_bytes
     per_reason = int(per_hex / TOP_REASONS) - REASON_OVERHEAD_BYTES
     return max(MIN_REASON_CHARS, min(MAX_REASON_CHARS, per_reason))
 
 
+def hex_names(hexes: pd.DataFrame) -> list[str]:
+    """The first tooltip line per hex: its place and precinct (when the frame has them)."""
+    parts = [hexes[c].fillna("").astype("str") for c in (PLACE, PRECINCT) if c in hexes]
+    if not parts:
+        return [""] * len(hexes)
+    return [" · ".join(p for p in names if p) for names in zip(*parts, strict=True)]
+
+
 def forecast_tooltips(hexes: pd.DataFrame, outcomes_known: bool) -> list[str]:
-    """Tooltip text per hex: class and its probability, expected crashes, crashes that day
-    (once known) and the top reasons in plain words (shortened only on very large maps)."""
-    limit = reason_chars(len(hexes))
+    """Tooltip text per hex: its place, class and its probability, expected crashes, crashes
+    that day (once known) and the top reasons in plain words (shortened only on very large
+    maps, the place names' bytes counted)."""
+    names = hex_names(hexes)
+    name_bytes = sum(len(name.encode("utf-8")) for name in names) / max(len(names), 1)
+    limit = reason_chars(len(hexes), TOOLTIP_FIXED_BYTES + name_bytes)
     tips = []
-    for label, p, expected, actual, reasons in zip(
+    for name, label, p, expected, actual, reasons in zip(
+        names,
         hexes["risk_label"],
         hexes["p_risk"],
         hexes["expected_crashes"],
@@ -199,7 +211,7 @@ def forecast_tooltips(hexes: pd.DataFrame, outcomes_known: bool) -> list[str]:
         if outcomes_known and pd.notna(actual):
             lines[-1] += f", {int(actual)} happened"
         lines.extend(_shorten(reason, limit) for reason in reasons)
-        tips.append("\n".join(lines))
+        tips.append("\n".join([name, *lines] if name else lines))
     return tips
 
 

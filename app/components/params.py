@@ -108,17 +108,27 @@ def slider_param(
     return int(chosen)
 
 
+def layer_title(layer: str) -> str:
+    """An area layer's name as a heading: ``precinct`` -> ``Precinct``."""
+    return layer.replace("_", " ").capitalize()
+
+
 def area_filter(options: AreaOptions, *, key_prefix: str) -> tuple[str, str | None]:
     """Area layer and area pickers (both in the URL); returns (layer, area or None)."""
     layers = list(options.layers)
     left, right = st.columns(2)
     with left:
         layer = select_param(
-            "Area layer", layers, key=f"{key_prefix}_layer", param=state.LAYER, default=layers[0]
+            "Area layer",
+            layers,
+            key=f"{key_prefix}_layer",
+            param=state.LAYER,
+            default=layers[0],
+            format_func=layer_title,
         )
     with right:
         area = select_param(
-            layer,
+            layer_title(layer),
             [WHOLE_CITY, *options.layers[layer]],
             key=f"{key_prefix}_area_{layer}",
             param=state.AREA,

@@ -74,6 +74,20 @@ def day_metrics(day: ForecastDay) -> None:
         columns[3].metric("Hexes", f"{summary.n_hexes:,}")
 
 
+def downloads(day: ForecastDay) -> None:
+    """Every hex of the area as CSV and as GeoJSON (built on click), day and area in the
+    file names, place names first, spreadsheet-safe."""
+    csv_column, geojson_column, _ = st.columns([1, 1, 2])
+    csv_column.download_button(
+        "Download CSV", day.csv, f"{day.file_stem}.csv", "text/csv",
+        icon=":material/table:", key="map_csv", on_click="ignore",
+    )  # fmt: skip
+    geojson_column.download_button(
+        "Download GeoJSON", day.geojson, f"{day.file_stem}.geojson", "application/geo+json",
+        icon=":material/map:", key="map_geojson", on_click="ignore",
+    )  # fmt: skip
+
+
 def drilldown_link(cell: str, day: dt.date, *, label: str | None = None) -> None:
     """A link to the drill-down page for one hex and day."""
     st.page_link(

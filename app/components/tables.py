@@ -45,12 +45,13 @@ def ranked_table(table: pd.DataFrame, day: dt.date) -> None:
 def neighbours_table(neighbours: pd.DataFrame, day: dt.date | None) -> None:
     table = pd.DataFrame(
         {
+            "Place": neighbours["place"].fillna("—"),
+            "Risk": neighbours["risk_label"],
+            "Expected crashes": neighbours["expected_crashes"],
+            "Borough": neighbours["borough"].fillna("—").str.title(),
             "Hex": [drilldown_url(c, day) for c in neighbours["h3_cell"]]
             if day
             else neighbours["h3_cell"],
-            "Risk": neighbours["risk_label"],
-            "Expected crashes": neighbours["expected_crashes"],
-            "Borough": neighbours["borough"].fillna("—"),
         }
     )
     config: dict[str, Any] = {"Expected crashes": st.column_config.NumberColumn(format="%.2f")}

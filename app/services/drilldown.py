@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -16,9 +15,15 @@ import streamlit as st
 
 from app.services import overview
 from core import schema as s
-from core.reads.crashes import crash_date_range, crashes_in_cells, streets_matching
+from core.reads.crashes import (
+    crash_date_range,
+    crashes_in_cells,
+    crashes_on_streets,
+    street_names,
+)
 from core.reads.predictions import newest_predictions_of_hex, predictions_for_cells
 from core.settings import get_settings
+from core.streets import key_matches, label_matches, search_parts, street_key, street_label
 from model.contract import Reason, reasons_from_json
 
 if TYPE_CHECKING:
@@ -56,37 +61,73 @@ def _fine_cells(cell: str) -> list[str]:
     return cell_to_children(cell, get_settings().h3_fine_res)
 
 
+SEARCH_COLUMNS: Final = (s.H3_CELL, s.PLACE, "crashes", "label")
+MIN_SEARCH_CHARS: Final = 3
+MAX_NAME_SPELLINGS: Final = 500  # reported spellings of one searched street, most named first
+
+
+def _no_matches() -> pd.DataFrame:
+    return pd.DataFrame({column: pd.Series(dtype="str") for column in SEARCH_COLUMNS})
+
+
+@st.cache_data(ttl=overview.CACHE_TTL_S, show_spinner=False)
+def _street_keys(url: str) -> pd.DataFrame:
+    """Every reported street spelling with its key (``core.streets``), most named first."""
+    names = street_names(overview._warehouse(url))
+    return names.assign(key=names["street"].map(street_key))
+
+
+def _spellings(url: str, part: str) -> list[str]:
+    names = _street_keys(url)
+    found = names.loc[names["key"].map(lambda key: key_matches(part, key)), "street"]
+    return found.head(MAX_NAME_SPELLINGS).astype("str").tolist()
+
+
 @st.cache_data(ttl=overview.CACHE_TTL_S, show_spinner="Searching streets…")
 def _street_hexes(url: str, res: int, text: str) -> pd.DataFrame:
-    found = streets_matching(overview._warehouse(url), text)
-    if found.empty:
-        return pd.DataFrame(columns=[s.H3_CELL, "street", "crashes", "label"])
-    parents = cells_to_parents(found[s.H3_CELL].astype("str"), res)
-    grouped = (
-        found.assign(h3_cell=parents)
-        .groupby([s.ON_STREET, s.H3_CELL], as_index=False)["crashes"]
-        .sum()
-        .sort_values(["crashes", s.ON_STREET], ascending=[False, True], ignore_index=True)
-        .rename(columns={s.ON_STREET: "street"})
+    parts = search_parts(text)
+    if not parts:
+        return _no_matches()
+    first = _spellings(url, parts[0])
+    second = _spellings(url, parts[1]) if len(parts) > 1 else None
+    found = (
+        crashes_on_streets(overview._warehouse(url), first, second)
+        if first and second != []
+        else pd.DataFrame(columns=[s.H3_CELL, "crashes"])
+    )
+    cells = overview._hex_cells(url, res)
+    places = cells.set_index(s.H3_CELL)[s.PLACE]
+    named = cells.loc[cells[s.PLACE].map(lambda place: label_matches(text, str(place))), s.H3_CELL]
+    counts = pd.Series(0, index=pd.Index(named.astype("str"), name=s.H3_CELL), dtype="int64")
+    if not found.empty:
+        hexes = cells_to_parents(found[s.H3_CELL].astype("str"), res)
+        on_street = found.groupby(hexes.to_numpy())["crashes"].sum().astype("int64")
+        counts = on_street.add(counts, fill_value=0).astype("int64")
+    if counts.empty:
+        return _no_matches()
+    matches = pd.DataFrame({s.H3_CELL: counts.index.astype("str"), "crashes": counts.to_numpy()})
+    matches = matches.assign(place=matches[s.H3_CELL].map(places).fillna("—").astype("str"))
+    matches = matches.sort_values(
+        ["crashes", s.PLACE, s.H3_CELL], ascending=[False, True, True], ignore_index=True
     )
     labels = (
-        grouped["street"]
+        matches[s.PLACE]
         + " · "
-        + grouped[s.H3_CELL]
-        + " ("
-        + grouped["crashes"].astype("str")
-        + " crashes)"
+        + matches["crashes"].map("{:,} crashes".format)
+        + " · "
+        + matches[s.H3_CELL]
     )
-    return grouped.assign(label=labels)
+    return matches.assign(label=labels)[list(SEARCH_COLUMNS)]
 
 
 def hexes_on_street(text: str) -> pd.DataFrame:
-    """Hexes whose crashes name a street containing ``text``: ``h3_cell``, ``street``,
-    ``crashes``, ``label`` (for a picker), busiest first."""
-    if len(text.strip()) < 3:
-        return pd.DataFrame(columns=[s.H3_CELL, "street", "crashes", "label"])
+    """Hexes on a street, at an intersection (``broadway & w 42``) or named by a place label
+    matching ``text``, spelled any usual way (``core.streets``): ``h3_cell``, ``place``,
+    ``crashes`` there on the searched streets, ``label`` (for a picker); busiest first."""
+    if len(text.strip()) < MIN_SEARCH_CHARS:
+        return _no_matches()
     settings = get_settings()
-    return _street_hexes(settings.resolved_database_url, settings.h3_res, text.strip().upper())
+    return _street_hexes(settings.resolved_database_url, settings.h3_res, text.strip())
 
 
 @dataclass(frozen=True)
@@ -111,16 +152,28 @@ class HexDetail:
     """One hex: where it is, its forecast for the chosen day and its neighbours' classes.
 
     ``neighbours`` columns: ``h3_cell``, ``risk_class``, ``risk_label``, ``expected_crashes``
-    (missing where a neighbour has no forecast), ``borough``.
+    (missing where a neighbour has no forecast), ``place``, ``borough``.
     """
 
     h3_cell: str
+    place: str | None
     borough: str | None
     areas: dict[str, str]
     forecast: HexForecast | None
     neighbours: pd.DataFrame
     forecast_dates: tuple[dt.date, ...]
     default_date: dt.date | None  # tomorrow if forecast, else the hex's newest forecast day
+
+    @property
+    def title(self) -> str:
+        """How people name the hex: ``Broadway & W 42 St — Precinct 14, Manhattan``."""
+        borough = self.borough.title() if self.borough else None
+        where = [name for name in (self.areas.get(s.PRECINCT), borough) if name]
+        place = self.place or borough
+        if place is None:
+            return f"Hex {self.h3_cell}"
+        where = [name for name in where if name != place]
+        return f"{place} — {', '.join(where)}" if where else place
 
 
 @st.cache_data(ttl=overview.CACHE_TTL_S, show_spinner=False)
@@ -155,6 +208,7 @@ def hex_detail(cell: str, day: dt.date | None) -> HexDetail:
         )
     cells = overview._hex_cells(url, res).set_index(s.H3_CELL)
     borough = cells[s.BOROUGH].get(cell)
+    place = cells[s.PLACE].get(cell)
     areas = {}
     for layer in overview._area_layers(url, res):
         names = overview._hex_areas(url, res, layer).set_index(s.H3_CELL)["area"]
@@ -162,17 +216,18 @@ def hex_detail(cell: str, day: dt.date | None) -> HexDetail:
             areas[layer] = str(names[cell])
     return HexDetail(
         h3_cell=cell,
+        place=None if pd.isna(place) else str(place),
         borough=None if pd.isna(borough) else str(borough),
         areas=areas,
         forecast=forecast,
-        neighbours=_neighbours(url, res, cell, forecast, cells[s.BOROUGH]),
+        neighbours=_neighbours(url, res, cell, forecast, cells[[s.PLACE, s.BOROUGH]]),
         forecast_dates=dates,
         default_date=default_date,
     )
 
 
 def _neighbours(
-    url: str, res: int, cell: str, forecast: HexForecast | None, boroughs: pd.Series
+    url: str, res: int, cell: str, forecast: HexForecast | None, names: pd.DataFrame
 ) -> pd.DataFrame:
     ring = grid_disk_pairs([cell], k=1)
     ring = ring.loc[ring["distance"] == 1, "neighbour"].astype("str").tolist()
@@ -189,7 +244,8 @@ def _neighbours(
     return frame.assign(
         risk_class=classes,
         risk_label=labels.astype("str"),
-        borough=frame[s.H3_CELL].map(boroughs).astype("str"),
+        place=frame[s.H3_CELL].map(names[s.PLACE]).astype("str"),
+        borough=frame[s.H3_CELL].map(names[s.BOROUGH]).astype("str"),
     ).sort_values("expected_crashes", ascending=False, na_position="last", ignore_index=True)
 
 
@@ -242,21 +298,15 @@ def hex_history(cell: str, freq: str = "W", days: int = HISTORY_DAYS) -> pd.Data
     return frame.rename_axis("Day" if freq == "D" else "Week")
 
 
-# A leading house number, when at least two words of street name follow it.
-HOUSE_NUMBER: Final = re.compile(r"^\d+[A-Z]?(?:-\d+)?\s+(?=\S+\s+\S)")
-
-
-def street_names(streets: pd.Series) -> pd.Series:
-    """Streets without a leading house number: "156 CHESTNUT ROAD" -> "CHESTNUT ROAD",
-    "303 43 STREET" -> "43 STREET"; numbered streets ("43 STREET") keep their number."""
-    return streets.astype("str").str.strip().str.replace(HOUSE_NUMBER, "", regex=True)
+def _street_labels(streets: pd.Series) -> pd.Series:
+    """Reported street names as people write them (``core.streets``); missing stays missing."""
+    return streets.map(street_label, na_action="ignore").replace("", np.nan)
 
 
 def hex_streets(cell: str, n: int = 10) -> pd.DataFrame:
     """The streets named most often in the hex's crashes over the past year."""
     crashes = _crashes_of_hex(cell, HISTORY_DAYS)
-    streets = street_names(crashes[s.ON_STREET].dropna())
-    counts = streets[streets != ""].value_counts().head(n)
+    counts = _street_labels(crashes[s.ON_STREET]).dropna().value_counts().head(n)
     return pd.DataFrame({"Street": counts.index, "Crashes": counts.to_numpy()})
 
 
@@ -268,8 +318,8 @@ def hex_recent_crashes(cell: str, n: int = 20) -> pd.DataFrame:
         {
             "Date": when.dt.date,
             "Time": when.dt.strftime("%H:%M"),
-            "Street": street_names(crashes[s.ON_STREET]).fillna("—"),
-            "Cross street": street_names(crashes[s.CROSS_STREET]).fillna("—"),
+            "Street": _street_labels(crashes[s.ON_STREET]).fillna("—"),
+            "Cross street": _street_labels(crashes[s.CROSS_STREET]).fillna("—"),
             "Injured": crashes[s.PERSONS_INJURED].astype("Int64"),
             "Killed": crashes[s.PERSONS_KILLED].astype("Int64"),
         }

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -273,13 +274,29 @@ def _hex_areas(url: str, res: int, layer: str) -> pd.DataFrame:
     return hex_areas(_warehouse(url), res, layer)
 
 
+def _precincts(url: str, res: int) -> pd.Series | None:
+    """``h3_cell`` -> precinct name, when a precinct layer is loaded (else None)."""
+    if s.PRECINCT not in _area_layers(url, res):
+        return None
+    return _hex_areas(url, res, s.PRECINCT).set_index(s.H3_CELL)["area"].astype("str")
+
+
+def natural_key(name: str) -> tuple[tuple[int, str | int], ...]:
+    """Sorts "Precinct 2" before "Precinct 10": runs of digits compare as numbers."""
+    return tuple(
+        (1, int(part)) if part.isdigit() else (0, part.casefold())
+        for part in re.split(r"(\d+)", name)
+        if part
+    )
+
+
 def area_options() -> AreaOptions:
     settings = get_settings()
     url, res = settings.resolved_database_url, settings.h3_res
     layers = {}
     for layer in (BOROUGH_LAYER, *_area_layers(url, res)):
         names = _hex_areas(url, res, layer)["area"].astype("str")
-        layers[layer] = tuple(sorted(names.unique()))
+        layers[layer] = tuple(sorted(names.unique(), key=natural_key))
     return AreaOptions(layers=layers)
 
 

@@ -4,6 +4,8 @@ happened once the day's crashes are in."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 from dataclasses import dataclass
 from typing import Final
 
@@ -15,6 +17,8 @@ from app.services import overview
 from core import schema as s
 from core.reads.predictions import predictions_for_day
 from core.settings import get_settings
+from core.spreadsheet import neutralise_value, safe_csv
+from geo.cells import cells_to_boundaries
 from model.contract import reason_phrases
 
 HIGH_RISK_CLASS: Final = 3  # "Somewhat Dangerous" or worse counts as high risk
@@ -49,7 +53,8 @@ class DaySummary:
 class ForecastDay:
     """One day's forecast for every hex of an area, with what happened once it is known.
 
-    ``hexes`` columns: ``h3_cell``, ``borough``, ``risk_class`` (0..4),
+    ``hexes`` columns: ``h3_cell``, ``place``, ``precinct`` (when a precinct layer is loaded),
+    ``borough``, ``risk_class`` (0..4),
     ``risk_label``, ``p_risk`` (probability of that class), ``expected_crashes``,
     ``expected_injuries``, ``reasons`` (list of plain-word phrases, strongest first),
     ``actual_crashes`` (Int64, missing until the day's crashes are in); riskiest first.
@@ -77,37 +82,88 @@ class ForecastDay:
         crashed = self.hexes["actual_crashes"].fillna(0) > 0
         return self.hexes.loc[crashed, s.H3_CELL].tolist()
 
-    def ranked(self, n: int = 25) -> pd.DataFrame:
-        """The ``n`` riskiest hexes, for a table: rank, hex, borough, class, chance, reasons."""
-        top = self.hexes.head(n)
-        table = pd.DataFrame(
-            {
-                "Rank": np.arange(1, len(top) + 1),
-                "Hex": top[s.H3_CELL].to_numpy(),
-                "Borough": top[s.BOROUGH].fillna("—").to_numpy(),
-                "Risk": top["risk_label"].to_numpy(),
-                "Chance of that class": top["p_risk"].to_numpy(),
-                "Expected crashes": top["expected_crashes"].to_numpy(),
-                "Why": top["reasons"].map(" · ".join).to_numpy(),
-            }
-        )
+    def _table(self, top: pd.DataFrame) -> pd.DataFrame:
+        """Named places first, the H3 id last: the columns a person reads."""
+        columns: dict[str, object] = {"Place": top[s.PLACE].fillna("—").to_numpy()}
+        if s.PRECINCT in top:
+            columns["Precinct"] = top[s.PRECINCT].fillna("—").to_numpy()
+        columns |= {
+            "Borough": top[s.BOROUGH].fillna("—").str.title().to_numpy(),
+            "Risk": top["risk_label"].to_numpy(),
+            "Chance of that class": top["p_risk"].to_numpy(),
+            "Expected crashes": top["expected_crashes"].to_numpy(),
+            "Why": top["reasons"].map(" · ".join).to_numpy(),
+        }
         if self.outcomes_known:
-            table = table.assign(**{"Crashes that day": top["actual_crashes"].to_numpy()})
-        return table
+            columns["Crashes that day"] = top["actual_crashes"].to_numpy()
+        columns["Hex"] = top[s.H3_CELL].to_numpy()
+        return pd.DataFrame(columns)
+
+    def ranked(self, n: int = 25) -> pd.DataFrame:
+        """The ``n`` riskiest hexes, for a table: place, precinct, borough, class, chance,
+        expected crashes, reasons (and crashes that day), hex id."""
+        return self._table(self.hexes.head(n))
+
+    def export_table(self) -> pd.DataFrame:
+        """Every hex of the area, riskiest first, for the CSV and GeoJSON downloads."""
+        table = self._table(self.hexes)
+        return table.assign(**{"Expected injuries": self.hexes["expected_injuries"].to_numpy()})
+
+    @property
+    def file_stem(self) -> str:
+        """``risk-map-2026-01-01-precinct-14``: the day and the area in every file name."""
+        area = re.sub(r"[^a-z0-9]+", "-", (self.area or "city").lower()).strip("-")
+        return f"risk-map-{self.target_date.isoformat()}-{area or 'area'}"
+
+    def csv(self) -> bytes:
+        """The export as a spreadsheet-safe CSV (``core.spreadsheet``)."""
+        return safe_csv(self.export_table())
+
+    def geojson(self) -> bytes:
+        """The export as GeoJSON: one hexagon per hex, text properties spreadsheet-safe."""
+        table = self.export_table()
+        rings = cells_to_boundaries(table["Hex"].astype("str"))
+        features = [
+            {
+                "type": "Feature",
+                "properties": {
+                    str(key): neutralise_value(_json_value(value)) for key, value in row.items()
+                },
+                "geometry": {"type": "Polygon", "coordinates": [rings[str(row["Hex"])]]},
+            }
+            for row in table.to_dict("records")
+        ]
+        document = {"type": "FeatureCollection", "features": features}
+        return json.dumps(document, ensure_ascii=False).encode("utf-8")
+
+
+def _json_value(value: object) -> object:
+    """A table cell as JSON: missing -> null, numpy numbers -> Python numbers."""
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 @st.cache_data(ttl=overview.CACHE_TTL_S, show_spinner="Reading the forecast…")
 def _forecast_frame(url: str, res: int, target_date: dt.date, version: str) -> pd.DataFrame:
-    """Every hex's stored forecast for one day, with its borough and top reasons."""
+    """Every hex's stored forecast for one day, with its place, precinct (when loaded),
+    borough and top reasons."""
     preds = predictions_for_day(overview._warehouse(url), res, target_date, version)
     cells = preds[s.H3_CELL].astype("str")
     probabilities = preds[list(s.PROBABILITY_COLUMNS)].to_numpy()
     risk = preds["risk_class"].astype("int64").to_numpy()
-    boroughs = overview._hex_cells(url, res).set_index(s.H3_CELL)[s.BOROUGH]
+    hexes = overview._hex_cells(url, res).set_index(s.H3_CELL)
+    precincts = overview._precincts(url, res)
+    named = {s.PLACE: cells.map(hexes[s.PLACE]).astype("str")}
+    if precincts is not None:
+        named[s.PRECINCT] = cells.map(precincts).astype("str")
     frame = pd.DataFrame(
         {
             s.H3_CELL: cells,
-            s.BOROUGH: cells.map(boroughs).astype("str"),
+            **named,
+            s.BOROUGH: cells.map(hexes[s.BOROUGH]).astype("str"),
             "risk_class": risk,
             "risk_label": [s.RISK_CLASSES[k] for k in risk],
             "p_risk": probabilities[np.arange(len(preds)), risk] if len(preds) else [],

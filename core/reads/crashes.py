@@ -115,19 +115,66 @@ def crashes_in_cells(engine: Engine, cells: Sequence[str], since: dt.date) -> pd
     return read_frame(engine, query)
 
 
-def streets_matching(engine: Engine, text: str, limit: int = 200) -> pd.DataFrame:
-    """Stored (fine) cells where ``on_street`` contains ``text`` (case-insensitive).
+def street_mentions(engine: Engine, res: int) -> pd.DataFrame:
+    """Crashes per hex at analysis resolution ``res`` and street pair as reported:
+    ``h3_cell``, ``on_street``, ``cross_street`` (either may be missing), ``crashes``; rows
+    naming no street left out.
 
-    Columns ``on_street``, ``h3_cell``, ``crashes``; the busiest first.
+    One ``GROUP BY`` in the database, so millions of crashes come back as their distinct
+    (hex, street, cross street) combinations.
     """
     c = crashes_table.c
-    pattern = f"%{text.strip().upper()}%"
+    cell = c[s.parent_cell_column(res)]
     query = (
-        sa.select(c.on_street, c.h3_cell, sa.func.count().label("crashes"))
-        .where(sa.func.upper(c.on_street).like(pattern))
-        .group_by(c.on_street, c.h3_cell)
-        .order_by(sa.func.count().desc())
-        .limit(limit)
+        sa.select(
+            cell.label(s.H3_CELL), c.on_street, c.cross_street, sa.func.count().label(s.CRASHES)
+        )
+        .where(sa.or_(c.on_street.is_not(None), c.cross_street.is_not(None)))
+        .group_by(cell, c.on_street, c.cross_street)
+    )
+    return read_frame(engine, query)
+
+
+def street_names(engine: Engine) -> pd.DataFrame:
+    """Every street name as reported (on or cross street) with the crashes naming it:
+    ``street``, ``crashes``; the most named first."""
+    c = crashes_table.c
+    named = sa.union_all(
+        sa.select(c.on_street.label("street")).where(c.on_street.is_not(None)),
+        sa.select(c.cross_street.label("street")).where(c.cross_street.is_not(None)),
+    ).subquery()
+    query = (
+        sa.select(named.c.street, sa.func.count().label(s.CRASHES))
+        .group_by(named.c.street)
+        .order_by(sa.func.count().desc(), named.c.street)
+    )
+    return read_frame(engine, query)
+
+
+def crashes_on_streets(
+    engine: Engine, streets: Sequence[str], cross_streets: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """Crashes per stored (fine) cell on any of ``streets`` (as reported, on or cross street);
+    with ``cross_streets``, only those at a corner of the two lists, either way round.
+
+    Columns ``h3_cell``, ``on_street``, ``cross_street``, ``crashes``.
+    """
+    c = crashes_table.c
+    names: sa.BindParameter[list[str]] = sa.bindparam("names", list(streets), expanding=True)
+    if cross_streets is None:
+        where = sa.or_(c.on_street.in_(names), c.cross_street.in_(names))
+    else:
+        others: sa.BindParameter[list[str]] = sa.bindparam(
+            "others", list(cross_streets), expanding=True
+        )
+        where = sa.or_(
+            sa.and_(c.on_street.in_(names), c.cross_street.in_(others)),
+            sa.and_(c.on_street.in_(others), c.cross_street.in_(names)),
+        )
+    query = (
+        sa.select(c.h3_cell, c.on_street, c.cross_street, sa.func.count().label(s.CRASHES))
+        .where(where)
+        .group_by(c.h3_cell, c.on_street, c.cross_street)
     )
     return read_frame(engine, query)
 

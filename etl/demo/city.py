@@ -33,7 +33,7 @@ from etl.demo.effects import (
     holiday_names,
     lookup,
 )
-from etl.demo.geography import BOROUGHS, CORRIDOR_NAMES, build_geography
+from etl.demo.geography import BOROUGHS, CORRIDOR_NAMES, build_geography, precinct_layer
 from etl.demo.traffic import build_traffic
 from etl.demo.weather import forecast_weather_json, observed_weather_frame, simulate_weather
 
@@ -87,6 +87,7 @@ class DemoCity:
     weather_observed: pd.DataFrame  # NOAA GHCN-Daily CSV (US units)
     weather_forecast: dict[str, Any]  # Open-Meteo forecast JSON for cfg.end + 1 ..
     traffic_counts: pd.DataFrame  # NYC DOT Automated Traffic Volume Counts (7ym2-wayt)
+    precincts: dict[str, Any]  # GeoJSON FeatureCollection of numbered precincts
     truth: DemoTruth
 
 
@@ -96,8 +97,8 @@ def generate_demo_city(cfg: DemoConfig | None = None) -> DemoCity:
     cfg = cfg or DemoConfig()
     t0 = time.perf_counter()
     ss = np.random.SeedSequence(cfg.seed)
-    rng_geo, rng_wx, rng_vol, rng_day, rng_count, rng_crash, rng_traffic = (
-        np.random.default_rng(s) for s in ss.spawn(7)
+    rng_geo, rng_wx, rng_vol, rng_day, rng_count, rng_crash, rng_traffic, rng_precincts = (
+        np.random.default_rng(s) for s in ss.spawn(8)
     )
     geo = build_geography(cfg, rng_geo)
     dates = pd.date_range(cfg.start, cfg.end, freq="D")
@@ -189,6 +190,7 @@ def generate_demo_city(cfg: DemoConfig | None = None) -> DemoCity:
         weather_observed=observed_weather_frame(wx, n_days),
         weather_forecast=forecast_weather_json(wx, n_days, geo),
         traffic_counts=traffic,
+        precincts=precinct_layer(geo, rng_precincts),
         truth=truth,
     )
     logger.info(

@@ -77,6 +77,7 @@ FILE_NAMES: Final[dict[str, str]] = {
     "weather_observed": "weather_ghcn.csv",
     "weather_forecast": "weather_forecast.json",
     "traffic_counts": "traffic_counts.csv",
+    "precincts": "precincts.geojson",
 }
 MM_PER_IN: Final = 25.4
 CM_PER_IN: Final = 2.54
@@ -85,7 +86,8 @@ MS_PER_MPH: Final = 0.44704
 
 def write_demo_files(city: DemoCity, folder: Path) -> dict[str, Path]:
     """Write the raw records as the real sources ship them: ``crashes.csv``,
-    ``weather_ghcn.csv``, ``weather_forecast.json``, ``traffic_counts.csv``."""
+    ``weather_ghcn.csv``, ``weather_forecast.json``, ``traffic_counts.csv``, and the precinct
+    boundaries as ``precincts.geojson``."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = {name: folder / file for name, file in FILE_NAMES.items()}
     city.crashes.to_csv(paths["crashes"], index=False, lineterminator="\n")
@@ -94,5 +96,6 @@ def write_demo_files(city: DemoCity, folder: Path) -> dict[str, Path]:
         json.dumps(city.weather_forecast, ensure_ascii=False), encoding="utf-8"
     )
     city.traffic_counts.to_csv(paths["traffic_counts"], index=False, lineterminator="\n")
+    paths["precincts"].write_text(json.dumps(city.precincts), encoding="utf-8")
     logger.info("demo files written to %s", folder)
     return paths

@@ -1,14 +1,26 @@
 """The demo city's map: hexes in an irregular blob, districts, corridors, hotspots, streets,
-typical traffic volume, and random points that stay inside their planted hex."""
+typical traffic volume, random points that stay inside their planted hex, and precincts.
+
+Streets: a grid of named avenues running north-south (``MAPLE AVENUE``, ``OAK ROAD``, every
+0.9 km) and numbered streets running east-west (``12 STREET``, every 0.75 km), plus the
+corridors (``DEMO BOULEVARD``, …); a crash carries its hex's avenue and street (or its
+corridor) as on and cross street, so each hex is named by a corner like ``Maple Ave & 12 St``.
+Precincts: about one per 30 hexes, the Voronoi cells of seeds spread over the city (a few
+rounds of Lloyd's algorithm from seeded hex centres) cut to the city's outline and numbered
+from the north-west; a GeoJSON layer (property ``precinct``) that ``vz demo`` loads through
+``vz areas``'s path, so the demo city has precincts as NYC does.
+"""
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
+import shapely
 
 from core.schema import CITY_LAT_MAX, CITY_LAT_MIN, CITY_LNG_MAX, CITY_LNG_MIN
 from etl.demo.effects import (
@@ -27,6 +39,7 @@ from geo.cells import (
     cell_ints_to_parents,
     cell_to_children,
     cell_to_latlng,
+    cells_to_boundaries,
     cells_to_ints,
     grid_disk,
     latlng_to_cell,
@@ -282,6 +295,43 @@ def build_geography(cfg: DemoConfig, rng: np.random.Generator) -> Geography:
         lat0=lat0,
         lng0=lng0,
     )
+
+
+HEXES_PER_PRECINCT: Final = 30
+_LLOYD_ROUNDS: Final = 5
+
+
+def precinct_layer(geo: Geography, rng: np.random.Generator) -> dict[str, Any]:
+    """The demo city's precincts as a GeoJSON FeatureCollection (property ``precinct``, an
+    integer numbered from the north-west), covering every hex; deterministic from ``rng``."""
+    n = max(2, len(geo.cells) // HEXES_PER_PRECINCT)
+    points = np.column_stack([geo.lng, geo.lat])
+    seeds = points[np.sort(rng.choice(len(points), n, replace=False))]
+    for _ in range(_LLOYD_ROUNDS):
+        nearest = ((points[:, None, :] - seeds[None, :, :]) ** 2).sum(axis=2).argmin(axis=1)
+        seeds = np.array(
+            [
+                points[nearest == k].mean(axis=0) if (nearest == k).any() else seeds[k]
+                for k in range(n)
+            ]
+        )
+    rings = cells_to_boundaries(geo.cells)
+    outline = shapely.union_all(shapely.polygons([rings[cell] for cell in geo.cells]))
+    cells = shapely.voronoi_polygons(
+        shapely.multipoints(seeds), extend_to=outline.envelope.buffer(0.05), ordered=True
+    )
+    order = np.lexsort((seeds[:, 0], -np.round(seeds[:, 1], 2)))  # north first, then west
+    features = []
+    for number, k in enumerate(order, start=1):
+        area = shapely.intersection(shapely.get_geometry(cells, int(k)), outline)
+        features.append(
+            {
+                "type": "Feature",
+                "properties": {"precinct": number},
+                "geometry": json.loads(shapely.to_geojson(shapely.set_precision(area, 1e-6))),
+            }
+        )
+    return {"type": "FeatureCollection", "features": features}
 
 
 def _lands_in(lat: FloatArray, lng: FloatArray, cell_ints: npt.NDArray[np.uint64]) -> BoolArray:

@@ -42,6 +42,7 @@ from core.warehouse import (
     write_rejects,
 )
 from etl.crashes import with_parent_cells
+from etl.hexes import place_labels
 
 AS_OF = dt.date(2025, 12, 31)
 TOMORROW = AS_OF + dt.timedelta(days=1)
@@ -182,12 +183,14 @@ def build_city(var_dir: Path, *, source: str = "demo", predictions: bool = True)
             newer_column=s.SOURCE_UPDATED_AT,
         )
         run.rows_rejected = write_rejects(engine, run, rejects)
-    cells = hexes.assign(res=RES, n_crashes=0)[
-        ["res", s.H3_CELL, s.BOROUGH, s.LAT, s.LNG, "n_crashes"]
-    ]
+    cells = hexes.assign(
+        res=RES, n_crashes=0, place=hexes[s.H3_CELL].map(place_labels(engine, RES))
+    )[["res", s.H3_CELL, s.BOROUGH, s.LAT, s.LNG, "n_crashes", s.PLACE]]
     replace_rows(engine, hex_cells_table, cells, res=RES)
     precincts = hexes.assign(
-        layer="Precinct", res=RES, area=np.where(hexes[s.LNG] < CENTRE[1], "1st", "2nd")
+        layer=s.PRECINCT,
+        res=RES,
+        area=np.where(hexes[s.LNG] < CENTRE[1], "Precinct 2", "Precinct 10"),
     )
     replace_rows(engine, areas_table, precincts[["layer", "res", s.H3_CELL, "area"]])
     preds = city_predictions(hexes, rng) if predictions else pd.DataFrame()

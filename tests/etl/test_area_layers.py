@@ -319,7 +319,7 @@ def test_a_missing_file_or_a_folder_is_named(settings: Settings, tmp_path: Path)
     missing = tmp_path / "nope.geojson"
     with pytest.raises(AreaLayerError, match=r"nope\.geojson: no such file$"):
         read_area_layer(str(missing), settings, "precinct")
-    with pytest.raises(AreaLayerError, match="is a directory, not a GeoJSON file"):
+    with pytest.raises(AreaLayerError, match="is a directory, not a layer file"):
         read_area_layer(str(tmp_path), settings, "precinct")
 
 
@@ -341,7 +341,7 @@ def test_a_url_failure_names_the_status_or_the_html_page(settings: Settings) -> 
     responses.replace(
         responses.GET, URL, body="<html><body>Sign in</body></html>", content_type="text/html"
     )
-    with pytest.raises(AreaLayerError, match=rf"^{URL}: the server returned an HTML page"):
+    with pytest.raises(AreaLayerError, match=rf"^{URL}: the server returned an HTML page, not an"):
         read_area_layer(URL, settings, "precinct")
 
 

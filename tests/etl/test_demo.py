@@ -108,6 +108,7 @@ def test_same_seed_gives_identical_records() -> None:
     pd.testing.assert_frame_equal(a.truth.cells, b.truth.cells)
     pd.testing.assert_frame_equal(a.truth.daily_expected, b.truth.daily_expected)
     assert a.weather_forecast == b.weather_forecast
+    assert a.precincts == b.precincts
 
 
 def test_different_seed_gives_different_records() -> None:
@@ -117,6 +118,32 @@ def test_different_seed_gives_different_records() -> None:
     assert not a.crashes["LATITUDE"].head(1000).equals(b.crashes["LATITUDE"].head(1000))
     assert not a.weather_observed["PRCP"].equals(b.weather_observed["PRCP"])
     assert a.weather_forecast != b.weather_forecast
+    assert a.precincts != b.precincts
+
+
+def test_precincts_cover_every_hex_once_and_are_numbered(city: DemoCity) -> None:
+    import shapely
+    import shapely.geometry
+
+    features = city.precincts["features"]
+    numbers = [f["properties"]["precinct"] for f in features]
+    assert numbers == list(range(1, len(features) + 1))
+    assert 20 <= len(features) <= 80
+    shapes = [shapely.geometry.shape(f["geometry"]) for f in features]
+    cells = city.truth.cells
+    points = shapely.points(cells["lng"].to_numpy(), cells["lat"].to_numpy())
+    holding = np.array([shapely.contains(shape, points) for shape in shapes])  # (precinct, hex)
+    assert (holding.sum(axis=0) == 1).all()  # every hex centre in exactly one precinct
+    assert holding.sum(axis=1).min() >= 5  # no precinct a sliver
+
+
+def test_demo_crashes_name_avenues_and_numbered_streets(city: DemoCity) -> None:
+    from core.streets import intersection
+
+    on, cross = city.crashes["ON STREET NAME"], city.crashes["CROSS STREET NAME"]
+    corners = {intersection(a, b) for a, b in zip(on.head(2000), cross.head(2000), strict=True)}
+    grid = [c for c in corners if re.fullmatch(r"[A-Z][a-z]+ (Ave|Rd) & \d+ St", c)]
+    assert len(grid) > 20, sorted(corners)[:10]
 
 
 def test_config_rejects_nonsense() -> None:
@@ -449,7 +476,9 @@ def test_write_demo_files_round_trips(tmp_path: Path) -> None:
         "weather_observed": "weather_ghcn.csv",
         "weather_forecast": "weather_forecast.json",
         "traffic_counts": "traffic_counts.csv",
+        "precincts": "precincts.geojson",
     }
+    assert json.loads(paths["precincts"].read_text()) == city.precincts
     for name in ("crashes", "weather_observed", "traffic_counts"):
         back = pd.read_csv(paths[name], dtype=str, keep_default_na=False)
         pd.testing.assert_frame_equal(back, getattr(city, name), check_dtype=False)

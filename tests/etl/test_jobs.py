@@ -55,6 +55,19 @@ def test_demo_hex_universe_looks_like_a_city(demo_settings: Settings) -> None:
     assert hexes["borough"].notna().sum() == 5
 
 
+def test_demo_hexes_are_named_by_corners_and_lie_in_precincts(demo_settings: Settings) -> None:
+    from core.reads.hexes import hex_areas, hex_cells
+
+    engine = get_engine(demo_settings.resolved_database_url)
+    cells = hex_cells(engine, 8)
+    corners = cells["place"].str.contains(" & ", regex=False)
+    assert corners.mean() > 0.9, cells["place"].head()
+    precincts = hex_areas(engine, 8, "precinct")
+    assert set(precincts["h3_cell"]) == set(cells["h3_cell"])
+    assert precincts["area"].str.fullmatch(r"Precinct \d+").all()
+    assert precincts["area"].nunique() >= 20
+
+
 def test_demo_build_again_changes_nothing(demo_settings: Settings) -> None:
     runs = build_demo_warehouse(demo_settings, demo_config(years=1))
     assert all(run.balanced for run in runs)
