@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 
 from core import schema as s
 from core.reads.crashes import crash_counts, street_mentions
-from core.reads.hexes import HEX_COLUMNS, area_layer_size, hex_cells, hex_count
+from core.reads.hexes import HEX_COLUMNS, area_layer_size, hex_areas, hex_cells, hex_count
 from core.streets import intersection, key_label, pair_keys, street_key
 from core.warehouse import areas_table, hex_cells_table, replace_rows
 from geo.areas import AreaLayerError, cells_to_areas
@@ -39,9 +39,10 @@ def hex_universe(engine: Engine, res: int) -> pd.DataFrame:
 
     Borough labels are weighted by crash counts; hexes whose crashes never carry a borough
     inherit the majority label of the labelled hexes of their parent cell at resolution
-    ``res - 2``. The place is the hex's busiest corner or street (:func:`place_labels`), else
-    its borough as people write it ("Manhattan"). No crashes, no hexes: an empty frame with
-    the same columns.
+    ``res - 2``, else the stored ``borough`` area layer's name. The place is the hex's busiest
+    corner or street (:func:`place_labels`), else its precinct when that layer is stored
+    (files such as the trimmed Manhattan extract carry no street names), else its borough as
+    people write it ("Manhattan"). No crashes, no hexes: an empty frame with the same columns.
     """
     counts = crash_counts(engine, res, by_borough=True)
     if counts.empty:
@@ -65,10 +66,31 @@ def hex_universe(engine: Engine, res: int) -> pd.DataFrame:
         coarse_label = majority_labels(coarse[~missing], cells.loc[~missing, s.BOROUGH])
         cells.loc[missing, s.BOROUGH] = coarse[missing].map(coarse_label)
     centres = cells_to_latlng(cells[s.H3_CELL])
-    area = cells[s.BOROUGH].str.title()
+    cells = cells.assign(res=res, lat=centres["lat"], lng=centres["lng"])
+    return _named(engine, res, cells)[list(HEX_COLUMNS)]
+
+
+def _named(engine: Engine, res: int, cells: pd.DataFrame) -> pd.DataFrame:
+    """``cells`` with the borough their crashes do not give taken from the stored ``borough``
+    layer, and each hex's place: its busiest corner or street, else precinct, else borough."""
+    from_layer = cells[s.H3_CELL].map(_stored_areas(engine, res, s.BOROUGH)).astype("str")
+    borough = cells[s.BOROUGH].astype("str").fillna(from_layer.str.upper())
+    area = cells[s.H3_CELL].map(_stored_areas(engine, res, s.PRECINCT)).astype("str")
+    area = area.fillna(borough.str.title())
     place = cells[s.H3_CELL].map(place_labels(engine, res)).astype("str").fillna(area)
-    cells = cells.assign(res=res, lat=centres["lat"], lng=centres["lng"], place=place)
-    return cells[list(HEX_COLUMNS)]
+    return cells.assign(**{s.BOROUGH: borough, s.PLACE: place})
+
+
+def refresh_places(engine: Engine, res: int) -> None:
+    """Name the stored hexes at ``res`` again (after a precinct or borough layer is loaded)."""
+    cells = hex_cells(engine, res).drop(columns=[s.PLACE]).assign(res=res)
+    replace_rows(engine, hex_cells_table, _named(engine, res, cells)[list(HEX_COLUMNS)], res=res)
+
+
+def _stored_areas(engine: Engine, res: int, layer: str) -> pd.Series:
+    """``h3_cell`` -> area name of a stored area layer (empty when it is not stored)."""
+    stored = hex_areas(engine, res, layer)
+    return pd.Series(stored["area"].to_numpy(), index=stored[s.H3_CELL].to_numpy(), dtype="str")
 
 
 def _busiest(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -235,6 +257,8 @@ def assign_area_layer(
             areas_table.delete().where(areas_table.c.layer == layer, areas_table.c.res == res)
         )
         conn.execute(areas_table.insert(), rows.astype(object).to_dict("records"))
+    if layer in (s.BOROUGH, s.PRECINCT):
+        refresh_places(engine, res)  # hexes without a street or borough are named by it
     result = AreaAssignment(
         layer=layer,
         res=res,

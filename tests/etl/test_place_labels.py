@@ -7,15 +7,17 @@ import itertools
 from pathlib import Path
 
 import h3
+import pandas as pd
 import pytest
 import sqlalchemy as sa
+from shapely.geometry import Polygon
 from sqlalchemy.engine import Engine
 
 from core import schema as s
 from core.reads.hexes import hex_cells
 from core.settings import Settings
 from core.warehouse import crashes_table
-from etl.hexes import place_labels, refresh_hex_cells
+from etl.hexes import assign_area_layer, place_labels, refresh_hex_cells
 from jobs.ingest import ingest_crash_file
 
 RES = 8
@@ -121,6 +123,29 @@ def test_crashes_naming_no_street_leave_the_area_name(engine: Engine) -> None:
     named = places(engine)
     assert named[hex_of(TIMES_SQUARE)] == "Manhattan"
     assert named[hex_of(UNION_SQUARE)] == "Manhattan"
+
+
+def test_without_streets_a_hex_is_named_by_its_precinct_and_area_layers_fill_boroughs(
+    engine: Engine,
+) -> None:
+    # as the trimmed Manhattan extract: no street names, no borough
+    insert(
+        engine,
+        crash(TIMES_SQUARE, None, None, borough=None),
+        crash(UNION_SQUARE, "BROADWAY", None, borough=None),
+    )
+    refresh_hex_cells(engine, RES)
+    assert pd.isna(places(engine)[hex_of(TIMES_SQUARE)])  # nothing to name it by yet
+
+    box = Polygon([(-74.05, 40.70), (-73.90, 40.70), (-73.90, 40.80), (-74.05, 40.80)])
+    layer = pd.DataFrame({"area": ["Precinct 14"], "geometry": [box]})
+    assign_area_layer(engine, s.PRECINCT, layer, RES)
+    assign_area_layer(engine, s.BOROUGH, layer.assign(area=["Manhattan"]), RES)
+
+    named = places(engine)
+    assert named[hex_of(TIMES_SQUARE)] == "Precinct 14"
+    assert named[hex_of(UNION_SQUARE)] == "Broadway"  # a street still wins
+    assert set(hex_cells(engine, RES)[s.BOROUGH]) == {"MANHATTAN"}
 
 
 def test_a_refresh_follows_new_crashes(engine: Engine) -> None:
