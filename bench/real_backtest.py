@@ -59,6 +59,8 @@ SHOWN = (
     "macro_f1",
     "qwk",
     "class_log_loss",
+    "class_brier",
+    "class_calibration_error",
     "dangerous_share",
 )
 

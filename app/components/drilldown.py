@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import streamlit as st
 
 from app import state
 from app.components.frame import long_date, try_load
 from app.components.params import text_param
+from app.components.uncertainty import class_chances_text, uncertainty_caption
 from app.services.drilldown import HexDetail, hexes_on_street, normalize_hex
 from app.services.overview import FIX_SCORE
 from core.schema import RISK_COLOURS
+from model.contract import reason_lines
+
+
+def _escape(text: str) -> str:
+    """Plain text for Markdown (street names and numbers may hold its special characters)."""
+    return "".join(f"\\{c}" if c in "\\`*_{}[]<>()#+-.!|~$" else c for c in text)
 
 
 def hex_picker() -> str | None:
@@ -60,7 +69,8 @@ def _street_matches(street: str) -> None:
     )
 
 
-def hex_header(detail: HexDetail) -> None:
+def hex_header(detail: HexDetail, tomorrow: dt.date | None = None) -> None:
+    """Where the hex is, its class, expected crashes with their uncertainty, and why."""
     where = [detail.borough.title() if detail.borough else "borough unknown"]
     where += [f"{layer}: {name}" for layer, name in detail.areas.items()]
     st.markdown(f"**Hex `{detail.h3_cell}`** · {' · '.join(where)}")
@@ -72,8 +82,16 @@ def hex_header(detail: HexDetail) -> None:
     st.markdown(
         f'<div class="vz-legend"><span class="vz-chip"><span class="vz-swatch" '
         f'style="background:{colour}"></span><strong>{forecast.risk_label}</strong></span> '
-        f"on {long_date(forecast.target_date)} — {forecast.p_risk:.0%} likely; "
-        f"{forecast.expected_crashes:.2f} crashes and {forecast.expected_injuries:.2f} injuries "
-        f"expected (model {forecast.model_version}).</div>",
+        f"on {long_date(forecast.target_date)}: {forecast.uncertainty}; "
+        f"{forecast.expected_injuries:.2f} people injured expected "
+        f"(model {forecast.model_version}).</div>",
         unsafe_allow_html=True,
     )
+    if forecast.classes_calibrated:
+        st.markdown(f"Chance of each class: {class_chances_text(forecast.probabilities)}")
+    uncertainty_caption(forecast.classes_calibrated)
+    day_title = "Tomorrow" if forecast.target_date == tomorrow else "That day"
+    lines = reason_lines(forecast.reasons, forecast.risk_class, day_title=day_title)
+    if lines:
+        st.markdown("\n".join(f"- {_escape(line)}" for line in lines))
+        st.caption("▲ raises the risk, ▼ lowers it.")

@@ -16,8 +16,20 @@ from core import schema as s
 from core.reads.predictions import predictions_for_day
 from core.settings import get_settings
 from model.contract import reason_phrases
+from model.uncertainty import (
+    EXPECTED_HIGH,
+    EXPECTED_LOW,
+    INTERVAL_LEVEL,
+    P_ANY_CRASH,
+    interval_text,
+    uncertainty_frame,
+    uncertainty_text,
+)
 
 HIGH_RISK_CLASS: Final = 3  # "Somewhat Dangerous" or worse counts as high risk
+INTERVAL_COLUMN: Final = f"{INTERVAL_LEVEL:.0%} interval"
+CHANCE_COLUMN: Final = "Chance of ≥ 1 crash"
+CLASS_CHANCE_COLUMN: Final = "Chance of that class"
 
 
 @dataclass(frozen=True)
@@ -51,8 +63,12 @@ class ForecastDay:
 
     ``hexes`` columns: ``h3_cell``, ``borough``, ``risk_class`` (0..4),
     ``risk_label``, ``p_risk`` (probability of that class), ``expected_crashes``,
-    ``expected_injuries``, ``reasons`` (list of plain-word phrases, strongest first),
-    ``actual_crashes`` (Int64, missing until the day's crashes are in); riskiest first.
+    ``expected_low`` and ``expected_high`` (its 80 % interval), ``p_any_crash`` (chance of at
+    least one crash; ``model.uncertainty``), ``uncertainty`` (the three in one sentence, as
+    every page words it), ``expected_injuries``, ``reasons`` (display
+    lines, ``model.contract.reason_lines``), ``actual_crashes`` (Int64, missing until the
+    day's crashes are in); riskiest first. ``classes_calibrated``: whether the model's class
+    probabilities passed its backtest check and may be shown.
     """
 
     target_date: dt.date
@@ -66,6 +82,7 @@ class ForecastDay:
     provisional: bool  # outcomes known but still arriving (within the expected crash lag)
     area: str | None  # None: the whole city
     available_dates: tuple[dt.date, ...]
+    classes_calibrated: bool = False
 
     @property
     def is_tomorrow(self) -> bool:
@@ -78,7 +95,9 @@ class ForecastDay:
         return self.hexes.loc[crashed, s.H3_CELL].tolist()
 
     def ranked(self, n: int = 25) -> pd.DataFrame:
-        """The ``n`` riskiest hexes, for a table: rank, hex, borough, class, chance, reasons."""
+        """The ``n`` riskiest hexes, for a table: rank, hex, borough, class, expected crashes
+        with their 80 % interval, chance of at least one crash, reasons (and the chance of the
+        class only when class probabilities are calibrated)."""
         top = self.hexes.head(n)
         table = pd.DataFrame(
             {
@@ -86,24 +105,36 @@ class ForecastDay:
                 "Hex": top[s.H3_CELL].to_numpy(),
                 "Borough": top[s.BOROUGH].fillna("—").to_numpy(),
                 "Risk": top["risk_label"].to_numpy(),
-                "Chance of that class": top["p_risk"].to_numpy(),
                 "Expected crashes": top["expected_crashes"].to_numpy(),
-                "Why": top["reasons"].map(" · ".join).to_numpy(),
+                INTERVAL_COLUMN: [
+                    interval_text(lo, hi)
+                    for lo, hi in zip(top[EXPECTED_LOW], top[EXPECTED_HIGH], strict=True)
+                ],
+                CHANCE_COLUMN: top[P_ANY_CRASH].to_numpy(),
+                "Why": top["reasons"].map("; ".join).to_numpy(),
             }
         )
+        if self.classes_calibrated:
+            table.insert(4, CLASS_CHANCE_COLUMN, top["p_risk"].to_numpy())
         if self.outcomes_known:
             table = table.assign(**{"Crashes that day": top["actual_crashes"].to_numpy()})
         return table
 
 
 @st.cache_data(ttl=overview.CACHE_TTL_S, show_spinner="Reading the forecast…")
-def _forecast_frame(url: str, res: int, target_date: dt.date, version: str) -> pd.DataFrame:
-    """Every hex's stored forecast for one day, with its borough and top reasons."""
+def _forecast_frame(
+    url: str, res: int, target_date: dt.date, version: str, day_title: str
+) -> pd.DataFrame:
+    """Every hex's stored forecast for one day, with its borough, uncertainty and reasons
+    (the day's own reasons titled ``day_title``)."""
     preds = predictions_for_day(overview._warehouse(url), res, target_date, version)
     cells = preds[s.H3_CELL].astype("str")
     probabilities = preds[list(s.PROBABILITY_COLUMNS)].to_numpy()
     risk = preds["risk_class"].astype("int64").to_numpy()
+    expected = preds["expected_crashes"].astype("float64").to_numpy()
+    dispersion = pd.to_numeric(preds[s.DISPERSION], errors="coerce").to_numpy(dtype="float64")
     boroughs = overview._hex_cells(url, res).set_index(s.H3_CELL)[s.BOROUGH]
+    spread = uncertainty_frame(expected, dispersion)
     frame = pd.DataFrame(
         {
             s.H3_CELL: cells,
@@ -111,10 +142,25 @@ def _forecast_frame(url: str, res: int, target_date: dt.date, version: str) -> p
             "risk_class": risk,
             "risk_label": [s.RISK_CLASSES[k] for k in risk],
             "p_risk": probabilities[np.arange(len(preds)), risk] if len(preds) else [],
-            "expected_crashes": preds["expected_crashes"].astype("float64"),
+            "expected_crashes": expected,
+            **{k: v.to_numpy() for k, v in spread.items()},
+            "uncertainty": [
+                uncertainty_text(mu, low, high, p_any)
+                for mu, low, high, p_any in zip(
+                    expected,
+                    spread[EXPECTED_LOW],
+                    spread[EXPECTED_HIGH],
+                    spread[P_ANY_CRASH],
+                    strict=True,
+                )
+            ],
             "expected_injuries": preds["expected_injuries"].astype("float64"),
-            "reasons": preds["reasons"].map(reason_phrases),
+            "reasons": [
+                reason_phrases(payload, int(k), day_title=day_title)
+                for payload, k in zip(preds["reasons"], risk, strict=True)
+            ],
             "weather_kind": preds["weather_kind"].astype("str"),
+            s.CLASSES_CALIBRATED: preds[s.CLASSES_CALIBRATED].fillna(False).astype("bool"),
         }
     )
     return frame.sort_values(
@@ -135,7 +181,8 @@ def forecast_day(
     version = overview._newest_version(url, res, day)
     if version is None:  # the dates were cached before the rows went away
         raise overview.Unavailable(f"The forecast for {day} is gone.", overview.FIX_SCORE)
-    frame = _forecast_frame(url, res, day, version)
+    day_title = "Tomorrow" if day == info.tomorrow else "That day"
+    frame = _forecast_frame(url, res, day, version, day_title)
     in_area = overview._in_area(url, res, layer, area)
     if in_area is not None:
         frame = frame[frame[s.H3_CELL].isin(in_area)].reset_index(drop=True)
@@ -174,4 +221,5 @@ def forecast_day(
         provisional=outcomes_known and newest is not None and (newest - day).days < lag_limit,
         area=area,
         available_dates=info.prediction_dates,
+        classes_calibrated=bool(len(frame)) and bool(frame[s.CLASSES_CALIBRATED].all()),
     )

@@ -17,14 +17,16 @@ from core.warehouse.tables import (
     hex_cells_table,
     meta_table,
     metadata,
+    predictions_table,
     rejects_table,
 )
 
 log = logging.getLogger(__name__)
 
 
-# 2: run leases (pid, host, lease_until), rejects stored once per distinct row; 3: hex place names
-SCHEMA_VERSION = 3
+# 2: run leases (pid, host, lease_until), rejects stored once per distinct row; 3: hex place names;
+# 4: each prediction's count dispersion and whether its class probabilities are calibrated
+SCHEMA_VERSION = 4
 
 
 def create_schema(engine: Engine) -> None:
@@ -42,7 +44,7 @@ def upgrade_schema(engine: Engine) -> None:
 
     The check and the migration run under a write lock, so two processes starting at once
     migrate once. Version 1 → 2 adds the run lease columns and the distinct-rejects key;
-    2 → 3 the hexes' place names.
+    2 → 3 the hexes' place names; 3 → 4 the predictions' dispersion and calibration flag.
     """
     with engine.connect() as conn:
         if _read_version(conn) == SCHEMA_VERSION:
@@ -129,4 +131,13 @@ def _migrate_2_to_3(conn: sa.Connection) -> None:
     _add_missing_columns(conn, hex_cells_table, [s.PLACE])
 
 
-_MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {1: _migrate_1_to_2, 2: _migrate_2_to_3}
+def _migrate_3_to_4(conn: sa.Connection) -> None:
+    """Prediction uncertainty; rows stored before read as Poisson with uncalibrated classes."""
+    _add_missing_columns(conn, predictions_table, [s.DISPERSION, s.CLASSES_CALIBRATED])
+
+
+_MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {
+    1: _migrate_1_to_2,
+    2: _migrate_2_to_3,
+    3: _migrate_3_to_4,
+}
