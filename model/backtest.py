@@ -31,9 +31,9 @@ from model.classes import class_probabilities, classify, dispersion_by_class, fi
 from model.config import ModelParams
 from model.features import Y_CRASHES, FeatureInputs, add_targets, build_features
 from model.metrics import (
-    CLASS_PROBABILITY_METRICS,
     EXPECTED,
     PROBABILITY_COLUMNS,
+    class_probability_scores,
     evaluate_day_predictions,
     per_day_metrics,
     poisson_deviance,
@@ -236,6 +236,7 @@ def run_backtest(
                 thresholds[name],
                 lower=params.classes.min_dispersion,
                 upper=params.classes.max_dispersion,
+                by_class=params.classes.dispersion_by_class,
             )
             method_frames[name] = test_rows.assign(
                 **{
@@ -292,7 +293,11 @@ def run_backtest(
 
 
 def _evaluate_folds(frame: pd.DataFrame, thresholds: dict[int, list[float]]) -> dict[str, float]:
-    """Metrics over all folds; class metrics use each fold's own thresholds for the true class."""
+    """Metrics over all folds; class metrics use each fold's own thresholds for the true class.
+
+    Class-label metrics are row-weighted means of the folds'; the class-probability scores
+    are computed once on all folds' rows (calibration bins then hold every test row).
+    """
     if len(thresholds) == 1:
         return evaluate_day_predictions(frame, thresholds=next(iter(thresholds.values())))
     overall = evaluate_day_predictions(frame.drop(columns=["risk_class"]))
@@ -301,9 +306,17 @@ def _evaluate_folds(frame: pd.DataFrame, thresholds: dict[int, list[float]]) -> 
         for fold, part in frame.groupby("fold")
     ]
     total = sum(n for n, _ in by_fold)
-    for key in ("macro_f1", "qwk", "dangerous_share", *CLASS_PROBABILITY_METRICS):
+    for key in ("macro_f1", "qwk", "dangerous_share"):
         if all(key in m for _, m in by_fold):
             overall[key] = sum(n * m[key] for n, m in by_fold) / total
+    if all(c in frame.columns for c in PROBABILITY_COLUMNS):
+        parts = [part for _, part in frame.groupby("fold")]
+        truth = np.concatenate(
+            [classify(p[Y_CRASHES].to_numpy(), thresholds[int(p["fold"].iloc[0])]) for p in parts]
+        )
+        probs = np.concatenate([p[list(PROBABILITY_COLUMNS)].to_numpy() for p in parts])
+        probs = np.clip(probs, 1e-15, 1.0)
+        overall.update(class_probability_scores(probs / probs.sum(axis=1, keepdims=True), truth))
     return overall
 
 

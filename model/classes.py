@@ -90,10 +90,11 @@ def dispersion_by_class(
     lower: float = 1e-3,
     upper: float = 20.0,
     min_crashes: int = MIN_GROUP_CRASHES,
+    by_class: bool = True,
 ) -> list[float]:
     """One NB2 dispersion per risk class of the expected count (hexes of one class share
     their spread), each fitted on that class's rows; a class with fewer than ``min_crashes``
-    crashes takes the dispersion of all rows."""
+    crashes, and every class when not ``by_class``, takes the dispersion of all rows."""
     counts = np.asarray(y, dtype=np.float64)
     mu = np.asarray(expected, dtype=np.float64)
     pooled = estimate_dispersion(counts, mu, lower=lower, upper=upper)
@@ -101,7 +102,7 @@ def dispersion_by_class(
     out = []
     for k in range(N_CLASSES):
         rows = groups == k
-        if counts[rows].sum() < min_crashes:
+        if not by_class or counts[rows].sum() < min_crashes:
             out.append(pooled)
         else:
             out.append(estimate_dispersion(counts[rows], mu[rows], lower=lower, upper=upper))

@@ -26,7 +26,6 @@ EXPECTED: Final = "expected_crashes"
 Y: Final = "y_crashes"
 AREA_SHARES: Final = (0.10, 0.20)
 CALIBRATION_BINS: Final = 10
-CLASS_PROBABILITY_METRICS: Final = ("class_log_loss", "class_brier", "class_calibration_error")
 
 
 def poisson_deviance(y: npt.ArrayLike, expected: npt.ArrayLike) -> float:

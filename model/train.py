@@ -195,7 +195,12 @@ def train_model(
         y_validation, crashes.validation_expected, lower=lower, upper=upper
     )
     class_dispersion = dispersion_by_class(
-        y_validation, crashes.validation_expected, thresholds, lower=lower, upper=upper
+        y_validation,
+        crashes.validation_expected,
+        thresholds,
+        lower=lower,
+        upper=upper,
+        by_class=params.classes.dispersion_by_class,
     )
 
     injury_booster = None
