@@ -32,7 +32,7 @@ if detail.default_date is not None:
     date_param(
         "Forecast day", key="drill_date", dates=detail.forecast_dates, default=detail.default_date
     )
-hex_header(detail, info.tomorrow)
+hex_header(detail)
 
 history_column, why_column = st.columns(2)
 with history_column:

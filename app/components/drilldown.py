@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import streamlit as st
 
 from app import state
@@ -11,7 +9,7 @@ from app.components.frame import long_date, try_load
 from app.components.params import text_param
 from app.components.uncertainty import class_chances_text, uncertainty_caption
 from app.services.drilldown import HexDetail, hexes_on_street, normalize_hex
-from app.services.overview import FIX_SCORE
+from app.services.overview import FIX_SCORE, overview
 from core.schema import RISK_COLOURS
 from model.contract import reason_lines
 
@@ -69,7 +67,7 @@ def _street_matches(street: str) -> None:
     )
 
 
-def hex_header(detail: HexDetail, tomorrow: dt.date | None = None) -> None:
+def hex_header(detail: HexDetail) -> None:
     """Where the hex is, its class, expected crashes with their uncertainty, and why."""
     where = [detail.borough.title() if detail.borough else "borough unknown"]
     where += [f"{layer}: {name}" for layer, name in detail.areas.items()]
@@ -90,7 +88,7 @@ def hex_header(detail: HexDetail, tomorrow: dt.date | None = None) -> None:
     if forecast.classes_calibrated:
         st.markdown(f"Chance of each class: {class_chances_text(forecast.probabilities)}")
     uncertainty_caption(forecast.classes_calibrated)
-    day_title = "Tomorrow" if forecast.target_date == tomorrow else "That day"
+    day_title = "Tomorrow" if forecast.target_date == overview().tomorrow else "That day"
     lines = reason_lines(forecast.reasons, forecast.risk_class, day_title=day_title)
     if lines:
         st.markdown("\n".join(f"- {_escape(line)}" for line in lines))
