@@ -20,6 +20,7 @@ A prediction stored without a dispersion (before schema 4) has neither: NaN, sho
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Final
 
 import numpy as np
@@ -27,6 +28,7 @@ import numpy.typing as npt
 import pandas as pd
 from scipy import stats
 
+from core.schema import RISK_CLASSES
 from model.classes import count_cdf
 
 INTERVAL_LEVEL: Final = 0.8
@@ -58,10 +60,10 @@ def expected_interval(
     known &= mu > 0
     if known.any():
         shape = 1.0 / alpha[known]
-        scale = alpha[known] * mu[known]
         tail = (1 - level) / 2
-        low[known] = stats.gamma.ppf(tail, shape, scale=scale)
-        high[known] = stats.gamma.ppf(1 - tail, shape, scale=scale)
+        # quantiles of the rate relative to its mean, then scaled: exact for tiny means too
+        low[known] = mu[known] * (stats.gamma.ppf(tail, shape) * alpha[known])
+        high[known] = mu[known] * (stats.gamma.ppf(1 - tail, shape) * alpha[known])
     return low, high
 
 
@@ -101,3 +103,11 @@ def uncertainty_text(expected: float, low: float, high: float, p_any: float) -> 
     if math.isfinite(p_any):
         text += f"; {p_any:.0%} chance of at least one crash"
     return text
+
+
+def class_chances_text(probabilities: Sequence[float]) -> str:
+    """``Safe 74% · Dangerous 26%``: the chance that the day's count ends in each class
+    (``model.classes.class_probabilities``), classes under half a percent left out."""
+    return " · ".join(
+        f"{name} {p:.0%}" for name, p in zip(RISK_CLASSES, probabilities, strict=True) if p >= 0.005
+    )

@@ -7,11 +7,13 @@ import streamlit as st
 from app import state
 from app.components.frame import long_date, try_load
 from app.components.params import text_param
-from app.components.uncertainty import class_chances_text, uncertainty_caption
+from app.components.uncertainty import uncertainty_caption
 from app.services.drilldown import HexDetail, hexes_on_street, normalize_hex
 from app.services.overview import FIX_SCORE, overview
+from app.services.risk_map import CLASS_CHANCE_COLUMN
 from core.schema import RISK_COLOURS
 from model.contract import reason_lines
+from model.uncertainty import class_chances_text
 
 
 def _escape(text: str) -> str:
@@ -86,7 +88,10 @@ def hex_header(detail: HexDetail) -> None:
         unsafe_allow_html=True,
     )
     if forecast.classes_calibrated:
-        st.markdown(f"Chance of each class: {class_chances_text(forecast.probabilities)}")
+        st.markdown(
+            f"{CLASS_CHANCE_COLUMN}: {class_chances_text(forecast.probabilities)} "
+            "(the class of the day's crash count)"
+        )
     uncertainty_caption(forecast.classes_calibrated)
     day_title = "Tomorrow" if forecast.target_date == overview().tomorrow else "That day"
     lines = reason_lines(forecast.reasons, forecast.risk_class, day_title=day_title)

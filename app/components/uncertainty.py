@@ -4,12 +4,10 @@ when the model's backtest found them calibrated."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Final
 
 import streamlit as st
 
-from core.schema import RISK_CLASSES
 from model.uncertainty import INTERVAL_LEVEL
 
 INTERVAL_NOTE: Final = (
@@ -27,10 +25,3 @@ CLASSES_HIDDEN_NOTE: Final = (
 def uncertainty_caption(classes_calibrated: bool) -> None:
     """The one explanation of the interval and the chance, and why class chances are hidden."""
     st.caption(INTERVAL_NOTE + ("" if classes_calibrated else " " + CLASSES_HIDDEN_NOTE))
-
-
-def class_chances_text(probabilities: Sequence[float]) -> str:
-    """``Safe 74 % · … · Dangerous 26 %`` (classes that cannot happen left out)."""
-    return " · ".join(
-        f"{name} {p:.0%}" for name, p in zip(RISK_CLASSES, probabilities, strict=True) if p >= 0.005
-    )

@@ -21,6 +21,7 @@ from model.uncertainty import (
     EXPECTED_LOW,
     INTERVAL_LEVEL,
     P_ANY_CRASH,
+    class_chances_text,
     interval_text,
     uncertainty_frame,
     uncertainty_text,
@@ -29,7 +30,7 @@ from model.uncertainty import (
 HIGH_RISK_CLASS: Final = 3  # "Somewhat Dangerous" or worse counts as high risk
 INTERVAL_COLUMN: Final = f"{INTERVAL_LEVEL:.0%} interval"
 CHANCE_COLUMN: Final = "Chance of ≥ 1 crash"
-CLASS_CHANCE_COLUMN: Final = "Chance of that class"
+CLASS_CHANCE_COLUMN: Final = "Chance the day ends in each class"
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,9 @@ class ForecastDay:
     """One day's forecast for every hex of an area, with what happened once it is known.
 
     ``hexes`` columns: ``h3_cell``, ``borough``, ``risk_class`` (0..4),
-    ``risk_label``, ``p_risk`` (probability of that class), ``expected_crashes``,
+    ``risk_label``, ``p_risk`` (probability that the day's count ends in that class),
+    ``class_chances`` (every class's, as text: ``model.uncertainty.class_chances_text``),
+    ``expected_crashes``,
     ``expected_low`` and ``expected_high`` (its 80 % interval), ``p_any_crash`` (chance of at
     least one crash; ``model.uncertainty``), ``uncertainty`` (the three in one sentence, as
     every page words it), ``expected_injuries``, ``reasons`` (display
@@ -115,7 +118,7 @@ class ForecastDay:
             }
         )
         if self.classes_calibrated:
-            table.insert(4, CLASS_CHANCE_COLUMN, top["p_risk"].to_numpy())
+            table.insert(len(table.columns) - 1, CLASS_CHANCE_COLUMN, top["class_chances"])
         if self.outcomes_known:
             table = table.assign(**{"Crashes that day": top["actual_crashes"].to_numpy()})
         return table
@@ -142,6 +145,7 @@ def _forecast_frame(
             "risk_class": risk,
             "risk_label": [s.RISK_CLASSES[k] for k in risk],
             "p_risk": probabilities[np.arange(len(preds)), risk] if len(preds) else [],
+            "class_chances": [class_chances_text(row) for row in probabilities],
             "expected_crashes": expected,
             **{k: v.to_numpy() for k, v in spread.items()},
             "uncertainty": [

@@ -15,6 +15,7 @@ from app.components.charts import waterfall_frame
 from app.components.uncertainty import CLASSES_HIDDEN_NOTE
 from app.services.risk_map import CHANCE_COLUMN, CLASS_CHANCE_COLUMN, INTERVAL_COLUMN
 from core import schema as s
+from core.schema import RISK_CLASSES
 from model.contract import DAY, USUAL
 from tests.app.test_pages import DRILLDOWN, open_app, texts
 
@@ -54,7 +55,10 @@ def test_class_chances_show_once_calibrated(city: City, monkeypatch: pytest.Monk
 
     monkeypatch.setattr(risk_map, "_forecast_frame", calibrated)
     at = open_app()
-    assert CLASS_CHANCE_COLUMN in at.dataframe[0].value.columns
+    chances = at.dataframe[0].value[CLASS_CHANCE_COLUMN]
+    names = "|".join(RISK_CLASSES)
+    assert chances.str.match(rf"({names}) \d+%").all()
+    assert chances.str.contains("Dangerous").any()
     assert CLASSES_HIDDEN_NOTE not in texts(at)
 
 
