@@ -274,7 +274,7 @@ def run_backtest(
     for name in [*model_params, *baseline_expected]:
         rows_of_method = predictions.loc[predictions["method"] == name]
         fold_thresholds = {f.fold: f.thresholds[name] for f in fold_results}
-        table[name] = _evaluate_folds(rows_of_method, fold_thresholds)
+        table[name] = evaluate_folds(rows_of_method, fold_thresholds)
     return BacktestResult(
         table=pd.DataFrame.from_dict(table, orient="index").rename_axis("method"),
         per_day=pd.concat(per_day, ignore_index=True),
@@ -292,7 +292,7 @@ def run_backtest(
     )
 
 
-def _evaluate_folds(frame: pd.DataFrame, thresholds: dict[int, list[float]]) -> dict[str, float]:
+def evaluate_folds(frame: pd.DataFrame, thresholds: dict[int, list[float]]) -> dict[str, float]:
     """Metrics over all folds; class metrics use each fold's own thresholds for the true class.
 
     Class-label metrics are row-weighted means of the folds'; the class-probability scores
