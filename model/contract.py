@@ -186,12 +186,13 @@ def reason_lines(
     n: int = TOP_REASONS,
 ) -> list[str]:
     """Reasons as display lines, one per group: ``"This place usually: ▲ … · ▼ …"`` and
-    ``"Tomorrow: ▲ Friday · ▼ dry day forecast"`` (strongest first, up to ``n`` each).
+    ``"Tomorrow: ▲ Friday · ▼ dry day forecast"`` (the ``n`` strongest of each).
 
     With ``risk_class``, the lines never contradict the class: a hex below Average whose
     shown reasons only raise the risk also shows the strongest reason lowering it (or, when
     nothing lowers it, a line saying it is still low overall), and the mirror image above
-    Average.
+    Average. Within a line the reasons that agree with the class come first (a display that
+    shortens lines keeps them), each side strongest first.
     """
     ordered = sorted(reasons, key=lambda r: abs(r.contribution), reverse=True)
     shown = {group: [r for r in ordered if r.group == group][:n] for group in (USUAL, DAY)}
@@ -205,6 +206,10 @@ def reason_lines(
                 shown[opposite[0].group].append(opposite[0])
             else:
                 extra = LOW_OVERALL if below else HIGH_OVERALL
+    if risk_class is not None and risk_class != BELOW_AVERAGE_CLASS:
+        agrees_first = risk_class > BELOW_AVERAGE_CLASS
+        for group in shown:
+            shown[group].sort(key=lambda r: (r.raises != agrees_first, -abs(r.contribution)))
     lines = [
         f"{title}: " + " · ".join(r.phrase for r in shown[group])
         for group, title in ((USUAL, USUAL_TITLE), (DAY, day_title))

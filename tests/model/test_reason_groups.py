@@ -136,6 +136,17 @@ def test_a_dangerous_hex_never_shows_only_lowering_reasons() -> None:
     assert "▲ many crashes here (40)" in " ".join(reason_lines(with_raise, DANGEROUS))
 
 
+def test_reasons_agreeing_with_the_class_come_first_in_a_line() -> None:
+    reasons = [
+        Reason("crashes_365d", "many crashes here in the past year (9)", 0.3, USUAL),
+        Reason("typical_volume", "quiet streets", -0.1, USUAL),
+    ]
+    assert reason_lines(reasons, SAFE) == ["This place usually: ▼ quiet streets · ▲ many "
+                                           "crashes here in the past year (9)"]  # fmt: skip
+    assert reason_lines(reasons, DANGEROUS)[0].startswith("This place usually: ▲ many")
+    assert reason_lines(reasons, AVERAGE)[0].startswith("This place usually: ▲ many")
+
+
 def test_the_day_title_follows_the_day() -> None:
     reasons = [Reason("weekday", "Friday", 0.2, DAY)]
     assert reason_lines(reasons, day_title="That day") == ["That day: ▲ Friday"]
