@@ -11,18 +11,19 @@ import pytest
 
 from etl.demo import DemoConfig
 from model.backtest import BacktestResult, run_backtest
+from model.config import load_model_params
 from model.metrics import class_probabilities_calibrated, class_probability_scores
-from tests.model.helpers import demo_city_inputs, fast_params
+from tests.model.helpers import demo_city_inputs
 
 pytestmark = pytest.mark.slow
 
-CONFIG = DemoConfig(  # the demo city's density (0.23 crashes a hex-day), half its size
+CONFIG = DemoConfig(  # the demo city's density (0.23 crashes a hex-day) and years, fewer hexes
     seed=7,
-    start=dt.date(2024, 1, 1),
+    start=dt.date(2023, 1, 1),
     end=dt.date(2025, 6, 30),
-    n_cells=650,
-    mean_daily_crashes=150.0,
-    n_count_segments=30,
+    n_cells=400,
+    mean_daily_crashes=92.0,
+    n_count_segments=20,
     forecast_days=2,
 )
 TRAIN_END = dt.date(2025, 4, 30)
@@ -32,7 +33,7 @@ START, END = dt.date(2025, 5, 1), CONFIG.end
 @pytest.fixture(scope="module")
 def result(tmp_path_factory: pytest.TempPathFactory) -> BacktestResult:
     _, inputs = demo_city_inputs(tmp_path_factory.mktemp("class_calibration"), CONFIG)
-    params = fast_params(min_data_in_leaf=200, num_boost_round=200)
+    params = load_model_params().with_overrides(lightgbm={"num_threads": 1})  # as shipped
     return run_backtest(inputs, train_end=TRAIN_END, start=START, end=END, folds=2, params=params)
 
 
