@@ -59,6 +59,8 @@ SHOWN = (
     "macro_f1",
     "qwk",
     "class_log_loss",
+    "class_brier",
+    "class_calibration_error",
     "dangerous_share",
 )
 
@@ -127,6 +129,11 @@ def study_variants(params: ModelParams) -> dict[str, ModelParams]:
             lightgbm={"num_leaves": 15, "min_data_in_leaf": max(lgbm.min_data_in_leaf, 1000)}
         ),
     }
+
+
+def class_variants(params: ModelParams) -> dict[str, ModelParams]:
+    """The model with one pooled count dispersion instead of one per risk class."""
+    return {"pooled_dispersion": params.with_overrides(classes={"dispersion_by_class": False})}
 
 
 def multiclass_study(
@@ -262,6 +269,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, default=1)
     parser.add_argument("--rebuild", action="store_true", help="re-ingest into a fresh warehouse")
     parser.add_argument("--study", action="store_true", help="also run the design study variants")
+    parser.add_argument(
+        "--class-study",
+        action="store_true",
+        help="also score the model with one pooled dispersion (class probabilities study)",
+    )
     parser.add_argument("--json", type=Path, help="write the tables as JSON here")
     parser.add_argument("--threads", type=int, help="LightGBM threads (default: params.yaml)")
     args = parser.parse_args(argv)
@@ -297,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
                 end=end,
                 folds=args.folds,
                 params=params,
-                variants=study_variants(params) if args.study else None,
+                variants=(study_variants(params) if args.study else {})
+                | (class_variants(params) if args.class_study else {}),
             )
             table = result.table
             if args.study:

@@ -147,12 +147,16 @@ def probability_column(risk_class: int) -> str:
 
 PROBABILITY_COLUMNS: Final = tuple(probability_column(k) for k in range(len(RISK_CLASSES)))
 # What the model predicts for each hex (``RiskModel.predict``; ``score`` is log expected crashes) …
+DISPERSION: Final = "dispersion"  # NB2 alpha of the count around expected_crashes
+CLASSES_CALIBRATED: Final = "classes_calibrated"  # class probabilities passed the backtest check
 PREDICTION_COLUMNS: Final = (
     "expected_crashes",
     "expected_injuries",
     "score",
     "risk_class",
     *PROBABILITY_COLUMNS,
+    DISPERSION,
+    CLASSES_CALIBRATED,
 )
 # … and what a stored prediction of one hex holds besides its day, resolution and model version
 # (``reasons``: JSON of ``model.contract.Reason``s).

@@ -14,6 +14,7 @@ from jobs.warehouse import open_warehouse, required_as_of
 from model.backtest import run_backtest
 from model.config import ModelParams, load_model_params
 from model.features import FeatureInputs, add_targets, build_features, load_feature_inputs
+from model.metrics import class_probabilities_calibrated
 
 # Days held out at the end of the training window for the backtest that every training run
 # logs, and on which a challenger must beat the champion.
@@ -100,6 +101,7 @@ def train_job(
 
     panel, train_start = _training_panel(inputs, params, train_end)
     model = train_model(panel, params, train_start=train_start, train_end=train_end)
+    model.metadata[s.CLASSES_CALIBRATED] = class_probabilities_calibrated(backtest.table)
     reference_start = pd.Timestamp(train_end) - pd.Timedelta(
         days=params.training.reference_days - 1
     )

@@ -27,12 +27,13 @@ import pandas as pd
 
 from core import schema as s
 from model.baselines import ewma_history, expected_on_grid, historical_average, neighbour_smoothed
-from model.classes import class_probabilities, classify, estimate_dispersion, fit_thresholds
+from model.classes import class_probabilities, classify, dispersion_by_class, fit_thresholds
 from model.config import ModelParams
 from model.features import Y_CRASHES, FeatureInputs, add_targets, build_features
 from model.metrics import (
     EXPECTED,
     PROBABILITY_COLUMNS,
+    class_probability_scores,
     evaluate_day_predictions,
     per_day_metrics,
     poisson_deviance,
@@ -56,7 +57,7 @@ class BacktestFold:
     models: dict[str, RiskModel]
     choices: dict[str, Any]  # baseline settings picked on the validation slice
     thresholds: dict[str, list[float]]
-    dispersion: dict[str, float]
+    dispersion: dict[str, list[float]]  # per risk class
     seconds: float
 
 
@@ -134,11 +135,12 @@ def _pick_baselines(
 
 
 def _class_columns(
-    expected: FloatArray, thresholds: list[float], dispersion: float
+    expected: FloatArray, thresholds: list[float], dispersion: list[float]
 ) -> dict[str, Any]:
-    probs = class_probabilities(expected, thresholds, dispersion)
+    classes = classify(expected, thresholds)
+    probs = class_probabilities(expected, thresholds, np.asarray(dispersion)[classes])
     return {
-        "risk_class": classify(expected, thresholds),
+        "risk_class": classes,
         **{name: probs[:, i] for i, name in enumerate(PROBABILITY_COLUMNS)},
     }
 
@@ -212,12 +214,13 @@ def run_backtest(
         y = rows[Y_CRASHES].to_numpy()
         test_rows = rows.loc[test, [s.H3_CELL, s.DATE, Y_CRASHES]].reset_index(drop=True)
         thresholds: dict[str, list[float]] = {}
-        dispersion: dict[str, float] = {}
+        dispersion: dict[str, list[float]] = {}
         method_frames: dict[str, pd.DataFrame] = {}
         for name, model in models.items():
             own_panel = panels[model_params[name].features.model_dump_json()]
             predicted = model.predict(own_panel.loc[span].reset_index(drop=True).loc[test])
-            thresholds[name], dispersion[name] = model.thresholds, model.dispersion
+            thresholds[name] = model.thresholds
+            dispersion[name] = model.dispersion_of([*model.thresholds, np.inf]).tolist()
             method_frames[name] = test_rows.assign(
                 **{
                     EXPECTED: predicted["expected_crashes"].to_numpy(),
@@ -227,11 +230,13 @@ def run_backtest(
             )
         for name, expected in baseline_expected.items():
             thresholds[name] = fit_thresholds(expected[reference], params.classes.quantiles)
-            dispersion[name] = estimate_dispersion(
+            dispersion[name] = dispersion_by_class(
                 y[validation],
                 expected[validation],
+                thresholds[name],
                 lower=params.classes.min_dispersion,
                 upper=params.classes.max_dispersion,
+                by_class=params.classes.dispersion_by_class,
             )
             method_frames[name] = test_rows.assign(
                 **{
@@ -269,7 +274,7 @@ def run_backtest(
     for name in [*model_params, *baseline_expected]:
         rows_of_method = predictions.loc[predictions["method"] == name]
         fold_thresholds = {f.fold: f.thresholds[name] for f in fold_results}
-        table[name] = _evaluate_folds(rows_of_method, fold_thresholds)
+        table[name] = evaluate_folds(rows_of_method, fold_thresholds)
     return BacktestResult(
         table=pd.DataFrame.from_dict(table, orient="index").rename_axis("method"),
         per_day=pd.concat(per_day, ignore_index=True),
@@ -287,8 +292,12 @@ def run_backtest(
     )
 
 
-def _evaluate_folds(frame: pd.DataFrame, thresholds: dict[int, list[float]]) -> dict[str, float]:
-    """Metrics over all folds; class metrics use each fold's own thresholds for the true class."""
+def evaluate_folds(frame: pd.DataFrame, thresholds: dict[int, list[float]]) -> dict[str, float]:
+    """Metrics over all folds; class metrics use each fold's own thresholds for the true class.
+
+    Class-label metrics are row-weighted means of the folds'; the class-probability scores
+    are computed once on all folds' rows (calibration bins then hold every test row).
+    """
     if len(thresholds) == 1:
         return evaluate_day_predictions(frame, thresholds=next(iter(thresholds.values())))
     overall = evaluate_day_predictions(frame.drop(columns=["risk_class"]))
@@ -297,9 +306,17 @@ def _evaluate_folds(frame: pd.DataFrame, thresholds: dict[int, list[float]]) -> 
         for fold, part in frame.groupby("fold")
     ]
     total = sum(n for n, _ in by_fold)
-    for key in ("macro_f1", "qwk", "dangerous_share", "class_log_loss"):
+    for key in ("macro_f1", "qwk", "dangerous_share"):
         if all(key in m for _, m in by_fold):
             overall[key] = sum(n * m[key] for n, m in by_fold) / total
+    if all(c in frame.columns for c in PROBABILITY_COLUMNS):
+        parts = [part for _, part in frame.groupby("fold")]
+        truth = np.concatenate(
+            [classify(p[Y_CRASHES].to_numpy(), thresholds[int(p["fold"].iloc[0])]) for p in parts]
+        )
+        probs = np.concatenate([p[list(PROBABILITY_COLUMNS)].to_numpy() for p in parts])
+        probs = np.clip(probs, 1e-15, 1.0)
+        overall.update(class_probability_scores(probs / probs.sum(axis=1, keepdims=True), truth))
     return overall
 
 

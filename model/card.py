@@ -69,8 +69,10 @@ LIMITATIONS: Final = (
     "Hexes where no crash was ever recorded are outside the hex universe and are not scored.",
     "Associations, not causes: a feature's SHAP contribution says how the model's "
     "expectation moved, not what would happen if that condition changed.",
-    "Class probabilities come from a negative-binomial view of the latent rate with one "
-    "dispersion estimated on the validation slice; they are only as good as that fit.",
+    "Class probabilities are the chances that the day's crash count falls in each class under "
+    "a negative-binomial count with one dispersion per risk class, estimated on the "
+    "validation slice; the app shows them only when the backtest found them no worse "
+    "calibrated than the 365-day average's.",
 )
 
 INTENDED_USE: Final = (

@@ -114,11 +114,13 @@ class TrainingParams(_Frozen):
 
 
 class ClassParams(_Frozen):
-    """Risk classes: cut points at these quantiles of the training reference's predictions."""
+    """Risk classes: cut points at these quantiles of the training reference's predictions;
+    the count's dispersion one per risk class (``dispersion_by_class``) or pooled."""
 
     quantiles: tuple[float, float, float, float] = (0.5, 0.75, 0.9, 0.975)
     min_dispersion: float = Field(1e-3, gt=0)
     max_dispersion: float = Field(20.0, gt=0)
+    dispersion_by_class: bool = True
 
     @field_validator("quantiles")
     @classmethod

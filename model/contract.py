@@ -3,10 +3,15 @@ import (no model libraries): the day a forecast is for, and the reasons stored w
 
 - The **as-of date** of the warehouse is today in a live deployment (``settings.live``), else
   the newest crash date it holds; **tomorrow**, the day the forecast is for, is the day after.
-- A **reason** is ``(feature, text, contribution)``: the feature behind it, a plain-words
-  phrase, and its SHAP contribution to the score (log expected crashes). Scoring stores the
-  ``TOP_REASONS`` strongest of each hex as JSON (``reasons_to_json``); readers decode them with
-  ``reasons_from_json`` (strongest first; unreadable JSON reads as no reasons).
+- A **reason** is ``(feature, text, contribution, group)``: the feature behind it, a
+  plain-words phrase, its SHAP contribution to the score (log expected crashes), and whether
+  it tells what *this place usually* is like (``USUAL``: long-run history, neighbours,
+  traffic, location) or *what is different that day* (``DAY``: weather, weekday, holiday,
+  season, recent crashes). Scoring stores the ``TOP_REASONS`` strongest of each group as JSON
+  (``reasons_to_json``), both directions; readers decode them with ``reasons_from_json``
+  (strongest first; unreadable JSON reads as no reasons; older JSON without groups is read).
+- **Displaying reasons**: ``reason_lines`` is the one formatter every page uses (▲ raises the
+  risk, ▼ lowers it; never a risk-raising list alone for a hex below Average).
 
 The prediction columns, the class-probability names and the class palette live in
 ``core.schema`` beside the risk classes, because the warehouse's predictions table needs them.
@@ -17,12 +22,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
+import re
 from collections.abc import Sequence
 from typing import Any, Final, NamedTuple
 
 from sqlalchemy.engine import Engine
 
 from core.reads.crashes import crash_date_range
+from core.schema import RISK_CLASSES, WEATHER_VALUES
 from core.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -60,22 +68,64 @@ def tomorrow(engine: Engine, settings: Settings | None = None) -> dt.date:
 # reasons
 
 
+USUAL: Final = "usual"  # this place usually: long-run history, neighbours, traffic, location
+DAY: Final = "day"  # what is different that day: weather, calendar, recent crashes
+UNNAMED_REASON: Final = "another factor"
+RECENT_WINDOW_DAYS: Final = 28  # history windows up to this long describe the recent trend
+_DAY_FEATURES: Final = frozenset(
+    {
+        *WEATHER_VALUES,
+        "weekday",
+        "month",
+        "day_of_year",
+        "is_holiday",
+        "days_since_crash",
+    }
+)
+_WINDOW: Final = re.compile(r"_(\d+)d$")
+BELOW_AVERAGE_CLASS: Final = RISK_CLASSES.index("Average")  # classes under this are below it
+
+
+def reason_group(feature: str) -> str:
+    """``DAY`` for what changes from day to day (weather, calendar, citywide and recent
+    crashes: windows up to ``RECENT_WINDOW_DAYS``), else ``USUAL`` (the place's chronic level)."""
+    if feature in _DAY_FEATURES or feature.startswith("city_"):
+        return DAY
+    window = _WINDOW.search(feature)
+    if window and "ewma" not in feature and int(window.group(1)) <= RECENT_WINDOW_DAYS:
+        return DAY
+    return USUAL
+
+
 class Reason(NamedTuple):
+    """One feature's part in a forecast: its plain-words ``text``, its SHAP ``contribution``
+    to the log of expected crashes, and its ``group`` (``USUAL`` or ``DAY``)."""
+
     feature: str
     text: str
     contribution: float
+    group: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"feature": self.feature, "text": self.text, "contribution": self.contribution}
+        return {
+            "feature": self.feature,
+            "text": self.text,
+            "contribution": self.contribution,
+            "group": self.group,
+        }
+
+    @property
+    def raises(self) -> bool:
+        return self.contribution >= 0
 
     @property
     def phrase(self) -> str:
         """The reason in plain words, marked ▲ when it raises the risk and ▼ when it lowers it."""
-        return f"{'▲' if self.contribution >= 0 else '▼'} {self.text}"
+        return f"{'▲' if self.raises else '▼'} {self.text}"
 
 
 def reasons_to_json(reasons: Sequence[Reason]) -> str:
-    """``[{"feature", "text", "contribution"}, …]`` with contributions rounded to 4 decimals."""
+    """``[{"feature", "text", "contribution", "group"}, …]``, contributions to 4 decimals."""
     return json.dumps(
         [{**r.to_dict(), "contribution": round(r.contribution, 4)} for r in reasons],
         ensure_ascii=False,
@@ -83,8 +133,12 @@ def reasons_to_json(reasons: Sequence[Reason]) -> str:
 
 
 def reasons_from_json(payload: str | None) -> list[Reason]:
-    """The stored reasons, strongest contribution first; unreadable JSON gives none (logged),
-    and an item without text is named after its feature."""
+    """The stored reasons, strongest contribution first; unreadable JSON gives none (logged).
+
+    Reads every stored generation: an item without text reads ``UNNAMED_REASON`` (never a
+    column name), one without a group (stored before groups existed) gets the
+    ``reason_group`` of its feature.
+    """
     if not payload:
         return []
     try:
@@ -92,18 +146,80 @@ def reasons_from_json(payload: str | None) -> list[Reason]:
     except json.JSONDecodeError:
         log.warning("ignoring unreadable reasons JSON: %.80s", payload)
         return []
-    reasons = [
-        Reason(
-            feature=str(item.get("feature", "")),
-            text=str(item.get("text") or str(item.get("feature", "")).replace("_", " ")),
-            contribution=float(item.get("contribution", 0.0)),
+    if not isinstance(items, list):
+        log.warning("ignoring reasons JSON that is not a list: %.80s", payload)
+        return []
+    reasons = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        feature = str(item.get("feature", ""))
+        try:
+            contribution = float(item.get("contribution", 0.0))
+        except (TypeError, ValueError):
+            continue
+        group = item.get("group")
+        reasons.append(
+            Reason(
+                feature=feature,
+                text=str(item.get("text") or UNNAMED_REASON),
+                contribution=contribution if math.isfinite(contribution) else 0.0,
+                group=group if group in (USUAL, DAY) else reason_group(feature),
+            )
         )
-        for item in items
-        if isinstance(item, dict)
-    ]
     return sorted(reasons, key=lambda r: abs(r.contribution), reverse=True)
 
 
-def reason_phrases(payload: str | None, n: int = TOP_REASONS) -> list[str]:
-    """The ``n`` strongest stored reasons as marked phrases (``Reason.phrase``)."""
-    return [r.phrase for r in reasons_from_json(payload)[:n]]
+# ------------------------------------------------------------------------------------------
+# reasons as people read them (every page that shows reasons uses these)
+
+USUAL_TITLE: Final = "This place usually"
+LOW_OVERALL: Final = "▼ low overall: fewer crashes expected here than at most places"
+HIGH_OVERALL: Final = "▲ high overall: more crashes expected here than at most places"
+
+
+def reason_lines(
+    reasons: Sequence[Reason],
+    risk_class: int | None = None,
+    *,
+    day_title: str = "Tomorrow",
+    n: int = TOP_REASONS,
+) -> list[str]:
+    """Reasons as display lines, one per group: ``"This place usually: ▲ … · ▼ …"`` and
+    ``"Tomorrow: ▲ Friday · ▼ dry day forecast"`` (the ``n`` strongest of each).
+
+    With ``risk_class``, the lines never contradict the class: a hex below Average whose
+    shown reasons only raise the risk also shows the strongest reason lowering it (or, when
+    nothing lowers it, a line saying it is still low overall), and the mirror image above
+    Average. Within a line the reasons that agree with the class come first (a display that
+    shortens lines keeps them), each side strongest first.
+    """
+    ordered = sorted(reasons, key=lambda r: abs(r.contribution), reverse=True)
+    shown = {group: [r for r in ordered if r.group == group][:n] for group in (USUAL, DAY)}
+    extra: str | None = None
+    if risk_class is not None and risk_class != BELOW_AVERAGE_CLASS:
+        below = risk_class < BELOW_AVERAGE_CLASS
+        visible = [r for group in shown.values() for r in group]
+        if all(r.raises == below for r in visible) and visible:
+            opposite = [r for r in ordered if r.raises != below]
+            if opposite:
+                shown[opposite[0].group].append(opposite[0])
+            else:
+                extra = LOW_OVERALL if below else HIGH_OVERALL
+    if risk_class is not None and risk_class != BELOW_AVERAGE_CLASS:
+        agrees_first = risk_class > BELOW_AVERAGE_CLASS
+        for group in shown:
+            shown[group].sort(key=lambda r: (r.raises != agrees_first, -abs(r.contribution)))
+    lines = [
+        f"{title}: " + " · ".join(r.phrase for r in shown[group])
+        for group, title in ((USUAL, USUAL_TITLE), (DAY, day_title))
+        if shown[group]
+    ]
+    return lines + ([extra] if extra else [])
+
+
+def reason_phrases(
+    payload: str | None, risk_class: int | None = None, *, day_title: str = "Tomorrow"
+) -> list[str]:
+    """``reason_lines`` of stored reasons JSON."""
+    return reason_lines(reasons_from_json(payload), risk_class, day_title=day_title)

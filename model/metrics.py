@@ -108,8 +108,33 @@ def _class_metrics(frame: pd.DataFrame, thresholds: Sequence[float]) -> dict[str
         probs = frame[list(PROBABILITY_COLUMNS)].to_numpy(dtype=np.float64)
         probs = np.clip(probs, 1e-15, 1.0)
         probs /= probs.sum(axis=1, keepdims=True)
-        out["class_log_loss"] = float(-np.mean(np.log(probs[np.arange(len(probs)), true_class])))
+        out.update(class_probability_scores(probs, true_class))
     return out
+
+
+def class_probability_scores(probs: FloatArray, true_class: npt.ArrayLike) -> dict[str, float]:
+    """Proper scores and calibration of ``(n, 5)`` class probabilities against true classes.
+
+    ``class_log_loss`` (mean negative log probability of the true class), ``class_brier``
+    (mean squared distance to the one-hot outcome, summed over classes) and
+    ``class_calibration_error``: per class, rows binned by that class's probability into
+    ``CALIBRATION_BINS`` equal-width bins, the row-weighted mean ``|mean probability -
+    observed frequency|``, summed over the classes (0 for perfectly calibrated probabilities).
+    """
+    truth = np.asarray(true_class, dtype=np.int64)
+    onehot = np.zeros_like(probs)
+    onehot[np.arange(len(probs)), truth] = 1.0
+    error = 0.0
+    for k in range(probs.shape[1]):
+        bins = np.minimum((probs[:, k] * CALIBRATION_BINS).astype(np.int64), CALIBRATION_BINS - 1)
+        predicted = np.bincount(bins, weights=probs[:, k], minlength=CALIBRATION_BINS)
+        observed = np.bincount(bins, weights=onehot[:, k], minlength=CALIBRATION_BINS)
+        error += float(np.abs(predicted - observed).sum() / len(probs))
+    return {
+        "class_log_loss": float(-np.mean(np.log(probs[np.arange(len(probs)), truth]))),
+        "class_brier": float(np.mean(((probs - onehot) ** 2).sum(axis=1))),
+        "class_calibration_error": error,
+    }
 
 
 def summarize_days(days: pd.DataFrame) -> dict[str, float]:
@@ -162,3 +187,23 @@ def evaluate_day_predictions(
     if thresholds is not None and "risk_class" in frame.columns:
         out.update(_class_metrics(frame, thresholds))
     return out
+
+
+CALIBRATION_REFERENCE: Final = "historical_average"
+
+
+def class_probabilities_calibrated(
+    table: pd.DataFrame, method: str = "model", reference: str = CALIBRATION_REFERENCE
+) -> bool:
+    """Whether ``method``'s class probabilities may be shown: on the same backtest rows their
+    log loss and calibration error are no worse than the 365-day average's (``reference``).
+    False when either row or metric is missing."""
+    keys = ("class_log_loss", "class_calibration_error")
+    if method not in table.index or reference not in table.index:
+        return False
+    if not all(k in table.columns for k in keys):
+        return False
+    ours, theirs = table.loc[method, list(keys)], table.loc[reference, list(keys)]
+    if ours.isna().any() or theirs.isna().any():
+        return False
+    return bool((ours <= theirs).all())

@@ -6,7 +6,12 @@ it, a phrase built from the feature's meaning and its value ("heavy rain forecas
 contribution to the score (the log of expected crashes, so ``exp(contribution)`` is the
 factor it multiplies expected crashes by).
 
-By default only reasons that *raise* risk are listed (positive contributions, largest first).
+Each reason carries its group (``model.contract.reason_group``): what *this place usually* is
+like, or *what is different that day*. Scoring stores ``grouped_reasons``: the strongest of
+each group in both directions.
+
+``top_reasons`` by default lists only reasons that *raise* risk (positive contributions,
+largest first).
 ``direction="down"`` gives the reasons that *lower* it ("why is it safer"), ``"both"`` the
 largest in absolute value. Features whose phrases coincide (e.g. the rings of neighbours, or
 latitude and longitude) are merged into one reason with the summed contribution.
@@ -17,6 +22,7 @@ weather and calendar phrases describe the value itself.
 from __future__ import annotations
 
 import calendar
+import datetime as dt
 import math
 import re
 from collections.abc import Callable
@@ -28,8 +34,8 @@ import pandas as pd
 
 from core import schema as s
 from model.config import FeatureParams
-from model.contract import TOP_REASONS, Reason
-from model.features import FEATURE_LABELS
+from model.contract import DAY, TOP_REASONS, USUAL, Reason, reason_group
+from model.features import FEATURE_LABELS, feature_label
 
 Direction = Literal["up", "down", "both"]
 
@@ -123,20 +129,36 @@ def _weekday(value: float, up: bool, ctx: RowContext) -> str:
 def _month(value: float, up: bool, ctx: RowContext) -> str:
     if not math.isfinite(value) or not 1 <= int(value) <= 12:
         return "time of year"
-    return f"month: {calendar.month_name[int(value)]}"
+    return f"a day in {calendar.month_name[int(value)]}"
+
+
+def _season(day: dt.date) -> str:
+    """The calendar stretch a day falls in, as people name it."""
+    if (day.month == 12 and day.day >= 15) or (day.month == 1 and day.day <= 2):
+        return "holiday season"
+    if day.month in (7, 8):
+        return "summer holidays"
+    if day.month == 9 and day.day <= 15:
+        return "back to school"
+    return {12: "winter", 1: "winter", 2: "winter", 3: "spring", 4: "spring", 5: "spring",
+            6: "summer", 9: "autumn", 10: "autumn", 11: "autumn"}[day.month]  # fmt: skip
 
 
 def _day_of_year(value: float, up: bool, ctx: RowContext) -> str:
     if ctx.date is not None:
-        part = "early" if ctx.date.day <= 10 else "mid" if ctx.date.day <= 20 else "late"
-        return f"time of year ({part} {calendar.month_name[ctx.date.month]})"
-    return f"time of year (day {_count(value)})"
+        day = ctx.date.date()
+    elif math.isfinite(value) and 1 <= value <= 366:
+        day = dt.date(2001, 1, 1) + dt.timedelta(days=int(value) - 1)  # any non-leap year
+    else:
+        return "time of year"
+    part = "early" if day.day <= 10 else "mid" if day.day <= 20 else "late"
+    return f"{_season(day)} ({part} {calendar.month_name[day.month]})"
 
 
 def _holiday(value: float, up: bool, ctx: RowContext) -> str:
     if math.isfinite(value) and value >= 0.5:
-        return f"holiday: {ctx.holiday_name}" if ctx.holiday_name else "public holiday"
-    return "ordinary (non-holiday) day"
+        return ctx.holiday_name if ctx.holiday_name else "a public holiday"
+    return "not a public holiday"
 
 
 def _history(stem: str, window: int) -> Template:
@@ -144,9 +166,14 @@ def _history(stem: str, window: int) -> Template:
 
     def phrase(value: float, up: bool, ctx: RowContext) -> str:
         amount = "many" if up else "few"
+        none = math.isfinite(value) and round(value) == 0
         if stem == "crashes":
+            if none:
+                return f"no crashes here in the past {words}"
             return f"{amount} crashes here in the past {words} ({_count(value)})"
         if stem == "injuries":
+            if none:
+                return f"no one injured here in the past {words}"
             return f"{amount} people injured here in the past {words} ({_count(value)})"
         if math.isfinite(value) and value > 0:  # killed
             return f"people killed here in the past {words} ({_count(value)})"
@@ -165,8 +192,8 @@ def _days_since(value: float, up: bool, ctx: RowContext) -> str:
 
 def _long_run(value: float, up: bool, ctx: RowContext) -> str:
     if up:
-        return "usually dangerous: long-run crash rate high"
-    return "usually safe: long-run crash rate low"
+        return "more crashes here over the years than at most places"
+    return "usually a quiet place: few crashes here over the years"
 
 
 def _neighbours(value: float, up: bool, ctx: RowContext) -> str:
@@ -190,12 +217,12 @@ def _volume_imputed(value: float, up: bool, ctx: RowContext) -> str:
 
 def _borough(value: float, up: bool, ctx: RowContext) -> str:
     if math.isfinite(value) and 0 <= int(value) < len(ctx.known_boroughs):
-        return f"borough: {ctx.known_boroughs[int(value)].title()}"
-    return "borough"
+        return f"in {ctx.known_boroughs[int(value)].title()}"
+    return "its borough"
 
 
 def _location(value: float, up: bool, ctx: RowContext) -> str:
-    return "location in the city"
+    return "where it is in the city"
 
 
 _FIXED: Final[dict[str, Template]] = {
@@ -232,10 +259,10 @@ def template_for(feature: str) -> Template:
         return _neighbours
     if _CITY.match(feature):
         return _city
-    label = FEATURE_LABELS.get(feature, feature.replace("_", " "))
+    label = FEATURE_LABELS.get(feature, feature_label(feature))
 
     def fallback(value: float, up: bool, ctx: RowContext) -> str:
-        return f"{label}: {value:g}" if math.isfinite(value) else label
+        return f"{label}: {value:.3g}" if math.isfinite(value) else label
 
     return fallback
 
@@ -324,8 +351,29 @@ def top_reasons(
                     entry[0], entry[2] = names[col], abs(c)
             else:
                 merged[text] = [names[col], c, abs(c)]
-        reasons = [Reason(f, t, float(c)) for t, (f, c, _) in merged.items()]
+        reasons = [Reason(f, t, float(c), reason_group(f)) for t, (f, c, _) in merged.items()]
         sign = {"up": -1.0, "down": 1.0}.get(direction)
         reasons.sort(key=lambda r: sign * r.contribution if sign else -abs(r.contribution))
         out.append(reasons[:k])
+    return out
+
+
+def grouped_reasons(
+    contributions: pd.DataFrame,
+    features: pd.DataFrame,
+    k: int = TOP_REASONS,
+    *,
+    params: FeatureParams | None = None,
+) -> list[list[Reason]]:
+    """What scoring stores per row: the ``k`` strongest reasons of each group (``USUAL``, then
+    ``DAY``; both directions), plus the strongest reason lowering the risk when none of those
+    does, so a display can always say why a hex is low (``model.contract.reason_lines``)."""
+    candidates = top_reasons(contributions, features, k=2 * k + 4, direction="both", params=params)
+    lowering = top_reasons(contributions, features, k=1, direction="down", params=params)
+    out = []
+    for row, down in zip(candidates, lowering, strict=True):
+        chosen = [r for group in (USUAL, DAY) for r in [r for r in row if r.group == group][:k]]
+        if down and all(r.raises for r in chosen) and down[0].text not in {r.text for r in chosen}:
+            chosen.append(down[0])
+        out.append(chosen)
     return out

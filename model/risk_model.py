@@ -19,7 +19,13 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from core.schema import PREDICTION_COLUMNS, PROBABILITY_COLUMNS, RISK_CLASSES
+from core.schema import (
+    CLASSES_CALIBRATED,
+    DISPERSION,
+    PREDICTION_COLUMNS,
+    PROBABILITY_COLUMNS,
+    RISK_CLASSES,
+)
 from model.classes import class_probabilities, classify
 
 log = logging.getLogger(__name__)
@@ -38,9 +44,10 @@ class FeatureMismatchError(KeyError):
 class RiskModel:
     """A count booster (expected crashes) plus the class design fixed at training time.
 
-    ``metadata`` holds at least ``objective``, ``dispersion`` (negative-binomial alpha used
-    for class probabilities), ``injuries_per_crash`` (fallback without an injury booster),
-    ``training_rows`` and ``best_iteration``.
+    ``metadata`` holds at least ``objective``, ``dispersion`` (negative-binomial alpha;
+    ``dispersion_by_class`` per risk class, used for class probabilities and intervals),
+    ``classes_calibrated`` (set by ``vz train``), ``injuries_per_crash`` (fallback without an
+    injury booster), ``training_rows`` and ``best_iteration``.
     """
 
     booster: lgb.Booster
@@ -64,6 +71,21 @@ class RiskModel:
     @property
     def dispersion(self) -> float:
         return float(self.metadata.get("dispersion", 1.0))
+
+    def dispersion_of(self, expected: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """The NB2 dispersion of each expected count: its risk class's (``dispersion_by_class``
+        in the metadata), else the pooled one (models trained before per-class spreads)."""
+        mu = np.asarray(expected, dtype=np.float64)
+        by_class = self.metadata.get("dispersion_by_class")
+        if by_class and len(by_class) == len(RISK_CLASSES):
+            return np.asarray(by_class, dtype=np.float64)[classify(mu, self.thresholds)]
+        return np.full(mu.shape, self.dispersion)
+
+    @property
+    def classes_calibrated(self) -> bool:
+        """Whether the training backtest found the class probabilities calibrated
+        (``model.metrics.class_probabilities_calibrated``); False for older models."""
+        return bool(self.metadata.get(CLASSES_CALIBRATED, False))
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -96,7 +118,7 @@ class RiskModel:
         if len(matrix) == 0:
             return (
                 pd.DataFrame({c: pd.Series(dtype="float64") for c in PREDICTION_COLUMNS})
-                .astype({"risk_class": "int64"})
+                .astype({"risk_class": "int64", CLASSES_CALIBRATED: "bool"})
                 .set_index(features.index)
             )
         score = np.asarray(self.booster.predict(matrix, raw_score=True), dtype=np.float64)
@@ -105,7 +127,8 @@ class RiskModel:
             injuries = np.asarray(self.injury_booster.predict(matrix), dtype=np.float64)
         else:
             injuries = expected * float(self.metadata.get("injuries_per_crash", 0.0))
-        probs = class_probabilities(expected, self.thresholds, self.dispersion)
+        dispersion = self.dispersion_of(expected)
+        probs = class_probabilities(expected, self.thresholds, dispersion)
         frame = pd.DataFrame(
             {
                 "expected_crashes": expected,
@@ -113,6 +136,8 @@ class RiskModel:
                 "score": score,
                 "risk_class": classify(expected, self.thresholds),
                 **{name: probs[:, i] for i, name in enumerate(PROBABILITY_COLUMNS)},
+                DISPERSION: dispersion,
+                CLASSES_CALIBRATED: self.classes_calibrated,
             },
             index=features.index,
         )

@@ -31,7 +31,7 @@ from core.warehouse import predictions_table, replace_rows
 from model.config import FeatureParams, ModelParams
 from model.contract import TOP_REASONS, reasons_to_json
 from model.features import FeatureInputs, build_features, load_feature_inputs
-from model.reasons import top_reasons
+from model.reasons import grouped_reasons, top_reasons
 from model.risk_model import RiskModel
 from model.weather_features import WeatherMode, choose_weather, weather_row
 
@@ -147,7 +147,7 @@ def score_features(model: RiskModel, day: DayFeatures, *, k: int = TOP_REASONS) 
     features = day.features.reset_index(drop=True)
     predicted = model.predict(features)
     contributions, base = model.explain(features)
-    reasons = top_reasons(contributions, features, k=k, params=feature_params_of(model))
+    reasons = grouped_reasons(contributions, features, k=k, params=feature_params_of(model))
     cells = features[s.H3_CELL].astype("str")
     predictions = pd.DataFrame(
         {
@@ -310,9 +310,18 @@ def explain_features(model: RiskModel, row: pd.DataFrame) -> dict[str, Any]:
     """SHAP explanation of feature rows (normally one hex): base, score, contributions.
 
     ``contributions`` is a list of ``{feature, value, contribution}`` (all model features,
-    strongest first); ``base + sum(contribution) == score``.
+    strongest first); ``base + sum(contribution) == score``. ``reasons``: the same
+    contributions in plain words (``model.contract.Reason``, features whose phrases coincide
+    merged), strongest first.
     """
     contributions, base = model.explain(row)
+    reasons = top_reasons(
+        contributions,
+        row,
+        k=len(model.feature_names),
+        direction="both",
+        params=feature_params_of(model),
+    )[0]
     values = row[model.feature_names].iloc[0]
     items: list[dict[str, Any]] = [
         {
@@ -329,6 +338,7 @@ def explain_features(model: RiskModel, row: pd.DataFrame) -> dict[str, Any]:
         "score": base_value + float(contributions.iloc[0].sum()),
         "expected_crashes": float(np.exp(base_value + contributions.iloc[0].sum())),
         "contributions": items,
+        "reasons": reasons,
     }
 
 

@@ -4,7 +4,8 @@ Procedure (nothing here looks past ``train_end``):
 
 1. The last ``validation_days`` of the training window are the validation slice: LightGBM
    early-stops on it (Poisson/Tweedie deviance) and the negative-binomial dispersion of the
-   counts around the early-stopped predictions is estimated on it (out of sample).
+   counts around the early-stopped predictions is estimated on it (out of sample): pooled, and
+   per risk class of the prediction (used for class probabilities and intervals).
 2. With ``refit_full_window`` the booster is refitted on the whole window with the
    early-stopped number of rounds, so the most recent days are learnt from too.
 3. Class thresholds are quantiles of the final booster's predictions over the last
@@ -26,7 +27,7 @@ import pandas as pd
 
 from core import schema as s
 from geo.cells import cells_resolution
-from model.classes import estimate_dispersion, fit_thresholds
+from model.classes import dispersion_by_class, estimate_dispersion, fit_thresholds
 from model.config import LightGBMParams, ModelParams
 from model.features import (
     Y_CRASHES,
@@ -183,18 +184,24 @@ def train_model(
         weights=weights,
     )
     y_validation = y_crashes[n_fit:]
-    dispersion = estimate_dispersion(
-        y_validation,
-        crashes.validation_expected,
-        lower=params.classes.min_dispersion,
-        upper=params.classes.max_dispersion,
-    )
     reference_start = pd.Timestamp(train_end) - pd.Timedelta(
         days=params.training.reference_days - 1
     )
     reference = (rows[s.DATE] >= reference_start).to_numpy()
     reference_expected = np.asarray(crashes.booster.predict(matrix[reference]))
     thresholds = fit_thresholds(reference_expected, params.classes.quantiles)
+    lower, upper = params.classes.min_dispersion, params.classes.max_dispersion
+    dispersion = estimate_dispersion(
+        y_validation, crashes.validation_expected, lower=lower, upper=upper
+    )
+    class_dispersion = dispersion_by_class(
+        y_validation,
+        crashes.validation_expected,
+        thresholds,
+        lower=lower,
+        upper=upper,
+        by_class=params.classes.dispersion_by_class,
+    )
 
     injury_booster = None
     injury_info: dict[str, Any] = {}
@@ -225,6 +232,7 @@ def train_model(
     metadata: dict[str, Any] = {
         "objective": params.lightgbm.objective,
         "dispersion": dispersion,
+        "dispersion_by_class": class_dispersion,
         "best_iteration": crashes.best_iteration,
         "training_rows": len(rows),
         "validation_rows": len(rows) - n_fit,

@@ -9,6 +9,7 @@ from app.components.maps import forecast_map, legend
 from app.components.params import area_filter, date_param
 from app.components.risk_map import day_metrics, downloads, drilldown_link, forecast_caption
 from app.components.tables import ranked_table
+from app.components.uncertainty import uncertainty_caption
 from app.services.overview import area_options, forecast_dates, overview
 from app.services.risk_map import forecast_day
 
@@ -44,4 +45,5 @@ else:
 
 st.subheader("Riskiest hexes")
 ranked_table(forecast.ranked(25), forecast.target_date)
+uncertainty_caption(forecast.classes_calibrated)
 downloads(forecast)

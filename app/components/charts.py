@@ -11,12 +11,14 @@ import streamlit as st
 
 from app.services.data_health import DataHealth
 from app.services.drilldown import Explanation
+from model.contract import DAY, USUAL
 
 if TYPE_CHECKING:
     import altair as alt
 
 INCREASE_COLOUR: Final = "#bd0026"
 DECREASE_COLOUR: Final = "#2166ac"
+GROUP_WORDS: Final = {USUAL: "this place usually", DAY: "what is different that day"}
 
 
 def history_chart(history: pd.DataFrame) -> None:
@@ -43,67 +45,109 @@ def history_chart(history: pd.DataFrame) -> None:
     st.caption("Grey bars: crashes recorded. Red line: expected crashes from the stored forecasts.")
 
 
-def _waterfall_frame(base: float, contributions: pd.DataFrame, top: int) -> pd.DataFrame:
-    """Bars of a waterfall: the base, the ``top`` features, all other features together, and
-    the score they add up to; each bar runs ``from`` → ``to`` on the score axis."""
-    shown = contributions.head(top)
-    steps = list(zip(shown["label"], shown["contribution"], strict=True))
-    if len(contributions) > top:
-        steps.append(("all other features", float(contributions["contribution"].iloc[top:].sum())))
-    records = [{"Step": "typical hex-day (base)", "from": 0.0, "to": base, "kind": "total"}]
+BAR_PX: Final = 30  # height per waterfall bar: labels stay readable at normal width
+
+
+def waterfall_frame(
+    base: float, score: float, contributions: pd.DataFrame, top: int
+) -> pd.DataFrame:
+    """Bars of a waterfall on the expected-crashes scale.
+
+    The typical hex-day (``exp(base)``), then the ``top`` strongest reasons in sequence —
+    this place's usual level first, then what is different that day — each bar running from
+    the expected crashes before it to those after it (``exp`` of the running log score), then
+    everything else together, ending at this hex-day's expected crashes ``exp(score)``. The
+    bars' changes add up to ``exp(score) - exp(base)``.
+    """
+    shown = contributions.reindex(
+        contributions["contribution"].abs().sort_values(ascending=False).index
+    ).head(top)
+    shown = pd.concat([shown[shown["group"] == USUAL], shown[shown["group"] != USUAL]])
+    steps = list(zip(shown["label"], shown["contribution"], shown["group"], strict=True))
+    rest = score - base - float(shown["contribution"].sum())
+    if abs(rest) > 1e-9:
+        steps.append(("all other reasons together", rest, ""))
+    records = [
+        {
+            "Step": "a typical hex-day",
+            "from": 0.0,
+            "to": math.exp(base),
+            "kind": "total",
+            "group": "",
+        }
+    ]
     level = base
-    for label, value in steps:
+    for label, value, group in steps:
         kind = "raises" if value >= 0 else "lowers"
-        records.append({"Step": label, "from": level, "to": level + value, "kind": kind})
+        records.append(
+            {
+                "Step": label,
+                "from": math.exp(level),
+                "to": math.exp(level + value),
+                "kind": kind,
+                "group": GROUP_WORDS.get(group, ""),
+            }
+        )
         level += value
-    records.append({"Step": "this hex-day (score)", "from": 0.0, "to": level, "kind": "total"})
+    records.append(
+        {"Step": "this hex-day", "from": 0.0, "to": math.exp(score), "kind": "total", "group": ""}
+    )
     frame = pd.DataFrame(records)
     return frame.assign(order=range(len(frame)), change=frame["to"] - frame["from"])
 
 
-def waterfall(explanation: Explanation, top: int = 12) -> None:
-    """The SHAP waterfall (complete) or the stored top reasons as bars (incomplete)."""
+def _bar_chart(frame: pd.DataFrame, x: str, x2: str | None, title: str) -> alt.Chart:
     import altair as alt
 
-    if explanation.note:
-        st.caption(explanation.note)
     colours = alt.Scale(
         domain=["raises", "lowers", "total"], range=[INCREASE_COLOUR, DECREASE_COLOUR, "#8c8c8c"]
     )
-    if not explanation.complete:
-        frame = explanation.contributions.assign(
-            kind=lambda f: f["contribution"].map(lambda v: "raises" if v >= 0 else "lowers")
-        )
-        chart = (
-            alt.Chart(frame)
-            .mark_bar()
-            .encode(
-                x=alt.X("contribution:Q", title="Contribution to the score"),
-                y=alt.Y("label:N", sort=None, title=None, axis=alt.Axis(labelLimit=320)),
-                color=alt.Color("kind:N", scale=colours, legend=alt.Legend(title=None)),
-            )
-        )
-        st.altair_chart(chart, width="stretch")
-        return
-    frame = _waterfall_frame(explanation.base or 0.0, explanation.contributions, top)
-    chart = (
-        alt.Chart(frame)
-        .mark_bar()
-        .encode(
-            x=alt.X("from:Q", title="Score (log of expected crashes)"),
-            x2="to:Q",
-            y=alt.Y(
-                "Step:N", sort=alt.SortField("order"), title=None, axis=alt.Axis(labelLimit=320)
-            ),
-            color=alt.Color("kind:N", scale=colours, legend=alt.Legend(title=None)),
-            tooltip=["Step", alt.Tooltip("change:Q", format="+.3f")],
-        )
+    encoding = {
+        "x": alt.X(f"{x}:Q", title=title),
+        "y": alt.Y(
+            "Step:N", sort=alt.SortField("order"), title=None, axis=alt.Axis(labelLimit=360)
+        ),
+        "color": alt.Color("kind:N", scale=colours, legend=alt.Legend(title=None, orient="bottom")),
+        "tooltip": ["Step", "group", alt.Tooltip("change:Q", format="+.3f", title="crashes")],
+    }
+    if x2:
+        encoding["x2"] = alt.X2(f"{x2}:Q")
+    return (
+        alt.Chart(frame).mark_bar().encode(**encoding).properties(height=BAR_PX * len(frame) + 20)
     )
-    st.altair_chart(chart, width="stretch")
-    expected = math.exp(explanation.score)
+
+
+def waterfall(explanation: Explanation, top: int = 12) -> None:
+    """The waterfall of a hex-day's expected crashes (complete), or the stored reasons each
+    with how much the forecast would drop without it (incomplete)."""
+    if explanation.note:
+        st.caption(explanation.note)
+    if explanation.contributions.empty:
+        st.caption("No reasons are stored for this forecast.")
+        return
+    if not explanation.complete or explanation.base is None:
+        expected = math.exp(explanation.score)
+        contributions = explanation.contributions
+        frame = contributions.assign(
+            Step=contributions["label"],
+            change=[expected * -math.expm1(-c) for c in contributions["contribution"]],
+            kind=["raises" if c >= 0 else "lowers" for c in contributions["contribution"]],
+            group=contributions["group"].map(GROUP_WORDS).fillna(""),
+            order=range(len(contributions)),
+        )
+        st.altair_chart(
+            _bar_chart(
+                frame, "change", None, "Expected crashes this reason adds (+) or removes (−)"
+            ),
+            width="stretch",
+        )
+        return
+    frame = waterfall_frame(explanation.base, explanation.score, explanation.contributions, top)
+    st.altair_chart(_bar_chart(frame, "from", "to", "Expected crashes"), width="stretch")
     st.caption(
-        f"Bars add up from the typical hex-day to this hex-day's score {explanation.score:.2f}, "
-        f"i.e. {expected:.2f} expected crashes."
+        f"From a typical hex-day ({math.exp(explanation.base):.2f} expected crashes) through "
+        f"this place's usual level, then what is different that day, to this hex-day's "
+        f"{math.exp(explanation.score):.2f} expected crashes. Red raises, blue lowers."
     )
 
 

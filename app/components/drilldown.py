@@ -7,9 +7,18 @@ import streamlit as st
 from app import state
 from app.components.frame import long_date, try_load
 from app.components.params import layer_title, text_param
+from app.components.uncertainty import uncertainty_caption
 from app.services.drilldown import HexDetail, hexes_on_street, normalize_hex
-from app.services.overview import FIX_SCORE
+from app.services.overview import FIX_SCORE, overview
+from app.services.risk_map import CLASS_CHANCE_COLUMN
 from core.schema import PRECINCT, RISK_COLOURS
+from model.contract import reason_lines
+from model.uncertainty import class_chances_text
+
+
+def _escape(text: str) -> str:
+    """Plain text for Markdown (street names and numbers may hold its special characters)."""
+    return "".join(f"\\{c}" if c in "\\`*_{}[]<>()#+-.!|~$" else c for c in text)
 
 
 def hex_picker() -> str | None:
@@ -64,6 +73,7 @@ def _street_matches(street: str) -> None:
 
 
 def hex_header(detail: HexDetail) -> None:
+    """The hex's name and areas, its class, expected crashes with their uncertainty, and why."""
     st.header(detail.title, anchor=False)
     others = [
         f"{layer_title(layer)}: {name}" for layer, name in detail.areas.items() if layer != PRECINCT
@@ -77,8 +87,19 @@ def hex_header(detail: HexDetail) -> None:
     st.markdown(
         f'<div class="vz-legend"><span class="vz-chip"><span class="vz-swatch" '
         f'style="background:{colour}"></span><strong>{forecast.risk_label}</strong></span> '
-        f"on {long_date(forecast.target_date)} — {forecast.p_risk:.0%} likely; "
-        f"{forecast.expected_crashes:.2f} crashes and {forecast.expected_injuries:.2f} injuries "
-        f"expected (model {forecast.model_version}).</div>",
+        f"on {long_date(forecast.target_date)}: {forecast.uncertainty}; "
+        f"{forecast.expected_injuries:.2f} people injured expected "
+        f"(model {forecast.model_version}).</div>",
         unsafe_allow_html=True,
     )
+    if forecast.classes_calibrated:
+        st.markdown(
+            f"{CLASS_CHANCE_COLUMN}: {class_chances_text(forecast.probabilities)} "
+            "(the class of the day's crash count)"
+        )
+    uncertainty_caption(forecast.classes_calibrated)
+    day_title = "Tomorrow" if forecast.target_date == overview().tomorrow else "That day"
+    lines = reason_lines(forecast.reasons, forecast.risk_class, day_title=day_title)
+    if lines:
+        st.markdown("\n".join(f"- {_escape(line)}" for line in lines))
+        st.caption("▲ raises the risk, ▼ lowers it.")

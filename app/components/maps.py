@@ -16,7 +16,6 @@ from pydeck.bindings.json_tools import default_serialize
 from app.services.risk_map import ForecastDay
 from core.schema import PLACE, PRECINCT, RISK_CLASSES, RISK_COLOURS
 from geo.cells import cells_to_boundaries
-from model.contract import TOP_REASONS
 
 MAP_WIDTH_PX: Final = 900  # the main column at a 1440-pixel-wide window
 MAP_HEIGHT_PX: Final = 560
@@ -27,10 +26,11 @@ OUTLINE_LAYER_ID: Final = "crash-hexes"
 # The map's JSON stays under MAP_PAYLOAD_BYTES: tooltip reasons are cut (at a word boundary)
 # to what the budget leaves per hex after the id, class, keys and the first two lines.
 MAP_PAYLOAD_BYTES: Final = 1_500_000
-TOOLTIP_FIXED_BYTES: Final = 110
+TOOLTIP_FIXED_BYTES: Final = 170  # class, expected crashes with interval and chance, outcome
 REASON_OVERHEAD_BYTES: Final = 10  # newline, arrow, ellipsis
 MIN_REASON_CHARS: Final = 16
-MAX_REASON_CHARS: Final = 80
+MAX_REASON_CHARS: Final = 160
+REASON_LINES: Final = 3  # this place usually, the day, and at most one "overall" line
 
 
 def hex_to_rgb(colour: str) -> tuple[int, int, int]:
@@ -178,7 +178,7 @@ def _shorten(text: str, limit: int) -> str:
 def reason_chars(n_hexes: int, fixed_bytes: float = TOOLTIP_FIXED_BYTES) -> int:
     """How long a tooltip reason may be so the whole map stays within the payload budget."""
     per_hex = MAP_PAYLOAD_BYTES / max(n_hexes, 1) - fixed_bytes
-    per_reason = int(per_hex / TOP_REASONS) - REASON_OVERHEAD_BYTES
+    per_reason = int(per_hex / REASON_LINES) - REASON_OVERHEAD_BYTES
     return max(MIN_REASON_CHARS, min(MAX_REASON_CHARS, per_reason))
 
 
@@ -191,23 +191,22 @@ def hex_names(hexes: pd.DataFrame) -> list[str]:
 
 
 def forecast_tooltips(hexes: pd.DataFrame, outcomes_known: bool) -> list[str]:
-    """Tooltip text per hex: its place, class and its probability, expected crashes, crashes
-    that day (once known) and the top reasons in plain words (shortened only on very large
-    maps, the place names' bytes counted)."""
+    """Tooltip text per hex: its place, class, expected crashes with their 80 % interval and
+    the chance of at least one crash, crashes that day (once known) and the reason lines
+    (shortened only on very large maps, the place names' bytes counted)."""
     names = hex_names(hexes)
     name_bytes = sum(len(name.encode("utf-8")) for name in names) / max(len(names), 1)
     limit = reason_chars(len(hexes), TOOLTIP_FIXED_BYTES + name_bytes)
     tips = []
-    for name, label, p, expected, actual, reasons in zip(
+    for name, label, uncertainty, actual, reasons in zip(
         names,
         hexes["risk_label"],
-        hexes["p_risk"],
-        hexes["expected_crashes"],
+        hexes["uncertainty"],
         hexes["actual_crashes"],
         hexes["reasons"],
         strict=True,
     ):
-        lines = [f"{label} · {p:.0%}", f"{expected:.1f} crashes expected"]
+        lines = [label, uncertainty]
         if outcomes_known and pd.notna(actual):
             lines[-1] += f", {int(actual)} happened"
         lines.extend(_shorten(reason, limit) for reason in reasons)

@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from app import DRILLDOWN, state
+from app.services.risk_map import CHANCE_COLUMN
 from core.spreadsheet import neutralise_frame
 
 
@@ -34,10 +35,11 @@ def ranked_table(table: pd.DataFrame, day: dt.date) -> None:
         width="stretch",
         column_config={
             "Hex": st.column_config.LinkColumn("Hex", display_text=r"hex=([0-9a-f]+)"),
-            "Chance of that class": st.column_config.ProgressColumn(
-                "Chance of that class", format="percent", min_value=0.0, max_value=1.0
+            CHANCE_COLUMN: st.column_config.ProgressColumn(
+                CHANCE_COLUMN, format="percent", min_value=0.0, max_value=1.0
             ),
             "Expected crashes": st.column_config.NumberColumn(format="%.2f"),
+            "Why": st.column_config.TextColumn(width="large"),
         },
     )
 

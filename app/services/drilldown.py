@@ -25,6 +25,7 @@ from core.reads.predictions import newest_predictions_of_hex, predictions_for_ce
 from core.settings import get_settings
 from core.streets import key_matches, label_matches, search_parts, street_key, street_label
 from model.contract import Reason, reasons_from_json
+from model.uncertainty import chance_of_any_crash, expected_interval, uncertainty_text
 
 if TYPE_CHECKING:
     from model.weather_features import WeatherMode
@@ -132,19 +133,32 @@ def hexes_on_street(text: str) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class HexForecast:
+    """One hex's stored forecast for one day. ``probabilities``: the chance of each class
+    (``model.classes``), to be shown only when ``classes_calibrated``; ``dispersion``: NaN for
+    forecasts stored before schema 4 (then no interval)."""
+
     target_date: dt.date
     model_version: str
     risk_class: int
-    p_risk: float
+    probabilities: tuple[float, ...]
     expected_crashes: float
     expected_injuries: float
     reasons: list[Reason]
     score: float
     weather_kind: str
+    dispersion: float = float("nan")
+    classes_calibrated: bool = False
 
     @property
     def risk_label(self) -> str:
         return s.RISK_CLASSES[self.risk_class]
+
+    @property
+    def uncertainty(self) -> str:
+        """Expected crashes, the 80 % interval and the chance of at least one crash."""
+        low, high = expected_interval([self.expected_crashes], [self.dispersion])
+        p_any = chance_of_any_crash([self.expected_crashes], [self.dispersion])
+        return uncertainty_text(self.expected_crashes, low[0], high[0], p_any[0])
 
 
 @dataclass(frozen=True)
@@ -182,6 +196,11 @@ def _hex_predictions(url: str, res: int, cell: str) -> pd.DataFrame:
     return newest_predictions_of_hex(overview._warehouse(url), res, cell)
 
 
+def _stored_flag(value: object) -> bool:
+    """A stored boolean; missing (rows stored before the column existed) reads as False."""
+    return bool(value) if pd.notna(value) else False
+
+
 def hex_detail(cell: str, day: dt.date | None) -> HexDetail:
     """The hex's forecast for ``day`` (default: tomorrow, else its newest) and neighbours."""
     settings = get_settings()
@@ -195,16 +214,19 @@ def hex_detail(cell: str, day: dt.date | None) -> HexDetail:
         chosen = overview.choose_day(day, info.tomorrow, dates)
         row = preds.iloc[dates.index(chosen)]
         k = int(row["risk_class"])
+        dispersion = pd.to_numeric(row.get(s.DISPERSION), errors="coerce")
         forecast = HexForecast(
             target_date=chosen,
             model_version=str(row["model_version"]),
             risk_class=k,
-            p_risk=float(row[s.probability_column(k)]),
+            probabilities=tuple(float(row[c]) for c in s.PROBABILITY_COLUMNS),
             expected_crashes=float(row["expected_crashes"]),
             expected_injuries=float(row["expected_injuries"]),
             reasons=reasons_from_json(row["reasons"]),
             score=float(row["score"]),
             weather_kind=str(row["weather_kind"]),
+            dispersion=float(dispersion) if pd.notna(dispersion) else float("nan"),
+            classes_calibrated=_stored_flag(row.get(s.CLASSES_CALIBRATED)),
         )
     cells = overview._hex_cells(url, res).set_index(s.H3_CELL)
     borough = cells[s.BOROUGH].get(cell)
@@ -330,9 +352,11 @@ def hex_recent_crashes(cell: str, n: int = 20) -> pd.DataFrame:
 class Explanation:
     """SHAP contributions to one hex-day's score (the log of expected crashes).
 
-    ``contributions`` columns: ``feature``, ``label``, ``contribution``; strongest first.
-    Complete (every feature, from the model): ``base + contributions.sum() == score``.
-    Incomplete (the top reasons stored with the forecast): ``base`` is unknown (None).
+    ``contributions`` columns: ``feature``, ``label`` (the reason in plain words, marked ▲/▼),
+    ``group`` (``model.contract.USUAL`` or ``DAY``), ``contribution``; strongest first.
+    Complete (every feature, from the model): ``base + contributions.sum() == score``
+    (to rounding: features contributing nothing are left out).
+    Incomplete (the reasons stored with the forecast): ``base`` is unknown (None).
     """
 
     base: float | None
@@ -342,16 +366,24 @@ class Explanation:
     note: str | None = None
 
 
-def _stored_explanation(forecast: HexForecast, note: str | None) -> Explanation:
-    frame = pd.DataFrame(
+def _reason_frame(reasons: list[Reason]) -> pd.DataFrame:
+    return pd.DataFrame(
         {
-            "feature": [r.feature for r in forecast.reasons],
-            "label": [r.text for r in forecast.reasons],
-            "contribution": [r.contribution for r in forecast.reasons],
+            "feature": pd.Series([r.feature for r in reasons], dtype="str"),
+            "label": pd.Series([r.phrase for r in reasons], dtype="str"),
+            "group": pd.Series([r.group for r in reasons], dtype="str"),
+            "contribution": pd.Series([r.contribution for r in reasons], dtype="float64"),
         }
     )
+
+
+def _stored_explanation(forecast: HexForecast, note: str | None) -> Explanation:
     return Explanation(
-        base=None, score=forecast.score, contributions=frame, complete=False, note=note
+        base=None,
+        score=forecast.score,
+        contributions=_reason_frame(forecast.reasons),
+        complete=False,
+        note=note,
     )
 
 
@@ -369,18 +401,12 @@ def hex_explanation(cell: str, forecast: HexForecast) -> Explanation:
         return _stored_explanation(
             forecast, "The model could not be loaded (see the server log): stored top reasons."
         )
-    from model.features import feature_label
     from model.score import explain_hex
 
     explained = explain_hex(None, model, cell, forecast.target_date, features=features)
-    items = pd.DataFrame(explained["contributions"])
-    labels = [
-        f"{feature_label(name)} = {value:.3g}"
-        for name, value in zip(items["feature"], items["value"], strict=True)
-    ]
     return Explanation(
         base=float(explained["base"]),
         score=float(explained["score"]),
-        contributions=items.assign(label=labels)[["feature", "label", "contribution"]],
+        contributions=_reason_frame(explained["reasons"]),
         complete=True,
     )

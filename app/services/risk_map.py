@@ -20,8 +20,21 @@ from core.settings import get_settings
 from core.spreadsheet import neutralise_value, safe_csv
 from geo.cells import cells_to_boundaries
 from model.contract import reason_phrases
+from model.uncertainty import (
+    EXPECTED_HIGH,
+    EXPECTED_LOW,
+    INTERVAL_LEVEL,
+    P_ANY_CRASH,
+    class_chances_text,
+    interval_text,
+    uncertainty_frame,
+    uncertainty_text,
+)
 
 HIGH_RISK_CLASS: Final = 3  # "Somewhat Dangerous" or worse counts as high risk
+INTERVAL_COLUMN: Final = f"{INTERVAL_LEVEL:.0%} interval"
+CHANCE_COLUMN: Final = "Chance of ≥ 1 crash"
+CLASS_CHANCE_COLUMN: Final = "Chance the day ends in each class"
 
 
 @dataclass(frozen=True)
@@ -55,9 +68,15 @@ class ForecastDay:
 
     ``hexes`` columns: ``h3_cell``, ``place``, ``precinct`` (when a precinct layer is loaded),
     ``borough``, ``risk_class`` (0..4),
-    ``risk_label``, ``p_risk`` (probability of that class), ``expected_crashes``,
-    ``expected_injuries``, ``reasons`` (list of plain-word phrases, strongest first),
-    ``actual_crashes`` (Int64, missing until the day's crashes are in); riskiest first.
+    ``risk_label``, ``p_risk`` (probability that the day's count ends in that class),
+    ``class_chances`` (every class's, as text: ``model.uncertainty.class_chances_text``),
+    ``expected_crashes``,
+    ``expected_low`` and ``expected_high`` (its 80 % interval), ``p_any_crash`` (chance of at
+    least one crash; ``model.uncertainty``), ``uncertainty`` (the three in one sentence, as
+    every page words it), ``expected_injuries``, ``reasons`` (display
+    lines, ``model.contract.reason_lines``), ``actual_crashes`` (Int64, missing until the
+    day's crashes are in); riskiest first. ``classes_calibrated``: whether the model's class
+    probabilities passed its backtest check and may be shown.
     """
 
     target_date: dt.date
@@ -71,6 +90,7 @@ class ForecastDay:
     provisional: bool  # outcomes known but still arriving (within the expected crash lag)
     area: str | None  # None: the whole city
     available_dates: tuple[dt.date, ...]
+    classes_calibrated: bool = False
 
     @property
     def is_tomorrow(self) -> bool:
@@ -83,17 +103,25 @@ class ForecastDay:
         return self.hexes.loc[crashed, s.H3_CELL].tolist()
 
     def _table(self, top: pd.DataFrame) -> pd.DataFrame:
-        """Named places first, the H3 id last: the columns a person reads."""
+        """Named places first, the H3 id last: the columns a person reads. Expected crashes
+        with their 80 % interval and the chance of at least one crash; the chance of each
+        class only when class probabilities are calibrated."""
         columns: dict[str, object] = {"Place": top[s.PLACE].fillna("—").to_numpy()}
         if s.PRECINCT in top:
             columns["Precinct"] = top[s.PRECINCT].fillna("—").to_numpy()
         columns |= {
             "Borough": top[s.BOROUGH].fillna("—").str.title().to_numpy(),
             "Risk": top["risk_label"].to_numpy(),
-            "Chance of that class": top["p_risk"].to_numpy(),
             "Expected crashes": top["expected_crashes"].to_numpy(),
-            "Why": top["reasons"].map(" · ".join).to_numpy(),
+            INTERVAL_COLUMN: [
+                interval_text(lo, hi)
+                for lo, hi in zip(top[EXPECTED_LOW], top[EXPECTED_HIGH], strict=True)
+            ],
+            CHANCE_COLUMN: top[P_ANY_CRASH].to_numpy(),
         }
+        if self.classes_calibrated:
+            columns[CLASS_CHANCE_COLUMN] = top["class_chances"].to_numpy()
+        columns["Why"] = top["reasons"].map("; ".join).to_numpy()
         if self.outcomes_known:
             columns["Crashes that day"] = top["actual_crashes"].to_numpy()
         columns["Hex"] = top[s.H3_CELL].to_numpy()
@@ -147,9 +175,11 @@ def _json_value(value: object) -> object:
 
 
 @st.cache_data(ttl=overview.CACHE_TTL_S, show_spinner="Reading the forecast…")
-def _forecast_frame(url: str, res: int, target_date: dt.date, version: str) -> pd.DataFrame:
+def _forecast_frame(
+    url: str, res: int, target_date: dt.date, version: str, day_title: str
+) -> pd.DataFrame:
     """Every hex's stored forecast for one day, with its place, precinct (when loaded),
-    borough and top reasons."""
+    borough, uncertainty and reasons (the day's own reasons titled ``day_title``)."""
     preds = predictions_for_day(overview._warehouse(url), res, target_date, version)
     cells = preds[s.H3_CELL].astype("str")
     probabilities = preds[list(s.PROBABILITY_COLUMNS)].to_numpy()
@@ -159,6 +189,9 @@ def _forecast_frame(url: str, res: int, target_date: dt.date, version: str) -> p
     named = {s.PLACE: cells.map(hexes[s.PLACE]).astype("str")}
     if precincts is not None:
         named[s.PRECINCT] = cells.map(precincts).astype("str")
+    expected = preds["expected_crashes"].astype("float64").to_numpy()
+    dispersion = pd.to_numeric(preds[s.DISPERSION], errors="coerce").to_numpy(dtype="float64")
+    spread = uncertainty_frame(expected, dispersion)
     frame = pd.DataFrame(
         {
             s.H3_CELL: cells,
@@ -167,10 +200,26 @@ def _forecast_frame(url: str, res: int, target_date: dt.date, version: str) -> p
             "risk_class": risk,
             "risk_label": [s.RISK_CLASSES[k] for k in risk],
             "p_risk": probabilities[np.arange(len(preds)), risk] if len(preds) else [],
-            "expected_crashes": preds["expected_crashes"].astype("float64"),
+            "class_chances": [class_chances_text(row) for row in probabilities],
+            "expected_crashes": expected,
+            **{k: v.to_numpy() for k, v in spread.items()},
+            "uncertainty": [
+                uncertainty_text(mu, low, high, p_any)
+                for mu, low, high, p_any in zip(
+                    expected,
+                    spread[EXPECTED_LOW],
+                    spread[EXPECTED_HIGH],
+                    spread[P_ANY_CRASH],
+                    strict=True,
+                )
+            ],
             "expected_injuries": preds["expected_injuries"].astype("float64"),
-            "reasons": preds["reasons"].map(reason_phrases),
+            "reasons": [
+                reason_phrases(payload, int(k), day_title=day_title)
+                for payload, k in zip(preds["reasons"], risk, strict=True)
+            ],
             "weather_kind": preds["weather_kind"].astype("str"),
+            s.CLASSES_CALIBRATED: preds[s.CLASSES_CALIBRATED].fillna(False).astype("bool"),
         }
     )
     return frame.sort_values(
@@ -191,7 +240,8 @@ def forecast_day(
     version = overview._newest_version(url, res, day)
     if version is None:  # the dates were cached before the rows went away
         raise overview.Unavailable(f"The forecast for {day} is gone.", overview.FIX_SCORE)
-    frame = _forecast_frame(url, res, day, version)
+    day_title = "Tomorrow" if day == info.tomorrow else "That day"
+    frame = _forecast_frame(url, res, day, version, day_title)
     in_area = overview._in_area(url, res, layer, area)
     if in_area is not None:
         frame = frame[frame[s.H3_CELL].isin(in_area)].reset_index(drop=True)
@@ -230,4 +280,5 @@ def forecast_day(
         provisional=outcomes_known and newest is not None and (newest - day).days < lag_limit,
         area=area,
         available_dates=info.prediction_dates,
+        classes_calibrated=bool(len(frame)) and bool(frame[s.CLASSES_CALIBRATED].all()),
     )

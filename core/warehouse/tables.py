@@ -151,6 +151,8 @@ predictions_table = sa.Table(
     sa.Column("expected_crashes", sa.Float, nullable=False),
     sa.Column("expected_injuries", sa.Float, nullable=False),
     sa.Column("score", sa.Float, nullable=False),
+    sa.Column(s.DISPERSION, sa.Float),  # null in rows stored before schema 4
+    sa.Column(s.CLASSES_CALIBRATED, sa.Boolean),
     sa.Column("reasons", sa.Text, nullable=False),  # JSON list of {feature, text, contribution}
     sa.Column("weather_kind", sa.String, nullable=False),  # forecast, observed or climatology
     sa.Column("created_at", sa.DateTime, nullable=False),

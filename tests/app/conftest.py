@@ -127,6 +127,7 @@ def stored_reasons(expected: float, day: dt.date) -> list[dict[str, object]]:
         {"feature": "crashes_28d", "text": month, "contribution": 0.4},
         {"feature": "precip_mm", "text": "rain forecast (6 mm)", "contribution": 0.12},
         {"feature": "weekday", "text": f"{day:%A}", "contribution": 0.05},
+        {"feature": "typical_volume", "text": "quiet streets", "contribution": -0.08},
     ]
 
 
@@ -151,6 +152,8 @@ def city_predictions(hexes: pd.DataFrame, rng: np.random.Generator) -> pd.DataFr
                     "expected_crashes": float(mu),
                     "expected_injuries": float(mu * 0.3),
                     "score": float(np.log(mu)),
+                    s.DISPERSION: 0.3,
+                    s.CLASSES_CALIBRATED: False,
                     "reasons": json.dumps(stored_reasons(mu, day)),
                     "weather_kind": "forecast" if day == TOMORROW else "observed",
                     "created_at": dt.datetime.combine(day - dt.timedelta(days=1), dt.time(20)),

@@ -262,7 +262,7 @@ def test_drilldown_explains_with_the_model_that_made_the_forecast(
     assert total == pytest.approx(explanation.score, abs=1e-6)
 
     at = open_app(DRILLDOWN, hex=city.riskiest)
-    assert "Bars add up from the typical hex-day" in texts(at)
+    assert "From a typical hex-day" in texts(at)
 
 
 def test_data_health_shows_drift_per_feature(city: City, tiny_model) -> None:

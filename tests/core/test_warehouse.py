@@ -690,6 +690,7 @@ def make_version_1(engine: Engine) -> None:
             ("rejects", "reject_key"), ("rejects", "occurrences"), ("etl_runs", "pid"),
             ("etl_runs", "host"), ("etl_runs", "lease_until"), ("hex_cells", "place"),
             *(("crashes", column) for column in s.PARENT_CELL_COLUMNS),
+            ("predictions", "dispersion"), ("predictions", "classes_calibrated"),
         ]:  # fmt: skip
             conn.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN {column}"))
         conn.execute(
@@ -782,3 +783,31 @@ def test_a_version_3_warehouse_gets_every_crash_s_parent_cells(engine: Engine) -
     assert sorted(zip(counts[s.H3_CELL], counts[s.CRASHES], strict=True)) == sorted(
         cells_to_parents(pd.Series(cells), 8).value_counts().items()
     )
+
+
+def test_a_version_4_warehouse_keeps_its_forecasts_and_reads_them_without_uncertainty(
+    engine: Engine,
+) -> None:
+    from core.reads.predictions import predictions_for_day
+
+    with engine.begin() as conn:
+        for column in (s.DISPERSION, s.CLASSES_CALIBRATED):
+            conn.execute(sa.text(f"ALTER TABLE predictions DROP COLUMN {column}"))
+        conn.execute(
+            wh.meta_table.update().where(wh.meta_table.c.key == "schema_version").values(value="4")
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO predictions (target_date, res, h3_cell, model_version, risk_class,"
+                " p_class_0, p_class_1, p_class_2, p_class_3, p_class_4, expected_crashes,"
+                " expected_injuries, score, reasons, weather_kind, created_at) VALUES"
+                " (:day, 8, '882a100d1dfffff', '1', 0, 0.9, 0.1, 0, 0, 0, 0.1, 0.02, -2.3,"
+                " '[]', 'forecast', :at)"
+            ),
+            {"day": dt.date(2026, 1, 1), "at": dt.datetime(2025, 12, 31, 20)},
+        )
+    wh.create_schema(engine)
+    assert wh.warehouse_status(engine)["schema_version"] == wh.SCHEMA_VERSION == 5
+    stored = predictions_for_day(engine, 8, dt.date(2026, 1, 1), "1")
+    assert stored[s.DISPERSION].isna().all() and stored[s.CLASSES_CALIBRATED].isna().all()
+    assert stored["expected_crashes"].tolist() == [0.1]

@@ -1,10 +1,12 @@
 """Helpers shared by the model tests: a tiny synthetic city (37 hexes, planted hotspots, rain and
-weekday effects) and fast training settings. The ``city`` fixture lives in ``conftest``."""
+weekday effects), the demo city through the normal ETL, and fast training settings. The
+``city`` fixture lives in ``conftest``."""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import h3
 import numpy as np
@@ -13,6 +15,11 @@ import pandas as pd
 from core import schema as s
 from model.config import ModelParams
 from model.features import FeatureInputs
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from etl.demo import DemoConfig, DemoTruth
 
 CENTRE = h3.latlng_to_cell(40.75, -73.98, 8)
 START = dt.date(2021, 1, 1)
@@ -102,3 +109,39 @@ def fast_params(**lightgbm: object) -> ModelParams:
         },
         training={"validation_days": 60, "reference_days": 120},
     )
+
+
+def demo_city_inputs(
+    folder: Path, config: DemoConfig, res: int = 8
+) -> tuple[DemoTruth, FeatureInputs]:
+    """The demo city of ``config`` loaded through the normal ETL into a SQLite warehouse in
+    ``folder``, and its feature inputs at ``res`` as production reads them."""
+    from core.settings import Settings
+    from core.warehouse import create_schema, get_engine
+    from etl.crashes import ingest_crash_batches
+    from etl.csv_files import crash_csv_batches
+    from etl.demo import generate_demo_city, write_demo_files
+    from etl.hexes import refresh_hex_cells
+    from etl.traffic import load_traffic, read_traffic_csv
+    from etl.weather import ingest_weather, noaa_to_weather, read_noaa_csv
+    from model.features import load_feature_inputs
+
+    settings = Settings(var_dir=folder)
+    engine = get_engine(settings.resolved_database_url)
+    create_schema(engine)
+    city = generate_demo_city(config)
+    paths = write_demo_files(city, folder / "demo")
+    ingest_crash_batches(
+        engine,
+        crash_csv_batches(paths["crashes"]),
+        source="demo",
+        settings=settings,
+        today=config.end + dt.timedelta(days=1),
+    )
+    observed, rejected = noaa_to_weather(read_noaa_csv(paths["weather_observed"]), source="demo")
+    ingest_weather(engine, observed, rejected, source="demo", rows_in=len(observed) + len(rejected))
+    load_traffic(
+        engine, read_traffic_csv(paths["traffic_counts"]), source="demo", settings=settings
+    )
+    refresh_hex_cells(engine, res)
+    return city.truth, load_feature_inputs(engine, res)

@@ -9,33 +9,19 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from core import schema as s
-from core.settings import Settings
-from core.warehouse import create_schema, get_engine
-from etl.crashes import ingest_crash_batches
-from etl.csv_files import crash_csv_batches
-from etl.demo import DemoConfig, DemoTruth, generate_demo_city, write_demo_files
-from etl.hexes import refresh_hex_cells
-from etl.traffic import load_traffic, read_traffic_csv
-from etl.weather import ingest_weather, noaa_to_weather, read_noaa_csv
+from etl.demo import DemoConfig, DemoTruth
 from model.baselines import expected_on_grid, historical_average
-from model.features import (
-    Y_CRASHES,
-    FeatureInputs,
-    add_targets,
-    build_features,
-    load_feature_inputs,
-)
+from model.features import Y_CRASHES, FeatureInputs, add_targets, build_features
 from model.metrics import evaluate_day_predictions
 from model.risk_model import RiskModel
 from model.train import train_model
-from tests.model.helpers import fast_params
+from tests.model.helpers import demo_city_inputs, fast_params
 
 pytestmark = pytest.mark.slow
 
@@ -60,31 +46,9 @@ class Demo:
     hold_out: pd.DataFrame  # features + targets
 
 
-def _warehouse(folder: Path) -> tuple[DemoTruth, FeatureInputs]:
-    settings = Settings(var_dir=folder)
-    engine = get_engine(settings.resolved_database_url)
-    create_schema(engine)
-    city = generate_demo_city(CONFIG)
-    paths = write_demo_files(city, folder / "demo")
-    ingest_crash_batches(
-        engine,
-        crash_csv_batches(paths["crashes"]),
-        source="demo",
-        settings=settings,
-        today=CONFIG.end + dt.timedelta(days=1),
-    )
-    observed, rejected = noaa_to_weather(read_noaa_csv(paths["weather_observed"]), source="demo")
-    ingest_weather(engine, observed, rejected, source="demo", rows_in=len(observed) + len(rejected))
-    load_traffic(
-        engine, read_traffic_csv(paths["traffic_counts"]), source="demo", settings=settings
-    )
-    refresh_hex_cells(engine, 8)
-    return city.truth, load_feature_inputs(engine, 8)
-
-
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
-    truth, inputs = _warehouse(tmp_path_factory.mktemp("demo_recovery"))
+    truth, inputs = demo_city_inputs(tmp_path_factory.mktemp("demo_recovery"), CONFIG)
     params = fast_params(min_data_in_leaf=200, num_boost_round=300)
     days = pd.date_range(TRAIN_START, CONFIG.end, freq="D")
     panel = add_targets(build_features(inputs, days, params.features), inputs)

@@ -7,7 +7,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from model.contract import Reason, reasons_from_json, reasons_to_json
+from model.contract import DAY, Reason, reasons_from_json, reasons_to_json
 from model.features import FEATURE_COLUMNS
 from model.reasons import reason_text, top_reasons
 
@@ -80,8 +80,8 @@ def test_sign_aware_reasons_say_why_it_is_safer() -> None:
     )
     (down,) = top_reasons(contributions, features, k=3, direction="down")
     assert [r.text for r in down] == [
-        "few crashes here in the past month (0)",
-        "usually safe: long-run crash rate low",
+        "no crashes here in the past month",
+        "usually a quiet place: few crashes here over the years",
         "quiet streets (low traffic volume)",
     ]
     assert all(r.contribution < 0 for r in down)
@@ -103,12 +103,12 @@ def test_holiday_snow_and_neighbours_merge() -> None:
         ],
     )
     (reasons,) = top_reasons(contributions, features, k=3)
-    assert reasons[0] == Reason("snow_cm", "snow forecast (6 cm)", 0.5)
+    assert reasons[0] == Reason("snow_cm", "snow forecast (6 cm)", 0.5, DAY)
     # both neighbour rings read the same, so they become one reason with the summed effect
     assert reasons[1].text == "nearby hexes had many crashes"
     assert reasons[1].contribution == pytest.approx(0.25)
     assert reasons[1].feature == "ring2_crashes_365d"
-    assert reasons[2].text == "holiday: Thanksgiving Day"
+    assert reasons[2].text == "Thanksgiving Day"
 
 
 def test_no_positive_contributions_gives_no_reasons() -> None:
@@ -124,19 +124,21 @@ def test_every_feature_has_a_phrase() -> None:
         for sign in (1.0, -1.0):
             text = reason_text(name, 1.0, sign, ctx)
             assert text and "_" not in text, name
-    assert reason_text("borough_code", 1.0, 1.0, ctx) == "borough: Bronx"
-    assert reason_text("month", 10.0, 1.0, ctx) == "month: October"
-    assert reason_text("day_of_year", 186.0, 1.0, ctx) == "time of year (early July)"
+    assert reason_text("borough_code", 1.0, 1.0, ctx) == "in Bronx"
+    assert reason_text("month", 10.0, 1.0, ctx) == "a day in October"
+    assert reason_text("day_of_year", 186.0, 1.0, ctx) == "summer holidays (early July)"
     assert reason_text("crashes_365d", 40.0, 1.0, ctx) == "many crashes here in the past year (40)"
     assert reason_text("typical_volume", 9e4, 1.0, ctx) == "busy corridor (high traffic volume)"
     assert reason_text("precip_mm", 0.0, -1.0, ctx) == "dry day forecast"
 
 
 def test_json_round_trip() -> None:
-    reasons = [Reason("precip_mm", "heavy rain forecast (18 mm)", 0.301234567)]
+    reasons = [Reason("precip_mm", "heavy rain forecast (18 mm)", 0.301234567, DAY)]
     text = reasons_to_json(reasons)
     assert '"text": "heavy rain forecast (18 mm)"' in text
-    assert reasons_from_json(text) == [Reason("precip_mm", "heavy rain forecast (18 mm)", 0.3012)]
+    assert reasons_from_json(text) == [
+        Reason("precip_mm", "heavy rain forecast (18 mm)", 0.3012, DAY)
+    ]
     assert reasons_from_json("") == []
 
 

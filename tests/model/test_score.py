@@ -18,7 +18,7 @@ from core.warehouse import get_engine, predictions_table, read_frame
 from etl.demo import DemoConfig
 from jobs.demo import DEMO_FORECAST_HOUR, build_demo_warehouse
 from model.config import load_model_params
-from model.contract import as_of_date, reasons_from_json, tomorrow
+from model.contract import DAY, USUAL, as_of_date, reasons_from_json, tomorrow
 from model.features import add_targets, build_features, load_feature_inputs
 from model.risk_model import RiskModel
 from model.score import (
@@ -106,8 +106,17 @@ def test_score_tomorrow_writes_one_row_per_hex_idempotently(world: DemoWorld) ->
     total = scored.base_values + scored.contributions[world.model.feature_names].sum(axis=1)
     np.testing.assert_allclose(total, scored.predictions["score"], atol=1e-6)
     reasons = [reasons_from_json(text) for text in stored["reasons"]]
-    assert all(len(r) <= 3 and all(x.contribution > 0 for x in r) for r in reasons)
-    assert any(reasons)
+    assert all(sum(x.group == USUAL for x in r) <= 4 for r in reasons)
+    assert all(sum(x.group == DAY for x in r) <= 4 and len(r) <= 2 * 3 + 1 for r in reasons)
+    shown = [x for r in reasons for x in r]
+    assert any(x.contribution > 0 for x in shown) and any(x.contribution < 0 for x in shown)
+    assert {x.group for x in shown} == {USUAL, DAY}
+    # a hex whose SHAP values lower its risk keeps a reason saying so
+    lowered = (scored.contributions[world.model.feature_names] < -1e-3).any(axis=1).to_numpy()
+    by_cell = dict(zip(stored[s.H3_CELL], reasons, strict=True))
+    for cell, has_lowering in zip(scored.predictions[s.H3_CELL], lowered, strict=True):
+        assert not has_lowering or any(x.contribution < 0 for x in by_cell[cell])
+    assert (stored[s.DISPERSION] > 0).all() and stored[s.CLASSES_CALIBRATED].notna().all()
 
     again = score_day(world.engine, world.model, "7", target, settings=world.settings)
     restored = _stored(world.engine, target_date=target, model_version="7")

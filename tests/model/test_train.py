@@ -172,16 +172,18 @@ def test_classify_boundaries() -> None:
     assert classify([0.0, 0.1, 0.15, 0.2, 0.39, 0.4, 5.0], cuts).tolist() == [0, 0, 1, 1, 3, 3, 4]
 
 
-def test_class_probabilities_concentrate_as_dispersion_shrinks() -> None:
-    cuts = [0.1, 0.2, 0.3, 0.4]
+def test_class_probabilities_are_the_chances_of_the_realised_count() -> None:
+    """Predictive chances of the count's class (tests/model/test_uncertainty.py has more):
+    with vanishing dispersion they are Poisson's, and more spread makes zero likelier."""
+    cuts = [0.5, 1.5, 2.5, 3.5]  # classes: 0 | 1 | 2 | 3 | 4+ crashes
     mu = np.array([0.0, 0.05, 0.25, 1.0])
     wide = class_probabilities(mu, cuts, 1.0)
-    narrow = class_probabilities(mu, cuts, 1e-3)
+    narrow = class_probabilities(mu, cuts, 1e-6)
     assert np.allclose(wide.sum(axis=1), 1) and np.allclose(narrow.sum(axis=1), 1)
     assert wide[0, 0] == 1.0  # no rate: certainly Safe
-    assert np.argmax(narrow, axis=1).tolist() == classify(mu, cuts).tolist()
-    assert narrow.max(axis=1).min() > 0.95
-    assert wide[2].max() < 0.7
+    poisson = np.exp(-mu)[:, None] * mu[:, None] ** np.arange(4) / [1, 1, 2, 6]
+    assert narrow[:, :4] == pytest.approx(poisson, abs=1e-5)
+    assert np.all(wide[1:, 0] > narrow[1:, 0])
 
 
 def test_dispersion_estimate_recovers_a_planted_value() -> None:
