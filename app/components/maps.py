@@ -16,6 +16,13 @@ from pydeck.bindings.json_tools import default_serialize
 from app.services.risk_map import ForecastDay
 from core.schema import PLACE, PRECINCT, RISK_CLASSES, RISK_COLOURS
 from geo.cells import cells_to_boundaries
+from model.uncertainty import (
+    EXPECTED_HIGH,
+    EXPECTED_LOW,
+    INTERVAL_LEVEL,
+    P_ANY_CRASH,
+    interval_text,
+)
 
 MAP_WIDTH_PX: Final = 900  # the main column at a 1440-pixel-wide window
 MAP_HEIGHT_PX: Final = 560
@@ -26,9 +33,10 @@ OUTLINE_LAYER_ID: Final = "crash-hexes"
 # The map's JSON stays under MAP_PAYLOAD_BYTES: tooltip reasons are cut (at a word boundary)
 # to what the budget leaves per hex after the id, class, keys and the first two lines.
 MAP_PAYLOAD_BYTES: Final = 1_500_000
-TOOLTIP_FIXED_BYTES: Final = 170  # class, expected crashes with interval and chance, outcome
+TOOLTIP_FIXED_BYTES: Final = 150  # class, expected crashes with interval and chance, outcome
 REASON_OVERHEAD_BYTES: Final = 10  # newline, arrow, ellipsis
-MIN_REASON_CHARS: Final = 16
+MIN_REASON_CHARS: Final = 24  # below this the reasons are left to the drill-down
+NO_ROOM_FOR_REASONS: Final = "Click for the reasons"
 MAX_REASON_CHARS: Final = 160
 REASON_LINES: Final = 3  # this place usually, the day, and at most one "overall" line
 
@@ -176,10 +184,11 @@ def _shorten(text: str, limit: int) -> str:
 
 
 def reason_chars(n_hexes: int, fixed_bytes: float = TOOLTIP_FIXED_BYTES) -> int:
-    """How long a tooltip reason may be so the whole map stays within the payload budget."""
+    """How long a tooltip reason line may be so the whole map stays within the payload budget
+    (0: no room for useful reasons; the drill-down has them)."""
     per_hex = MAP_PAYLOAD_BYTES / max(n_hexes, 1) - fixed_bytes
     per_reason = int(per_hex / REASON_LINES) - REASON_OVERHEAD_BYTES
-    return max(MIN_REASON_CHARS, min(MAX_REASON_CHARS, per_reason))
+    return 0 if per_reason < MIN_REASON_CHARS else min(MAX_REASON_CHARS, per_reason)
 
 
 def hex_names(hexes: pd.DataFrame) -> list[str]:
@@ -190,6 +199,17 @@ def hex_names(hexes: pd.DataFrame) -> list[str]:
     return [" · ".join(p for p in names if p) for names in zip(*parts, strict=True)]
 
 
+def compact_uncertainty(expected: float, low: float, high: float, p_any: float) -> str:
+    """``0.52 crashes expected (80%: 0.31–0.80) · 41% chance of ≥ 1``: the one definition of
+    ``model.uncertainty``, worded short enough for thousands of tooltips."""
+    text = f"{expected:.2f} crashes expected"
+    if math.isfinite(low) and math.isfinite(high):
+        text += f" ({INTERVAL_LEVEL:.0%}: {interval_text(low, high)})"
+    if math.isfinite(p_any):
+        text += f" · {p_any:.0%} chance of ≥ 1"
+    return text
+
+
 def forecast_tooltips(hexes: pd.DataFrame, outcomes_known: bool) -> list[str]:
     """Tooltip text per hex: its place, class, expected crashes with their 80 % interval and
     the chance of at least one crash, crashes that day (once known) and the reason lines
@@ -198,18 +218,24 @@ def forecast_tooltips(hexes: pd.DataFrame, outcomes_known: bool) -> list[str]:
     name_bytes = sum(len(name.encode("utf-8")) for name in names) / max(len(names), 1)
     limit = reason_chars(len(hexes), TOOLTIP_FIXED_BYTES + name_bytes)
     tips = []
-    for name, label, uncertainty, actual, reasons in zip(
+    for name, label, expected, low, high, p_any, actual, reasons in zip(
         names,
         hexes["risk_label"],
-        hexes["uncertainty"],
+        hexes["expected_crashes"],
+        hexes[EXPECTED_LOW],
+        hexes[EXPECTED_HIGH],
+        hexes[P_ANY_CRASH],
         hexes["actual_crashes"],
         hexes["reasons"],
         strict=True,
     ):
-        lines = [label, uncertainty]
+        lines = [label, compact_uncertainty(expected, low, high, p_any)]
         if outcomes_known and pd.notna(actual):
             lines[-1] += f", {int(actual)} happened"
-        lines.extend(_shorten(reason, limit) for reason in reasons)
+        if limit:
+            lines.extend(_shorten(reason, limit) for reason in reasons)
+        elif reasons:
+            lines.append(NO_ROOM_FOR_REASONS)
         tips.append("\n".join([name, *lines] if name else lines))
     return tips
 
