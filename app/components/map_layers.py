@@ -125,6 +125,7 @@ def name_layer(outlines: AreaOutlines) -> pdk.Layer:
         get_alignment_baseline="'center'",
         extensions=[{"@@type": "CollisionFilterExtension"}],
         get_collision_priority="w",
+        collision_test_props={"sizeScale": 3},
         pickable=False,
     )
 

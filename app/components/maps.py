@@ -31,8 +31,9 @@ HIGHLIGHT_RGBA: Final = (255, 255, 255, 110)  # hover lightens a hex instead of 
 NO_FORECAST_RGB: Final = (189, 189, 189)
 HEX_LAYER_ID: Final = "risk-hexes"
 OUTLINE_LAYER_ID: Final = "crash-hexes"
-LOCATOR_WIDTH_PX: Final = 300
-LOCATOR_HEIGHT_PX: Final = 240
+LOCATOR_WIDTH_PX: Final = 240  # a quarter of the main column
+LOCATOR_HEIGHT_PX: Final = 220
+LOCATOR_RINGS: Final = 3  # the locator's view fits this many rings around the hex
 # The map's JSON stays under MAP_PAYLOAD_BYTES: tooltip reasons are cut (at a word boundary)
 # to what the budget leaves per hex after the id, class, keys and the first two lines.
 MAP_PAYLOAD_BYTES: Final = 1_500_000
@@ -317,7 +318,7 @@ def locator_map(detail: HexDetail, context: MapContext | None, *, key: str) -> N
     forecast, with the area outlines and names around them."""
     cells = locator_cells(detail)
     view = view_state(
-        pd.Series(grid_disk(detail.h3_cell, 2)),
+        pd.Series(grid_disk(detail.h3_cell, LOCATOR_RINGS)),
         width_px=LOCATOR_WIDTH_PX,
         height_px=LOCATOR_HEIGHT_PX,
     )
