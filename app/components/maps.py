@@ -55,9 +55,8 @@ def _fill_expression(opacity: int = 200) -> str:
     expression = colours[-1]
     for k in range(len(colours) - 2, -1, -1):
         expression = f"k=={k}?{colours[k]}:{expression}"
-    return f"k<0?[{NO_FORECAST_RGB[0]},{NO_FORECAST_RGB[1]},{NO_FORECAST_RGB[2]},{opacity}]:" + (
-        expression
-    )
+    grey = "[{},{},{},{}]".format(*NO_FORECAST_RGB, opacity)
+    return f"k<0?{grey}:{expression}"
 
 
 def view_state(
@@ -92,7 +91,6 @@ def build_deck(
     *,
     context: MapContext | None = None,
     selected: str | None = None,
-    width_px: int = MAP_WIDTH_PX,
 ) -> CompactDeck:
     """A map of hexes coloured by risk class, over the basemap of the settings.
 
@@ -141,7 +139,7 @@ def build_deck(
             )
         )
     view = (
-        view_state(cells["h3_cell"], width_px=width_px, height_px=height_px)
+        view_state(cells["h3_cell"], height_px=height_px)
         if len(cells)
         else pdk.ViewState(latitude=40.7, longitude=-73.95, zoom=9.5)
     )
@@ -316,32 +314,12 @@ def locator_cells(detail: HexDetail) -> pd.DataFrame:
 def locator_map(detail: HexDetail, context: MapContext | None, *, key: str) -> None:
     """A small map of the hex (outlined in bold) and its neighbours coloured by their
     forecast, with the area outlines and names around them."""
-    cells = locator_cells(detail)
-    view = view_state(
+    deck = build_deck(locator_cells(detail), context=context, selected=detail.h3_cell)
+    deck.initial_view_state = view_state(
         pd.Series(grid_disk(detail.h3_cell, LOCATOR_RINGS)),
         width_px=LOCATOR_WIDTH_PX,
         height_px=LOCATOR_HEIGHT_PX,
     )
-    records = [
-        {"h": cell, "k": int(k), "t": tip}
-        for cell, k, tip in zip(
-            cells[s.H3_CELL], cells["risk_class"], cells["tooltip"], strict=True
-        )
-    ]
-    hexes = pdk.Layer(
-        "H3HexagonLayer",
-        data=records,
-        id=HEX_LAYER_ID,
-        get_hexagon="h",
-        get_fill_color=_fill_expression(),
-        get_line_color=[255, 255, 255, 160],
-        line_width_min_pixels=0.5,
-        stroked=True,
-        filled=True,
-        extruded=False,
-        pickable=True,
-    )
-    deck = map_deck([hexes], view, context=context, selected=detail.h3_cell)
     st.pydeck_chart(
         deck,
         height=LOCATOR_HEIGHT_PX,
