@@ -10,6 +10,7 @@ import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -30,6 +31,7 @@ BASEMAP_STYLES: Final = {
     "carto-voyager": "https://basemaps.cartocdn.com/gl/voyager-gl-style/style.json",
 }
 OFFLINE_BASEMAP: Final = "offline"
+DEFAULT_BASEMAP: Final = "carto-positron"
 
 
 class Settings(BaseSettings):
@@ -88,7 +90,7 @@ class Settings(BaseSettings):
     public_mode: bool = False
     expected_crash_lag_days: int = Field(default=3, description="older newest-crash data is stale")
     basemap: str = Field(
-        default="carto-positron",
+        default=DEFAULT_BASEMAP,
         description="carto-positron, carto-voyager, offline (no tiles), or the https:// URL "
         "of a MapLibre style",
     )
@@ -99,9 +101,12 @@ class Settings(BaseSettings):
         if not isinstance(value, str):
             return value
         name = value.strip()
+        if not name:
+            return DEFAULT_BASEMAP
         if name.lower() in (*BASEMAP_STYLES, OFFLINE_BASEMAP):
             return name.lower()
-        if name.startswith(("https://", "http://")) and len(name.split()) == 1:
+        url = urlsplit(name)
+        if url.scheme in ("https", "http") and url.netloc and len(name.split()) == 1:
             return name
         choices = ", ".join((*BASEMAP_STYLES, OFFLINE_BASEMAP))
         raise ValueError(f"{value!r} is not a basemap: use {choices} or a MapLibre style URL")

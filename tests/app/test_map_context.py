@@ -67,6 +67,7 @@ def test_the_default_basemap_is_a_tokenless_carto_style() -> None:
     ("value", "style"),
     [
         (" Offline ", None),
+        ("  ", BASEMAP_STYLES["carto-positron"]),  # blank: the default
         ("CARTO-VOYAGER", BASEMAP_STYLES["carto-voyager"]),
         ("https://tiles.example.nyc.gov/style.json", "https://tiles.example.nyc.gov/style.json"),
     ],
@@ -75,7 +76,9 @@ def test_basemap_names_and_style_urls_are_accepted(value: str, style: str | None
     assert Settings(basemap=value).basemap_style == style
 
 
-@pytest.mark.parametrize("value", ["bogus", "carto", "file:///tmp/style.json", "https://a b"])
+@pytest.mark.parametrize(
+    "value", ["bogus", "carto", "file:///tmp/style.json", "https://a b", "https://"]
+)
 def test_a_bad_basemap_is_one_line_naming_the_variable(
     value: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
