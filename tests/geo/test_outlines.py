@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import h3
 import pandas as pd
 import pytest
 import shapely
 
-from geo.areas import area_outlines
+from geo.areas import area_outlines, cells_to_areas, geojson_to_areas
 from geo.cells import cells_to_outlines
 
 CENTRE = h3.latlng_to_cell(40.75, -73.98, 8)
@@ -88,3 +90,32 @@ def test_hexes_without_an_area_are_left_out() -> None:
 def test_assignments_without_an_area_column_are_refused_in_words() -> None:
     with pytest.raises(ValueError, match=re.escape("missing: {'area'}")):
         area_outlines(pd.DataFrame({"h3_cell": [CENTRE]}))
+
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+PRECINCTS = SHARED / "nyc_police_precincts.geojson"
+BOROUGHS = SHARED / "nyc_borough_boundaries_simplified.geojson"
+
+
+@pytest.mark.realdata
+def test_nyc_precinct_outlines_from_res_8_hexes() -> None:
+    """NYC's 77 precincts, outlined from the res-8 hexes assigned to them, each name on one
+    of its own hexes."""
+    if not PRECINCTS.is_file() or not BOROUGHS.is_file():
+        pytest.skip(f"shared data not found at {SHARED}")
+    boroughs = json.loads(BOROUGHS.read_text(encoding="utf-8"))
+    cells: set[str] = set()
+    for feature in boroughs["features"]:
+        cells |= set(h3.geo_to_cells(feature["geometry"], 8))
+    hexes = pd.Series(sorted(cells))
+    precincts = geojson_to_areas(json.loads(PRECINCTS.read_text(encoding="utf-8")), "precinct")
+    assignments = pd.DataFrame({"h3_cell": hexes, "area": cells_to_areas(hexes, precincts)})
+    outlines = area_outlines(assignments)
+    assert len(outlines) == precincts["area"].nunique() == 77
+    assert outlines["hexes"].sum() == assignments["area"].notna().sum()
+    members = assignments.dropna().groupby("area")["h3_cell"].agg(set)
+    for area, lat, lng, polygons in outlines[["area", "lat", "lng", "polygons"]].itertuples(
+        index=False
+    ):
+        assert h3.latlng_to_cell(lat, lng, 8) in members[area]
+        assert all(as_shape(polygon).is_valid for polygon in polygons)
