@@ -20,8 +20,12 @@ use_css("app.css")
 
 try:
     settings = get_settings()
-except SettingsError as problem:
-    st.error(f"The app cannot start: {problem}")
+except SettingsError as problem:  # the values stay in the server log, the names are shown
+    logging.getLogger("vz").error("the app cannot start: %s", problem)
+    st.error(
+        f"The app cannot start: the server's setting {', '.join(problem.variables)} is "
+        "refused. The server log says why."
+    )
     st.stop()
 visitor = access.current_visitor(settings)
 page = access.navigation(visitor, registered_pages(settings.public_mode))

@@ -160,20 +160,21 @@ class Settings(BaseSettings):
 
 
 class SettingsError(ValueError):
-    """A ``VZ_`` variable with a value the settings refuse; the message is one line naming it."""
+    """``VZ_`` variables with values the settings refuse: the message is one line naming each
+    and why (``VZ_H3_RES: Input should be …``); ``variables`` are their names."""
 
-
-def settings_problem(error: ValidationError) -> str:
-    """One line naming each refused variable and why: ``VZ_H3_RES: Input should be …``."""
-    problems = []
-    for item in error.errors():
-        field = ".".join(str(part) for part in item["loc"])
-        reason = " ".join(str(item["msg"]).removeprefix("Value error, ").split())
-        given = item.get("input")
-        if isinstance(given, str) and repr(given) not in reason:
-            reason += f" (got {given!r})"
-        problems.append(f"VZ_{field.upper()}: {reason}")
-    return "; ".join(problems)
+    def __init__(self, error: ValidationError) -> None:
+        problems, variables = [], []
+        for item in error.errors():
+            variable = "VZ_" + "_".join(str(part) for part in item["loc"]).upper()
+            reason = " ".join(str(item["msg"]).removeprefix("Value error, ").split())
+            given = item.get("input")
+            if isinstance(given, str) and repr(given) not in reason:
+                reason += f" (got {given!r})"
+            problems.append(f"{variable}: {reason}")
+            variables.append(variable)
+        super().__init__("; ".join(problems))
+        self.variables = tuple(variables)
 
 
 @lru_cache(maxsize=1)
@@ -182,4 +183,4 @@ def get_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        raise SettingsError(settings_problem(exc)) from None
+        raise SettingsError(exc) from None

@@ -103,13 +103,17 @@ def test_other_refused_settings_name_their_variable_and_value(
     get_settings.cache_clear()
 
 
-def test_the_app_with_a_bad_basemap_says_so_in_one_line(city: City, monkeypatch) -> None:
+def test_the_app_with_a_bad_basemap_names_it_and_logs_why(
+    city: City, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.setenv("VZ_BASEMAP", "satellite")
     get_settings.cache_clear()
     at = AppTest.from_file(ENTRYPOINT, default_timeout=60).run()
     assert not at.exception
     (error,) = at.error
-    assert "VZ_BASEMAP: 'satellite' is not a basemap" in error.value
+    assert "setting VZ_BASEMAP is refused" in error.value
+    assert "satellite" not in error.value  # the value stays in the server log
+    assert "VZ_BASEMAP: 'satellite' is not a basemap" in caplog.text
     assert not at.get("deck_gl_json_chart")
 
 
