@@ -5,7 +5,9 @@ selected hex outlined in bold."""
 from __future__ import annotations
 
 import json
-from typing import Final
+import math
+from collections.abc import Sequence
+from typing import Any, Final
 
 import pydeck as pdk
 from pydeck.bindings.json_tools import default_serialize
@@ -18,6 +20,8 @@ SELECTED_RGB: Final = (8, 69, 148)  # dark blue: apart from every class colour a
 AREA_LAYER_PREFIX: Final = "areas-"  # + layer name: the outlines of its areas
 NAME_LAYER_PREFIX: Final = "names-"  # + layer name: the names of its areas
 COORDINATE_DECIMALS: Final = 5  # about a metre: outlines stay small in the map's JSON
+NAME_CHAR_WIDTH: Final = 0.62  # average width of a (bold) sans-serif letter, in font sizes
+NAME_MARGIN_PX: Final = 4
 TOOLTIP: Final = {"text": "{t}", "style": {"fontSize": "13px", "whiteSpace": "pre-line"}}
 
 
@@ -52,11 +56,12 @@ def map_deck(
     """A deck over the basemap: ``layers`` first, then the area outlines, the selected hex
     and the area names on top."""
     outlines = context.layers if context is not None else ()
+    names = placed_names(outlines, float(view.zoom))
     stack = [
         *layers,
         *(area_layer(areas) for areas in outlines),
         *selected_layers(selected),
-        *(name_layer(areas) for areas in outlines),
+        *(name_layer(areas, kept) for areas, kept in zip(outlines, names, strict=True)),
     ]
     return CompactDeck(layers=stack, initial_view_state=view, tooltip=TOOLTIP, **basemap())
 
@@ -92,28 +97,64 @@ def area_label(name: str, *, borough: bool) -> str:
     return name.title() if borough else name
 
 
-def name_layer(outlines: AreaOutlines) -> pdk.Layer:
-    """The names of one layer's areas, each at a hex inside it. Names that would overlap are
-    hidden (the larger area wins, boroughs first), so finer names appear as the map zooms in."""
+def _pixel(lng: float, lat: float, zoom: float) -> tuple[float, float]:
+    """Web Mercator pixel of a point at ``zoom`` (512 px per 360° at zoom 0)."""
+    scale = 512 * 2**zoom
+    y = math.log(math.tan(math.pi / 4 + math.radians(lat) / 2))
+    return lng / 360 * scale, -y / (2 * math.pi) * scale
+
+
+def placed_names(outlines: Sequence[AreaOutlines], zoom: float) -> list[list[dict[str, Any]]]:
+    """Per layer, the names drawn on a map first shown at ``zoom``: boroughs first, then the
+    larger areas; a name whose box would overlap a name already placed is left out.
+
+    Placed here rather than by deck.gl's collision filter, whose extra render passes slow
+    every redraw enough that a click on a busy machine is no longer a click.
+    """
+    boxes: list[tuple[float, float, float, float]] = []
+    placed = []
+    for areas in outlines:
+        size = name_size(areas)
+        kept = []
+        for name, lng, lat in areas.areas.sort_values(["hexes", "area"], ascending=[False, True])[
+            ["area", "lng", "lat"]
+        ].itertuples(index=False):
+            text = area_label(str(name), borough=areas.is_borough)
+            x, y = _pixel(lng, lat, zoom)
+            half_width = NAME_CHAR_WIDTH * size * len(text) / 2 + NAME_MARGIN_PX
+            half_height = size * 0.7 + NAME_MARGIN_PX
+            box = (x - half_width, y - half_height, x + half_width, y + half_height)
+            if any(
+                box[0] < other[2] and other[0] < box[2] and box[1] < other[3] and other[1] < box[3]
+                for other in boxes
+            ):
+                continue
+            boxes.append(box)
+            kept.append(
+                {
+                    "p": [round(lng, COORDINATE_DECIMALS), round(lat, COORDINATE_DECIMALS)],
+                    "n": text,
+                }
+            )
+        placed.append(kept)
+    return placed
+
+
+def name_size(outlines: AreaOutlines) -> int:
+    """Font size (px) of an area name: boroughs larger."""
+    return 15 if outlines.is_borough else 11
+
+
+def name_layer(outlines: AreaOutlines, names: list[dict[str, Any]]) -> pdk.Layer:
+    """The ``names`` (from ``placed_names``) of one layer's areas."""
     borough = outlines.is_borough
-    areas = outlines.areas
-    data = [
-        {
-            "p": [round(lng, COORDINATE_DECIMALS), round(lat, COORDINATE_DECIMALS)],
-            "n": area_label(str(name), borough=borough),
-            "w": 1000 if borough else min(int(hexes), 999),
-        }
-        for name, lng, lat, hexes in zip(
-            areas["area"], areas["lng"], areas["lat"], areas["hexes"], strict=True
-        )
-    ]
     return pdk.Layer(
         "TextLayer",
-        data=data,
+        data=names,
         id=f"{NAME_LAYER_PREFIX}{outlines.layer}",
         get_position="p",
         get_text="n",
-        get_size=15 if borough else 11,
+        get_size=name_size(outlines),
         size_units="'pixels'",
         font_family="'Helvetica, Arial, sans-serif'",
         font_weight=700 if borough else 400,
@@ -123,9 +164,6 @@ def name_layer(outlines: AreaOutlines) -> pdk.Layer:
         background_padding=[3, 1],
         get_text_anchor="'middle'",
         get_alignment_baseline="'center'",
-        extensions=[{"@@type": "CollisionFilterExtension"}],
-        get_collision_priority="w",
-        collision_test_props={"sizeScale": 3},
         pickable=False,
     )
 

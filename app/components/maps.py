@@ -93,6 +93,7 @@ def build_deck(
     *,
     context: MapContext | None = None,
     selected: str | None = None,
+    view: pdk.ViewState | None = None,
 ) -> CompactDeck:
     """A map of hexes coloured by risk class, over the basemap of the settings.
 
@@ -100,7 +101,8 @@ def build_deck(
     negative: no forecast, grey) and ``tooltip`` (plain text, lines separated by newlines).
     Only those three travel to the browser, under one-letter keys. ``outlined`` hexes get a
     dark outline (e.g. the hexes that had a crash that day). ``context`` adds the area
-    outlines and names; the ``selected`` hex is drawn with a bold outline on top.
+    outlines and names; the ``selected`` hex is drawn with a bold outline on top. The view
+    fits the hexes unless ``view`` is given.
     """
     records = [
         {"h": cell, "k": int(k), "t": tip}
@@ -140,11 +142,12 @@ def build_deck(
                 pickable=False,
             )
         )
-    view = (
-        view_state(cells["h3_cell"], height_px=height_px)
-        if len(cells)
-        else pdk.ViewState(latitude=40.7, longitude=-73.95, zoom=9.5)
-    )
+    if view is None:
+        view = (
+            view_state(cells["h3_cell"], height_px=height_px)
+            if len(cells)
+            else pdk.ViewState(latitude=40.7, longitude=-73.95, zoom=9.5)
+        )
     return map_deck(layers, view, context=context, selected=selected)
 
 
@@ -316,12 +319,12 @@ def locator_cells(detail: HexDetail) -> pd.DataFrame:
 def locator_map(detail: HexDetail, context: MapContext | None, *, key: str) -> None:
     """A small map of the hex (outlined in bold) and its neighbours coloured by their
     forecast, with the area outlines and names around them."""
-    deck = build_deck(locator_cells(detail), context=context, selected=detail.h3_cell)
-    deck.initial_view_state = view_state(
+    view = view_state(
         pd.Series(grid_disk(detail.h3_cell, LOCATOR_RINGS)),
         width_px=LOCATOR_WIDTH_PX,
         height_px=LOCATOR_HEIGHT_PX,
     )
+    deck = build_deck(locator_cells(detail), context=context, selected=detail.h3_cell, view=view)
     st.pydeck_chart(
         deck,
         height=LOCATOR_HEIGHT_PX,

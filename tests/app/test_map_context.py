@@ -16,7 +16,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app.components import map_layers, maps
-from app.services.map_context import MapContext, map_context
+from app.services.map_context import AreaOutlines, MapContext, map_context
 from core.settings import BASEMAP_STYLES, Settings, SettingsError, get_settings
 from core.warehouse import areas_table, get_engine, replace_rows
 
@@ -243,3 +243,19 @@ def test_a_hex_at_the_edge_has_neighbours_without_a_forecast_in_grey(city: City)
     outside = [d for d in hexes if d["h"] not in universe]
     assert outside and all(d["k"] == -1 and d["t"] == "no forecast" for d in outside)
     assert "k<0?" in layers_by_id(decks(at)[0])[maps.HEX_LAYER_ID]["getFillColor"]
+
+
+def test_names_that_would_overlap_are_left_out_larger_areas_first() -> None:
+    def layer(name: str, rows: list[tuple[str, int, float]]) -> AreaOutlines:
+        areas = pd.DataFrame(rows, columns=["area", "hexes", "lng"])
+        return AreaOutlines(name, areas.assign(lat=40.75, polygons=None))
+
+    boroughs = layer("Borough", [("HARBOR", 30, -73.98)])
+    precincts = layer(
+        "precinct",
+        [("Precinct 1", 5, -73.981), ("Precinct 2", 9, -73.95), ("Precinct 3", 4, -73.9495)],
+    )
+    city_view = map_layers.placed_names([boroughs, precincts], zoom=11)
+    assert [[n["n"] for n in names] for names in city_view] == [["Harbor"], ["Precinct 2"]]
+    close_up = map_layers.placed_names([boroughs, precincts], zoom=17)
+    assert [len(names) for names in close_up] == [1, 3]  # room for every name
