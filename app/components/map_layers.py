@@ -52,11 +52,12 @@ def map_deck(
     *,
     context: MapContext | None = None,
     selected: str | None = None,
+    frame_px: tuple[int, int] | None = None,
 ) -> CompactDeck:
     """A deck over the basemap: ``layers`` first, then the area outlines, the selected hex
-    and the area names on top."""
+    and the area names on top (on a small map of ``frame_px``, only names it shows whole)."""
     outlines = context.layers if context is not None else ()
-    names = placed_names(outlines, float(view.zoom))
+    names = placed_names(outlines, view, frame_px)
     stack = [
         *layers,
         *(area_layer(areas) for areas in outlines),
@@ -104,13 +105,20 @@ def _pixel(lng: float, lat: float, zoom: float) -> tuple[float, float]:
     return lng / 360 * scale, -y / (2 * math.pi) * scale
 
 
-def placed_names(outlines: Sequence[AreaOutlines], zoom: float) -> list[list[dict[str, Any]]]:
-    """Per layer, the names drawn on a map first shown at ``zoom``: boroughs first, then the
-    larger areas; a name whose box would overlap a name already placed is left out.
+def placed_names(
+    outlines: Sequence[AreaOutlines],
+    view: pdk.ViewState,
+    frame_px: tuple[int, int] | None = None,
+) -> list[list[dict[str, Any]]]:
+    """Per layer, the names drawn on a map first shown at ``view``: boroughs first, then the
+    larger areas; a name whose box would overlap a name already placed is left out, and so
+    is one that would be cut by the edge of a ``frame_px`` (width, height) map.
 
     Placed here rather than by deck.gl's collision filter, whose extra render passes slow
     every redraw enough that a click on a busy machine is no longer a click.
     """
+    zoom = float(view.zoom)
+    centre_x, centre_y = _pixel(float(view.longitude), float(view.latitude), zoom)
     boxes: list[tuple[float, float, float, float]] = []
     placed = []
     for areas in outlines:
@@ -124,6 +132,11 @@ def placed_names(outlines: Sequence[AreaOutlines], zoom: float) -> list[list[dic
             half_width = NAME_CHAR_WIDTH * size * len(text) / 2 + NAME_MARGIN_PX
             half_height = size * 0.7 + NAME_MARGIN_PX
             box = (x - half_width, y - half_height, x + half_width, y + half_height)
+            if frame_px is not None and (
+                abs(x - centre_x) + half_width > frame_px[0] / 2
+                or abs(y - centre_y) + half_height > frame_px[1] / 2
+            ):
+                continue
             if any(
                 box[0] < other[2] and other[0] < box[2] and box[1] < other[3] and other[1] < box[3]
                 for other in boxes

@@ -31,7 +31,7 @@ HIGHLIGHT_RGBA: Final = (255, 255, 255, 110)  # hover lightens a hex instead of 
 NO_FORECAST_RGB: Final = (189, 189, 189)
 HEX_LAYER_ID: Final = "risk-hexes"
 OUTLINE_LAYER_ID: Final = "crash-hexes"
-LOCATOR_WIDTH_PX: Final = 240  # a quarter of the main column
+LOCATOR_WIDTH_PX: Final = 220  # a quarter of the main column, less the gap
 LOCATOR_HEIGHT_PX: Final = 220
 LOCATOR_RINGS: Final = 3  # the locator's view fits this many rings around the hex
 # The hexes' JSON stays under MAP_PAYLOAD_BYTES: tooltip reasons are cut (at a word boundary)
@@ -94,6 +94,7 @@ def build_deck(
     context: MapContext | None = None,
     selected: str | None = None,
     view: pdk.ViewState | None = None,
+    frame_px: tuple[int, int] | None = None,
 ) -> CompactDeck:
     """A map of hexes coloured by risk class, over the basemap of the settings.
 
@@ -102,7 +103,8 @@ def build_deck(
     Only those three travel to the browser, under one-letter keys. ``outlined`` hexes get a
     dark outline (e.g. the hexes that had a crash that day). ``context`` adds the area
     outlines and names; the ``selected`` hex is drawn with a bold outline on top. The view
-    fits the hexes unless ``view`` is given.
+    fits the hexes unless ``view`` is given; ``frame_px`` (the map's width and height) keeps
+    names off its edges.
     """
     records = [
         {"h": cell, "k": int(k), "t": tip}
@@ -148,7 +150,7 @@ def build_deck(
             if len(cells)
             else pdk.ViewState(latitude=40.7, longitude=-73.95, zoom=9.5)
         )
-    return map_deck(layers, view, context=context, selected=selected)
+    return map_deck(layers, view, context=context, selected=selected, frame_px=frame_px)
 
 
 def hex_map(
@@ -324,7 +326,13 @@ def locator_map(detail: HexDetail, context: MapContext | None, *, key: str) -> N
         width_px=LOCATOR_WIDTH_PX,
         height_px=LOCATOR_HEIGHT_PX,
     )
-    deck = build_deck(locator_cells(detail), context=context, selected=detail.h3_cell, view=view)
+    deck = build_deck(
+        locator_cells(detail),
+        context=context,
+        selected=detail.h3_cell,
+        view=view,
+        frame_px=(LOCATOR_WIDTH_PX, LOCATOR_HEIGHT_PX),
+    )
     st.pydeck_chart(
         deck,
         height=LOCATOR_HEIGHT_PX,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import h3
 import pandas as pd
+import pydeck as pdk
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -255,7 +256,13 @@ def test_names_that_would_overlap_are_left_out_larger_areas_first() -> None:
         "precinct",
         [("Precinct 1", 5, -73.981), ("Precinct 2", 9, -73.95), ("Precinct 3", 4, -73.9495)],
     )
-    city_view = map_layers.placed_names([boroughs, precincts], zoom=11)
+
+    def view(zoom: float) -> pdk.ViewState:
+        return pdk.ViewState(latitude=40.75, longitude=-73.98, zoom=zoom)
+
+    city_view = map_layers.placed_names([boroughs, precincts], view(11))
     assert [[n["n"] for n in names] for names in city_view] == [["Harbor"], ["Precinct 2"]]
-    close_up = map_layers.placed_names([boroughs, precincts], zoom=17)
+    close_up = map_layers.placed_names([boroughs, precincts], view(17))
     assert [len(names) for names in close_up] == [1, 3]  # room for every name
+    framed = map_layers.placed_names([boroughs, precincts], view(17), frame_px=(240, 200))
+    assert [[n["n"] for n in names] for names in framed] == [["Harbor"], []]  # the rest cut
