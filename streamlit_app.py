@@ -11,14 +11,22 @@ import streamlit as st
 
 from app import access, registered_pages
 from app.components.frame import use_css
-from core.settings import get_settings
+from core.settings import SettingsError, get_settings
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 st.set_page_config(page_title="Vision Zero Risk", page_icon=":material/traffic:", layout="wide")
 use_css("app.css")
 
-settings = get_settings()
+try:
+    settings = get_settings()
+except SettingsError as problem:  # the values stay in the server log, the names are shown
+    logging.getLogger("vz").error("the app cannot start: %s", problem)
+    st.error(
+        f"The app cannot start: the server's setting {', '.join(problem.variables)} is "
+        "refused. The server log says why."
+    )
+    st.stop()
 visitor = access.current_visitor(settings)
 page = access.navigation(visitor, registered_pages(settings.public_mode))
 access.banner(visitor)

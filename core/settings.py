@@ -9,9 +9,10 @@ import datetime as dt
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -23,6 +24,14 @@ NYC_CRASH_DATA_START = dt.date(2012, 7, 1)
 CrashSource = Literal["socrata", "csv", "demo"]
 WeatherSource = Literal["open-meteo", "noaa-csv", "demo"]
 TrafficSource = Literal["socrata", "csv", "demo"]
+
+# Basemaps the maps draw under the hexes (tokenless Carto styles), or none: "offline".
+BASEMAP_STYLES: Final = {
+    "carto-positron": "https://basemaps.cartocdn.com/gl/positron-gl-style/style.json",
+    "carto-voyager": "https://basemaps.cartocdn.com/gl/voyager-gl-style/style.json",
+}
+OFFLINE_BASEMAP: Final = "offline"
+DEFAULT_BASEMAP: Final = "carto-positron"
 
 
 class Settings(BaseSettings):
@@ -80,6 +89,34 @@ class Settings(BaseSettings):
     live: bool = Field(default=False, description="warehouse is fed live: as-of date is today")
     public_mode: bool = False
     expected_crash_lag_days: int = Field(default=3, description="older newest-crash data is stale")
+    basemap: str = Field(
+        default=DEFAULT_BASEMAP,
+        description="carto-positron, carto-voyager, offline (no tiles), or the https:// URL "
+        "of a MapLibre style",
+    )
+
+    @field_validator("basemap", mode="before")
+    @classmethod
+    def _basemap(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        name = value.strip()
+        if not name:
+            return DEFAULT_BASEMAP
+        if name.lower() in (*BASEMAP_STYLES, OFFLINE_BASEMAP):
+            return name.lower()
+        url = urlsplit(name)
+        if url.scheme in ("https", "http") and url.netloc and len(name.split()) == 1:
+            return name
+        choices = ", ".join((*BASEMAP_STYLES, OFFLINE_BASEMAP))
+        raise ValueError(f"{value!r} is not a basemap: use {choices} or a MapLibre style URL")
+
+    @property
+    def basemap_style(self) -> str | None:
+        """The MapLibre style URL of the basemap; None offline (the maps draw no tiles)."""
+        if self.basemap == OFFLINE_BASEMAP:
+            return None
+        return BASEMAP_STYLES.get(self.basemap, self.basemap)
 
     @property
     def resolved_database_url(self) -> str:
@@ -126,6 +163,28 @@ class Settings(BaseSettings):
         return value
 
 
+class SettingsError(ValueError):
+    """``VZ_`` variables with values the settings refuse: the message is one line naming each
+    and why (``VZ_H3_RES: Input should be …``); ``variables`` are their names."""
+
+    def __init__(self, error: ValidationError) -> None:
+        problems, variables = [], []
+        for item in error.errors():
+            variable = "VZ_" + "_".join(str(part) for part in item["loc"]).upper()
+            reason = " ".join(str(item["msg"]).removeprefix("Value error, ").split())
+            given = item.get("input")
+            if isinstance(given, str) and repr(given) not in reason:
+                reason += f" (got {given!r})"
+            problems.append(f"{variable}: {reason}")
+            variables.append(variable)
+        super().__init__("; ".join(problems))
+        self.variables = tuple(variables)
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    """The settings from the environment; SettingsError (one line) for a refused value."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsError(exc) from None

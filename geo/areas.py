@@ -20,7 +20,7 @@ import shapely
 import shapely.errors
 import shapely.geometry
 
-from geo.cells import cells_to_boundaries, cells_to_latlng
+from geo.cells import cells_to_boundaries, cells_to_latlng, cells_to_outlines
 
 POLYGONAL: Final = ("Polygon", "MultiPolygon")
 GEOMETRY_TYPES: Final = (
@@ -333,3 +333,41 @@ def cells_to_areas(cells: pd.Series, areas: pd.DataFrame) -> pd.Series:
             best = best[best["overlap"] > 0]
             names[best["cell"].to_numpy()] = best["area"].to_numpy()
     return pd.Series(names, index=cells.index, dtype="str")
+
+
+def area_outlines(assignments: pd.DataFrame) -> pd.DataFrame:
+    """The outline and name position of every area of a layer, from its hexes.
+
+    ``assignments`` columns: ``h3_cell``, ``area`` (hexes without an area are left out). One
+    row per area, by name: ``area``, ``polygons`` (the dissolved boundary of its hexes, as
+    :func:`geo.cells.cells_to_outlines` gives it), ``hexes`` (how many), and ``lng``/``lat``
+    where its name goes: the centre of its hex nearest the mean of its hex centres, so the
+    name lies inside the area even when the area is not convex.
+    """
+    missing = {"h3_cell", "area"} - set(assignments.columns)
+    if missing:
+        raise ValueError(f"area assignments need columns h3_cell and area (missing: {missing})")
+    named = assignments[["h3_cell", "area"]].dropna().astype("str")
+    named = named[named["area"].str.strip() != ""].drop_duplicates("h3_cell")
+    columns = ["area", "polygons", "hexes", "lng", "lat"]
+    if named.empty:
+        return pd.DataFrame(columns=columns)
+    centres = cells_to_latlng(named["h3_cell"]).set_axis(named.index)
+    rows = []
+    for area, members in named.assign(**centres).groupby("area", sort=True):
+        stretch = np.cos(np.radians(members["lat"].mean()))
+        offset = np.hypot(
+            members["lat"] - members["lat"].mean(),
+            (members["lng"] - members["lng"].mean()) * stretch,
+        )
+        middle = members.loc[offset.idxmin()]
+        rows.append(
+            (
+                area,
+                cells_to_outlines(members["h3_cell"]),
+                len(members),
+                float(middle["lng"]),
+                float(middle["lat"]),
+            )
+        )
+    return pd.DataFrame(rows, columns=columns)

@@ -60,6 +60,27 @@ def cells_to_boundaries(cells: Iterable[str]) -> dict[str, list[tuple[float, flo
     return rings
 
 
+Ring = list[tuple[float, float]]
+
+
+def cells_to_outlines(cells: Iterable[str]) -> list[list[Ring]]:
+    """The dissolved outline of a set of cells of one resolution: one polygon per connected
+    group, each a list of closed ``(lng, lat)`` rings, the outer ring first, then its holes.
+    No cells, no polygons."""
+    unique = list(pd.unique(pd.Series(list(cells), dtype="str")))
+    if not unique:
+        return []
+    shape = h3.cells_to_h3shape(unique, tight=False)
+    polygons = []
+    for poly in shape:
+        rings = []
+        for loop in (poly.outer, *poly.holes):
+            ring = [(lng, lat) for lat, lng in loop]
+            rings.append([*ring, ring[0]])
+        polygons.append(rings)
+    return polygons
+
+
 def cells_resolution(cells: pd.Series) -> int:
     """The single resolution of a non-empty column of cells."""
     resolutions = np.unique(np.asarray(h3ronpy.cells_resolution(_cell_ids(cells))))

@@ -4,12 +4,13 @@ past days against what happened, and the riskiest hexes ranked."""
 import streamlit as st
 
 from app import state
-from app.components.frame import banners, load
+from app.components.frame import banners, load, try_load
 from app.components.maps import forecast_map, legend
 from app.components.params import area_filter, date_param
 from app.components.risk_map import day_metrics, downloads, drilldown_link, forecast_caption
 from app.components.tables import ranked_table
 from app.components.uncertainty import uncertainty_caption
+from app.services.map_context import map_context
 from app.services.overview import area_options, forecast_dates, overview
 from app.services.risk_map import forecast_day
 
@@ -33,11 +34,9 @@ with filter_column:
 forecast = load(forecast_day, day, layer, area)
 forecast_caption(forecast, info.as_of)
 day_metrics(forecast)
-picked = forecast_map(forecast, key="risk_map")
-legend(forecast.summary.class_counts, outlined=forecast.outcomes_known)
-if picked:
-    state.set_params(**{state.HEX: picked})
-selected = state.get_str(state.HEX)
+selected = state.get_str(state.HEX)  # a click on the map has put its hex here already
+shown = forecast_map(forecast, key="risk_map", context=try_load(map_context), selected=selected)
+legend(forecast.summary.class_counts, outlined=forecast.outcomes_known, selected=shown is not None)
 if selected:
     drilldown_link(selected, forecast.target_date)
 else:

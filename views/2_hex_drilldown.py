@@ -7,6 +7,7 @@ from app import state
 from app.components.charts import history_chart, waterfall
 from app.components.drilldown import hex_header, hex_picker
 from app.components.frame import banners, load, try_load
+from app.components.maps import locator_map
 from app.components.params import date_param, select_param
 from app.components.tables import dataframe, neighbours_table
 from app.services.drilldown import (
@@ -16,6 +17,7 @@ from app.services.drilldown import (
     hex_recent_crashes,
     hex_streets,
 )
+from app.services.map_context import map_context
 from app.services.overview import overview
 
 st.title("Hex drill-down")
@@ -32,7 +34,11 @@ if detail.default_date is not None:
     date_param(
         "Forecast day", key="drill_date", dates=detail.forecast_dates, default=detail.default_date
     )
-hex_header(detail)
+header_column, locator_column = st.columns([3, 1], vertical_alignment="center")
+with header_column:
+    hex_header(detail)
+with locator_column:
+    locator_map(detail, try_load(map_context), key="drill_locator")
 
 history_column, why_column = st.columns(2)
 with history_column:

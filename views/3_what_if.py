@@ -3,13 +3,14 @@ show the change against the forecast."""
 
 import streamlit as st
 
-from app.components.frame import banners, load
+from app.components.frame import banners, load, try_load
 from app.components.what_if import (
     change_map,
     class_changes_table,
     scenario_controls,
     what_if_summary,
 )
+from app.services.map_context import map_context
 from app.services.overview import overview
 from app.services.what_if import what_if, what_if_base
 
@@ -28,7 +29,7 @@ def scenario_view() -> None:
     scenario = scenario_controls(base)
     result = load(what_if, base, scenario)
     what_if_summary(result)
-    change_map(result)
+    change_map(result, try_load(map_context))
     st.subheader("Hexes that change class")
     class_changes_table(result)
 

@@ -1,9 +1,11 @@
 """The hex map: hexes coloured by risk class (the palette), tooltips within the payload
-budget, outlines, the view that fits the hexes, and the legend."""
+budget, outlines, the view that fits the hexes, and the legend; the drill-down's locator.
+The deck around them (basemap, area outlines and names, the selected hex) is
+``app.components.map_layers``."""
 
 from __future__ import annotations
 
-import json
+import functools
 import math
 from collections.abc import Sequence
 from typing import Final
@@ -11,11 +13,15 @@ from typing import Final
 import pandas as pd
 import pydeck as pdk
 import streamlit as st
-from pydeck.bindings.json_tools import default_serialize
 
+from app import state
+from app.components.map_layers import SELECTED_RGB, CompactDeck, map_deck
+from app.services.drilldown import HexDetail
+from app.services.map_context import MapContext
 from app.services.risk_map import ForecastDay
+from core import schema as s
 from core.schema import PLACE, PRECINCT, RISK_CLASSES, RISK_COLOURS
-from geo.cells import cells_to_boundaries
+from geo.cells import cells_to_boundaries, grid_disk
 from model.uncertainty import (
     EXPECTED_HIGH,
     EXPECTED_LOW,
@@ -28,10 +34,16 @@ MAP_WIDTH_PX: Final = 900  # the main column at a 1440-pixel-wide window
 MAP_HEIGHT_PX: Final = 560
 OUTLINE_RGB: Final = (20, 20, 60)
 HIGHLIGHT_RGBA: Final = (255, 255, 255, 110)  # hover lightens a hex instead of tinting it
+NO_FORECAST_RGB: Final = (189, 189, 189)
 HEX_LAYER_ID: Final = "risk-hexes"
 OUTLINE_LAYER_ID: Final = "crash-hexes"
-# The map's JSON stays under MAP_PAYLOAD_BYTES: tooltip reasons are cut (at a word boundary)
-# to what the budget leaves per hex after the id, class, keys and the first two lines.
+LOCATOR_WIDTH_PX: Final = 220  # a quarter of the main column, less the gap
+LOCATOR_HEIGHT_PX: Final = 220
+LOCATOR_RINGS: Final = 3  # the locator's view fits this many rings around the hex
+# The hexes' JSON stays under MAP_PAYLOAD_BYTES: tooltip reasons are cut (at a word boundary)
+# to what the budget leaves per hex after the id, class, keys and the first two lines. Area
+# outlines and names come on top: 75 kB for NYC's boroughs and 77 precincts at res 8, 220 kB
+# at res 9.
 MAP_PAYLOAD_BYTES: Final = 1_500_000
 TOOLTIP_FIXED_BYTES: Final = 150  # class, expected crashes with interval and chance, outcome
 REASON_OVERHEAD_BYTES: Final = 10  # newline, arrow, ellipsis
@@ -46,27 +58,15 @@ def hex_to_rgb(colour: str) -> tuple[int, int, int]:
     return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)
 
 
-class CompactDeck(pdk.Deck):
-    """A Deck serialised without indentation: pydeck indents by two spaces, which nearly
-    doubles the JSON of a map with thousands of hexes."""
-
-    def to_json(self) -> str:
-        return json.dumps(
-            self,
-            sort_keys=True,
-            default=default_serialize,
-            separators=(",", ":"),
-            ensure_ascii=False,
-        )
-
-
 def _fill_expression(opacity: int = 200) -> str:
-    """deck.gl expression: the class index ``k`` picks its colour from the palette."""
+    """deck.gl expression: the class index ``k`` picks its colour from the palette; a
+    negative ``k`` (no forecast) is grey."""
     colours = [f"[{r},{g},{b},{opacity}]" for r, g, b in map(hex_to_rgb, RISK_COLOURS)]
     expression = colours[-1]
     for k in range(len(colours) - 2, -1, -1):
         expression = f"k=={k}?{colours[k]}:{expression}"
-    return expression
+    grey = "[{},{},{},{}]".format(*NO_FORECAST_RGB, opacity)
+    return f"k<0?{grey}:{expression}"
 
 
 def view_state(
@@ -95,14 +95,24 @@ def view_state(
 
 
 def build_deck(
-    cells: pd.DataFrame, outlined: Sequence[str] = (), height_px: int = MAP_HEIGHT_PX
+    cells: pd.DataFrame,
+    outlined: Sequence[str] = (),
+    height_px: int = MAP_HEIGHT_PX,
+    *,
+    context: MapContext | None = None,
+    selected: str | None = None,
+    view: pdk.ViewState | None = None,
+    frame_px: tuple[int, int] | None = None,
 ) -> CompactDeck:
-    """A map of hexes coloured by risk class.
+    """A map of hexes coloured by risk class, over the basemap of the settings.
 
-    ``cells`` columns: ``h3_cell`` (string id), ``risk_class`` (0..4, also the colour index)
-    and ``tooltip`` (plain text, lines separated by newlines). Only those three travel to the
-    browser, under one-letter keys. ``outlined`` hexes get a dark outline (e.g. the hexes that
-    had a crash that day).
+    ``cells`` columns: ``h3_cell`` (string id), ``risk_class`` (0..4, also the colour index;
+    negative: no forecast, grey) and ``tooltip`` (plain text, lines separated by newlines).
+    Only those three travel to the browser, under one-letter keys. ``outlined`` hexes get a
+    dark outline (e.g. the hexes that had a crash that day). ``context`` adds the area
+    outlines and names; the ``selected`` hex is drawn with a bold outline on top. The view
+    fits the hexes unless ``view`` is given; ``frame_px`` (the map's width and height) keeps
+    names off its edges.
     """
     records = [
         {"h": cell, "k": int(k), "t": tip}
@@ -142,17 +152,13 @@ def build_deck(
                 pickable=False,
             )
         )
-    view = (
-        view_state(cells["h3_cell"], height_px=height_px)
-        if len(cells)
-        else pdk.ViewState(latitude=40.7, longitude=-73.95, zoom=9.5)
-    )
-    return CompactDeck(
-        layers=layers,
-        initial_view_state=view,
-        map_style=None,
-        tooltip={"text": "{t}", "style": {"fontSize": "13px", "whiteSpace": "pre-line"}},
-    )
+    if view is None:
+        view = (
+            view_state(cells["h3_cell"], height_px=height_px)
+            if len(cells)
+            else pdk.ViewState(latitude=40.7, longitude=-73.95, zoom=9.5)
+        )
+    return map_deck(layers, view, context=context, selected=selected, frame_px=frame_px)
 
 
 def hex_map(
@@ -163,17 +169,37 @@ def hex_map(
     selectable: bool = True,
     height: int = MAP_HEIGHT_PX,
     alt: str = "Map of hexagons coloured by forecast risk class",
+    context: MapContext | None = None,
+    selected: str | None = None,
 ) -> str | None:
-    """Draw the hex map; returns the hex the user clicked (None without a selection)."""
-    deck = build_deck(cells, outlined, height_px=height)
+    """Draw the hex map; returns the ``selected`` hex if the map shows it (else None).
+
+    A click makes the clicked hex the page's selected hex (``?hex=`` in the URL) before the
+    page runs again, so that run passes it as ``selected`` and draws it outlined in bold.
+    """
+    if selected not in set(cells["h3_cell"]):
+        selected = None  # a hex from the URL that this map does not show
+    deck = build_deck(cells, outlined, height_px=height, context=context, selected=selected)
     if not selectable:
         st.pydeck_chart(deck, height=height, alt=alt)
-        return None
-    event = st.pydeck_chart(
-        deck, height=height, on_select="rerun", selection_mode="single-object", key=key, alt=alt
+        return selected
+    st.pydeck_chart(
+        deck,
+        height=height,
+        on_select=functools.partial(_select_clicked_hex, key),
+        selection_mode="single-object",
+        key=key,
+        alt=alt,
     )
-    picked = event.selection.objects.get(HEX_LAYER_ID, [])
-    return str(picked[0]["h"]) if picked else None
+    return selected
+
+
+def _select_clicked_hex(key: str) -> None:
+    """``on_select`` callback: the clicked hex goes into the URL (a cleared click keeps it)."""
+    event = st.session_state.get(key)
+    picked = event.selection.objects.get(HEX_LAYER_ID, []) if event is not None else []
+    if picked:
+        state.set_params(**{state.HEX: str(picked[0]["h"])})
 
 
 def _shorten(text: str, limit: int) -> str:
@@ -240,8 +266,15 @@ def forecast_tooltips(hexes: pd.DataFrame, outcomes_known: bool) -> list[str]:
     return tips
 
 
-def forecast_map(day: ForecastDay, *, key: str) -> str | None:
-    """The risk map of one forecast day; returns the clicked hex."""
+def forecast_map(
+    day: ForecastDay,
+    *,
+    key: str,
+    context: MapContext | None = None,
+    selected: str | None = None,
+) -> str | None:
+    """The risk map of one forecast day, with the ``selected`` hex outlined in bold; returns
+    that hex if the map shows it."""
     cells = pd.DataFrame(
         {
             "h3_cell": day.hexes["h3_cell"],
@@ -250,17 +283,18 @@ def forecast_map(day: ForecastDay, *, key: str) -> str | None:
         }
     )
     outlined = day.crashed_cells if day.outcomes_known else []
-    return hex_map(cells, key=key, outlined=outlined)
+    return hex_map(cells, key=key, outlined=outlined, context=context, selected=selected)
 
 
 def legend(
     class_counts: Sequence[int] | None = None,
     *,
     outlined: bool = False,
+    selected: bool = False,
     title: str = "Legend",
     reasons_hint: bool = True,
 ) -> None:
-    """The five class colours in order, with hex counts, and the outline key when shown."""
+    """The five class colours in order, with hex counts, and the outline keys when shown."""
     chips = []
     for k, (name, colour) in enumerate(zip(RISK_CLASSES, RISK_COLOURS, strict=True)):
         count = f" ({class_counts[k]:,})" if class_counts is not None else ""
@@ -273,9 +307,72 @@ def legend(
             '<span class="vz-chip"><span class="vz-swatch vz-outline"></span>'
             "outline: had a crash that day</span>"
         )
+    if selected:
+        chips.append(
+            '<span class="vz-chip"><span class="vz-swatch vz-outline" style="border: 3px solid '
+            f'rgb{SELECTED_RGB}"></span>selected hex</span>'
+        )
     st.markdown(
         f'<div class="vz-legend"><strong>{title}:</strong> {"".join(chips)}</div>',
         unsafe_allow_html=True,
     )
     if reasons_hint:
         st.caption("Hover a hex for its reasons: ▲ raises the risk, ▼ lowers it.")
+
+
+# ------------------------------------------------------------------------------------------
+# the drill-down's locator
+
+
+def locator_cells(detail: HexDetail) -> pd.DataFrame:
+    """The hex and its ring-1 neighbours for the locator: class (−1 without a forecast) and
+    a tooltip."""
+    forecast = detail.forecast
+    own = pd.DataFrame(
+        {
+            s.H3_CELL: [detail.h3_cell],
+            "risk_class": [forecast.risk_class if forecast else -1],
+            "tooltip": [
+                f"This hex: {forecast.risk_label}\n{forecast.expected_crashes:.1f} crashes expected"
+                if forecast
+                else "This hex: no forecast"
+            ],
+        }
+    )
+    ring = detail.neighbours
+    expected = ring["expected_crashes"]
+    tips = [
+        f"{label}\n{value:.1f} crashes expected" if pd.notna(value) else label
+        for label, value in zip(ring["risk_label"], expected, strict=True)
+    ]
+    neighbours = pd.DataFrame(
+        {
+            s.H3_CELL: ring[s.H3_CELL].astype("str"),
+            "risk_class": ring["risk_class"].fillna(-1).astype("int64"),
+            "tooltip": tips,
+        }
+    )
+    return pd.concat([neighbours, own], ignore_index=True)
+
+
+def locator_map(detail: HexDetail, context: MapContext | None, *, key: str) -> None:
+    """A small map of the hex (outlined in bold) and its neighbours coloured by their
+    forecast, with the area outlines and names around them."""
+    view = view_state(
+        pd.Series(grid_disk(detail.h3_cell, LOCATOR_RINGS)),
+        width_px=LOCATOR_WIDTH_PX,
+        height_px=LOCATOR_HEIGHT_PX,
+    )
+    deck = build_deck(
+        locator_cells(detail),
+        context=context,
+        selected=detail.h3_cell,
+        view=view,
+        frame_px=(LOCATOR_WIDTH_PX, LOCATOR_HEIGHT_PX),
+    )
+    st.pydeck_chart(
+        deck,
+        height=LOCATOR_HEIGHT_PX,
+        key=key,
+        alt="Locator map: this hex and its neighbours coloured by forecast risk",
+    )

@@ -13,8 +13,10 @@ import streamlit as st
 
 from app import state
 from app.components.frame import long_date
-from app.components.maps import CompactDeck, view_state
+from app.components.map_layers import map_deck
+from app.components.maps import view_state
 from app.components.tables import dataframe
+from app.services.map_context import MapContext
 from app.services.what_if import SLIDER_STEP, SLIDERS, Scenario, WhatIfBase, WhatIfResult
 from core import schema as s
 
@@ -156,8 +158,9 @@ def _change_colour(delta: float, scale: float) -> list[int]:
     return [*rgb, 210]
 
 
-def change_deck(result: WhatIfResult) -> pdk.Deck:
-    """The change map: every hex coloured by its change in expected crashes."""
+def change_deck(result: WhatIfResult, context: MapContext | None = None) -> pdk.Deck:
+    """The change map: every hex coloured by its change in expected crashes, with the area
+    outlines of ``context``."""
     hexes = result.hexes
     deltas = hexes["delta_expected_crashes"].to_numpy(dtype=np.float64)
     scale = float(np.quantile(np.abs(deltas), 0.98)) if len(deltas) else 0.0
@@ -193,17 +196,13 @@ def change_deck(result: WhatIfResult) -> pdk.Deck:
         extruded=False,
         pickable=True,
     )
-    return CompactDeck(
-        layers=[layer],
-        initial_view_state=view_state(hexes[s.H3_CELL], height_px=CHANGE_MAP_HEIGHT_PX),
-        map_style=None,
-        tooltip={"text": "{t}", "style": {"fontSize": "13px", "whiteSpace": "pre-line"}},
-    )
+    view = view_state(hexes[s.H3_CELL], height_px=CHANGE_MAP_HEIGHT_PX)
+    return map_deck([layer], view, context=context)
 
 
-def change_map(result: WhatIfResult) -> None:
+def change_map(result: WhatIfResult, context: MapContext | None = None) -> None:
     st.pydeck_chart(
-        change_deck(result),
+        change_deck(result, context),
         height=CHANGE_MAP_HEIGHT_PX,
         key="what_if_map",
         alt="Map of the change in expected crashes under the scenario",
