@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     traffic_source: TrafficSource = "demo"
 
     live: bool = Field(default=False, description="warehouse is fed live: as-of date is today")
+    train_threads: int = Field(
+        default=0,
+        ge=0,
+        description="LightGBM threads for training; 0: model/params.yaml's num_threads",
+    )
     public_mode: bool = False
     expected_crash_lag_days: int = Field(default=3, description="older newest-crash data is stale")
 

@@ -32,8 +32,10 @@ from model.config import ModelParams
 from model.features import Y_CRASHES, FeatureInputs, add_targets, build_features
 from model.metrics import (
     EXPECTED,
+    LIFT_COLUMNS,
     PROBABILITY_COLUMNS,
     evaluate_day_predictions,
+    lift_curve,
     per_day_metrics,
     poisson_deviance,
 )
@@ -190,6 +192,14 @@ def run_backtest(
         test_start = test_days[block[0]]
         test_end = test_days[block[-1]]
         fold_train_end = pd.Timestamp(train_end) + (test_start - pd.Timestamp(start))
+        log.info(
+            "backtest fold %d of %d: train up to %s, test %s..%s",
+            j + 1,
+            len(blocks),
+            fold_train_end.date(),
+            test_start.date(),
+            test_end.date(),
+        )
         models = {
             name: train_model(
                 panels[p.features.model_dump_json()],
@@ -257,8 +267,9 @@ def run_backtest(
             )
         )
         log.info(
-            "fold %d (%s..%s) done in %.1f s",
-            j,
+            "backtest fold %d of %d (%s..%s) done in %.1f s",
+            j + 1,
+            len(blocks),
             test_start.date(),
             test_end.date(),
             time.perf_counter() - fold_started,
@@ -301,6 +312,21 @@ def _evaluate_folds(frame: pd.DataFrame, thresholds: dict[int, list[float]]) -> 
         if all(key in m for _, m in by_fold):
             overall[key] = sum(n * m[key] for n, m in by_fold) / total
     return overall
+
+
+def backtest_lift(result: BacktestResult) -> pd.DataFrame:
+    """``model.metrics.lift_curve`` of every method over all test days: ``method`` and
+    ``LIFT_COLUMNS``, methods in the table's order."""
+    frames = [
+        lift_curve(result.predictions.loc[result.predictions["method"] == method]).assign(
+            method=method
+        )
+        for method in result.methods
+    ]
+    columns = ["method", *LIFT_COLUMNS]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True)[columns]
 
 
 def backtest_to_json(result: BacktestResult) -> dict[str, dict[str, float | None]]:
