@@ -2,6 +2,9 @@
 
 - cold start: Streamlit server started → the risk map's deck.gl canvas drawn in Chromium
   (with its parts shown apart: server healthy, title shown, last section shown);
+- first visits of the slow pages (drill-down of the riskiest hex, what-if, data health, model
+  health), each as soon as the map is drawn (while the server warms its caches) and again
+  once the warm-up is done;
 - page switch: a click on another page in the sidebar → that page's last section shown;
 - what-if round trip: one keyboard step of the rain slider → the new citywide total shown
   (re-score + re-render), and the re-scoring alone in-process;
@@ -43,6 +46,26 @@ CHROMIUM_ARGS = [
 TIMEOUT_MS = 60_000
 PAYLOAD_HEXES = 8_000
 TARGETS = {"cold start": 5.0, "page switch": 1.5, "what-if": 0.7, "payload MB": 1.5}
+# the slow pages: URL path and the heading of their last section
+FIRST_VISITS = (
+    ("drill-down", "hex", "Neighbouring hexes"),
+    ("what-if", "what-if", "Hexes that change class"),
+    ("data health", "data-health", "ETL runs"),
+    ("model health", "model-health", "Champion and challenger"),
+)
+WARM_UP_DONE = "cache warm-up: model health"
+
+
+def riskiest_hex(var_dir: Path) -> str:
+    """The hex with the most expected crashes on the newest forecast day."""
+    import sqlite3
+
+    with sqlite3.connect(var_dir / "warehouse.sqlite") as db:
+        row = db.execute(
+            "SELECT h3_cell FROM predictions ORDER BY target_date DESC, expected_crashes DESC"
+            " LIMIT 1"
+        ).fetchone()
+    return str(row[0])
 
 
 def environment(var_dir: Path) -> dict[str, str]:
@@ -98,9 +121,10 @@ def browser_figures(var_dir: Path, repeat: int) -> dict[str, float]:
         )
         page = chromium.new_page(viewport={"width": 1440, "height": 1000})
         started = time.perf_counter()
+        server_log = var_dir / "bench-app-server.log"
         server = subprocess.Popen(
             command, cwd=ROOT, env=environment(var_dir),
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=server_log.open("w"),
         )  # fmt: skip
         try:
             wait_until_healthy(url, server, deadline_s=60.0)
@@ -114,6 +138,27 @@ def browser_figures(var_dir: Path, repeat: int) -> dict[str, float]:
             expect(canvas).to_be_visible()
             wait_drawn(canvas)
             figures["cold start"] = time.perf_counter() - started
+
+            def visit(path: str, heading: str) -> float:
+                started = time.perf_counter()
+                page.goto(f"{url}/{path}")
+                expect(page.get_by_role("heading", name=heading)).to_be_visible()
+                return time.perf_counter() - started
+
+            cell = riskiest_hex(var_dir)
+            for when in ("first visit", "warm visit"):
+                if when == "warm visit":
+                    started = time.perf_counter()
+                    while WARM_UP_DONE not in server_log.read_text(errors="replace"):
+                        if time.perf_counter() - started > TIMEOUT_MS / 1000:
+                            break
+                        time.sleep(0.5)
+                    figures["warm-up"] = time.perf_counter() - started
+                for name, path, heading in FIRST_VISITS:
+                    query = f"?hex={cell}" if path == "hex" else ""
+                    figures[f"{when}, {name}"] = visit(path + query, heading)
+            page.goto(url)
+            expect(page.get_by_role("heading", name="Riskiest hexes")).to_be_visible()
 
             def switch(link: str, heading: str) -> float:
                 started = time.perf_counter()
@@ -276,6 +321,11 @@ def main() -> None:
         report("cold start → title shown", figures["title shown"], "s", None)
         report("cold start → whole page shown", figures["page script done"], "s", None)
         report("cold start → map drawn", figures["cold start"], "s", TARGETS["cold start"])
+        for name, _, _ in FIRST_VISITS:
+            report(f"first visit, {name}", figures[f"first visit, {name}"], "s", None)
+        report("then warm-up still running", figures["warm-up"], "s", None)
+        for name, _, _ in FIRST_VISITS:
+            report(f"warm visit, {name}", figures[f"warm visit, {name}"], "s", None)
         report("page switch (median)", figures["page switch"], "s", TARGETS["page switch"])
         report("what-if round trip (median)", figures["what-if"], "s", TARGETS["what-if"])
 

@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     traffic_source: TrafficSource = "demo"
 
     live: bool = Field(default=False, description="warehouse is fed live: as-of date is today")
+    warm_caches: bool = Field(
+        default=True,
+        description="the app warms the slow pages' caches in the background at start",
+    )
     train_threads: int = Field(
         default=0,
         ge=0,
