@@ -149,7 +149,7 @@ def fit_count_booster(
         valid_names=["validation"],
         callbacks=[
             lgb.early_stopping(params.early_stopping_rounds, verbose=False),
-            progress_callback(f"{what} (early stopping on {len(target) - n_fit:,} rows)"),
+            progress_callback(f"{what} (validated on {len(target) - n_fit:,} hex-days)"),
         ],
     )
     best = max(int(early.best_iteration or early.current_iteration()), 1)
@@ -162,7 +162,7 @@ def fit_count_booster(
             booster_params,
             full_set,
             num_boost_round=best,
-            callbacks=[progress_callback(f"{what} (refit on {len(target):,} rows)")],
+            callbacks=[progress_callback(f"{what} (refit on all {len(target):,} hex-days)")],
         )
     else:
         booster = lgb.Booster(model_str=early.model_to_string(num_iteration=best))
@@ -187,7 +187,7 @@ def fit_fixed_rounds(
         booster_params,
         data,
         num_boost_round=rounds,
-        callbacks=[progress_callback(f"{what} ({len(target):,} rows)")],
+        callbacks=[progress_callback(f"{what} ({len(target):,} hex-days)")],
     )
     return FittedBooster(booster, rounds, np.zeros(0), time.perf_counter() - started)
 

@@ -170,7 +170,8 @@ def calibration_chart(health: ModelHealth) -> None:
     )  # fmt: skip
     st.altair_chart(diagonal + points, width="stretch")
     st.caption(
-        "Ten bins of hex-days by expected crashes; on the dashed line the forecast is exact."
+        f"Ten bins of the hex-days of {health.outcome_days} forecast day(s) with outcomes, by "
+        "expected crashes; on the dashed line the forecast is exact."
     )
 
 

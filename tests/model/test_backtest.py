@@ -198,7 +198,7 @@ def test_training_rounds_and_folds_are_logged_as_they_go(
     )
     lines = [(r.name, r.getMessage()) for r in caplog.records]
     rounds = [m for n, m in lines if n == "model.train" and " round " in m]
-    early = [m for m in rounds if "early stopping" in m]
+    early = [m for m in rounds if "validated on" in m]
     # every 50 rounds and the last, with the validation score and the time so far, per fold
     assert [m.split(" round ")[1].split(" of")[0] for m in early] == ["50", "100", "120"] * 2
     assert all(re.search(r"validation poisson [0-9.]+, \d+ s$", m) for m in early)
