@@ -60,6 +60,7 @@ def backtest_table(health: ModelHealth) -> None:
 
 LIFT_METHODS: Final = ("model", "historical_average")
 LIFT_SHARE: Final = 0.10  # the share of hexes the caption reads the curves at
+TIE_POINTS: Final = 0.01  # closer than this at LIFT_SHARE, the caption calls the ranking a tie
 # What a shortfall on each metric means for a reader of the forecast.
 SHORTFALL_MEANING: Final = {
     "class_log_loss": "its class percentages (the chance of each risk class) are less "
@@ -118,34 +119,45 @@ def lift_chart(curve: pd.DataFrame, *, empty_note: str) -> None:
         .mark_line(color="#8c8c8c", strokeDash=[4, 4])
         .encode(x="hex_share:Q", y="crash_share:Q")
     )
-    lines = (
-        alt.Chart(data)
-        .mark_line()
-        .encode(
-            x=alt.X("hex_share:Q", title="Share of hexes flagged", axis=alt.Axis(format="%")),
-            y=alt.Y("crash_share:Q", title="Share of crashes in them", axis=alt.Axis(format="%")),
-            color=alt.Color(
-                "Method:N",
-                scale=alt.Scale(
-                    domain=[METHOD_NAMES[m] for m in LIFT_METHODS],
-                    range=[INCREASE_COLOUR, "#3b6ea5"],
-                ),
-                legend=alt.Legend(orient="bottom", title=None, labelLimit=300),
+    encoding = {
+        "x": alt.X("hex_share:Q", title="Share of hexes flagged", axis=alt.Axis(format="%")),
+        "y": alt.Y("crash_share:Q", title="Share of crashes in them", axis=alt.Axis(format="%")),
+        "color": alt.Color(
+            "Method:N",
+            scale=alt.Scale(
+                domain=[METHOD_NAMES[m] for m in LIFT_METHODS], range=[INCREASE_COLOUR, "#3b6ea5"]
             ),
-            tooltip=[
-                "Method",
-                alt.Tooltip("hex_share:Q", title="Hexes flagged", format=".0%"),
-                alt.Tooltip("crash_share:Q", title="Crashes in them", format=".1%"),
-            ],
-        )
+            legend=alt.Legend(orient="bottom", title=None, labelLimit=300),
+        ),
+        "tooltip": [
+            "Method",
+            alt.Tooltip("hex_share:Q", title="Hexes flagged", format=".0%"),
+            alt.Tooltip("crash_share:Q", title="Crashes in them", format=".1%"),
+        ],
+    }
+    model_name, baseline_name = (METHOD_NAMES[m] for m in LIFT_METHODS)
+    # the average as a wide pale band, the model as a thin line on it: where they coincide
+    # both stay visible
+    baseline_line = (
+        alt.Chart(data[data["Method"] == baseline_name])
+        .mark_line(strokeWidth=7, opacity=0.35)
+        .encode(**encoding)
     )
-    st.altair_chart(diagonal + lines, width="stretch")
+    model_line = (
+        alt.Chart(data[data["Method"] == model_name]).mark_line(strokeWidth=2).encode(**encoding)
+    )
+    st.altair_chart(diagonal + baseline_line + model_line, width="stretch")
     model, baseline = (_captured_at(curve, method) for method in LIFT_METHODS)
     if model is not None and baseline is not None:
+        tie = (
+            " Within a point of each other: here the model ranks hexes no better than the average."
+            if abs(model - baseline) < TIE_POINTS
+            else ""
+        )
         st.caption(
             f"Flagging the riskiest {LIFT_SHARE:.0%} of hexes each day catches {model:.1%} of "
             f"the crashes by the model's forecast and {baseline:.1%} by the 365-day average; "
-            "on the dashed line hexes are picked at random."
+            f"on the dashed line hexes are picked at random.{tie}"
         )
 
 
