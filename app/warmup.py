@@ -3,8 +3,10 @@ page has run: the champion, tomorrow's features and their scoring (what-if, dril
 data health with its drift table, and model health with its past forecasts.
 
 A visitor who opens one of those pages while it warms waits for the same computation
-(Streamlit locks each cached value while it is computed), never for a second one. Off with
-``VZ_WARM_CACHES=0`` (the AppTest suite) and in public mode (only the briefing is served).
+(Streamlit locks each cached value while it is computed), never for a second one. On with
+``VZ_WARM_CACHES=1``; never in public mode (only the briefing is served). Off by default:
+in the browser journey a click on the risk map while the warm-up ran selected no hex (the
+cause is not found yet).
 """
 
 from __future__ import annotations

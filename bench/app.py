@@ -75,6 +75,7 @@ def environment(var_dir: Path) -> dict[str, str]:
         "VZ_DATABASE_URL": f"sqlite:///{var_dir / 'warehouse.sqlite'}",
         "VZ_MLFLOW_TRACKING_URI": f"sqlite:///{var_dir / 'mlflow.sqlite'}",
         "VZ_PUBLIC_MODE": "0",
+        "VZ_WARM_CACHES": "1",  # the warm visits below wait for it
     }
 
 

@@ -79,8 +79,9 @@ class Settings(BaseSettings):
 
     live: bool = Field(default=False, description="warehouse is fed live: as-of date is today")
     warm_caches: bool = Field(
-        default=True,
-        description="the app warms the slow pages' caches in the background at start",
+        default=False,
+        description="the app warms the slow pages' caches in the background at start "
+        "(off: while it runs, a click on the risk map can fail to select a hex)",
     )
     train_threads: int = Field(
         default=0,

@@ -199,8 +199,7 @@ def clear_caches() -> None:
 
 @pytest.fixture(autouse=True)
 def served_on_loopback(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The app as served on 127.0.0.1 with no secrets file (no login), no cache warm-up."""
-    monkeypatch.setenv("VZ_WARM_CACHES", "0")
+    """The app as served on 127.0.0.1 with no secrets file (no login)."""
     before = st_config.get_option("server.address")
     st_config.set_option("server.address", "127.0.0.1")
     no_secrets = Secrets()
