@@ -1,8 +1,8 @@
 """``vz``: one command line for every job. Each command is a thin wrapper over a library function.
 
 Summaries go to stdout. stderr carries warnings and, on failure, one line and a non-zero exit
-code; progress bars only when stderr is a terminal. ``-v`` adds INFO logs, ``-vv`` DEBUG logs
-and the traceback of a failure.
+code; progress (bars, and the steps of long jobs: training rounds, backtest folds) only when
+stderr is a terminal. ``-v`` adds INFO logs, ``-vv`` DEBUG logs and the traceback of a failure.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TextIO
 
 import typer
 
@@ -27,6 +27,13 @@ app = typer.Typer(
     add_completion=False,
 )
 log = logging.getLogger("vz")
+
+# Loggers whose INFO lines are the progress of long jobs, shown on a terminal without -v.
+PROGRESS_LOGGERS = ("jobs", "model.train", "model.backtest")
+PROGRESS_HANDLER = "vz-progress"
+# OpenMP threads (LightGBM) sleep rather than spin while they wait: on a machine shared with
+# other jobs, spinning threads take the cores the working ones need.
+OPENMP_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 Dataset = Literal["crashes", "weather", "traffic"]
 SourceName = Literal["socrata", "open-meteo", "noaa-csv", "csv", "demo"]
@@ -75,8 +82,27 @@ def configure_logging(verbosity: int) -> None:
     )
     for noisy in ("urllib3", "alembic", "mlflow", "matplotlib", "numba", "fontTools"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if not verbosity and sys.stderr.isatty():
+        show_progress(sys.stderr)
     if not sys.stderr.isatty():  # MLflow's own progress bars for large artifacts
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+def show_progress(stream: TextIO) -> None:
+    """INFO lines of ``PROGRESS_LOGGERS`` on ``stream`` as ``HH:MM:SS message``; the root
+    handlers keep to warnings."""
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(max(handler.level, logging.WARNING))
+    progress = logging.StreamHandler(stream)
+    progress.set_name(PROGRESS_HANDLER)
+    progress.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+    progress.addFilter(lambda record: record.levelno < logging.WARNING)
+    for name in PROGRESS_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.INFO)
+        for old in [h for h in logger.handlers if h.get_name() == PROGRESS_HANDLER]:
+            logger.removeHandler(old)
+        logger.addHandler(progress)
 
 
 @app.callback()
@@ -345,6 +371,8 @@ def serve(
 
 def main() -> None:
     """Entry point: run the app, turning any failure into one line on stderr."""
+    for name, value in OPENMP_ENV.items():  # before any job loads LightGBM's OpenMP
+        os.environ.setdefault(name, value)
     try:
         app()
     except SystemExit:

@@ -11,6 +11,7 @@ import streamlit as st
 
 from app import access, registered_pages
 from app.components.frame import use_css
+from app.warmup import warm_up
 from core.settings import SettingsError, get_settings
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -32,3 +33,4 @@ page = access.navigation(visitor, registered_pages(settings.public_mode))
 access.banner(visitor)
 access.sidebar(visitor)
 page.run()
+warm_up(settings)  # after the first page: the slow pages' caches, in the background

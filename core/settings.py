@@ -87,6 +87,16 @@ class Settings(BaseSettings):
     traffic_source: TrafficSource = "demo"
 
     live: bool = Field(default=False, description="warehouse is fed live: as-of date is today")
+    warm_caches: bool = Field(
+        default=False,
+        description="the app warms the slow pages' caches in the background at start "
+        "(off: while it runs, a click on the risk map can fail to select a hex)",
+    )
+    train_threads: int = Field(
+        default=0,
+        ge=0,
+        description="LightGBM threads for training; 0: model/params.yaml's num_threads",
+    )
     public_mode: bool = False
     expected_crash_lag_days: int = Field(default=3, description="older newest-crash data is stale")
     basemap: str = Field(

@@ -592,8 +592,9 @@ def ingest_weather(
         commit_batch(
             engine, run, weather_table, clean, rows_in=rows_in, rejects=rejects, carried=carried
         )
-        if not clean.empty:
-            run.watermark = clean[s.DATE].max().date().isoformat()
+        observed = clean.loc[clean[s.KIND] == s.OBSERVED, s.DATE]
+        if not observed.empty:  # forecasts run ahead of the data: they mark no watermark
+            run.watermark = observed.max().date().isoformat()
         if not run.balanced:
             raise RuntimeError(f"unbalanced run: {run.summary()}")
     log.info(run.summary())

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from core.settings import Settings
+from jobs.train import with_thread_setting
 from jobs.warehouse import open_warehouse
 from model.backtest import BacktestResult, backtest_to_json, run_backtest
 from model.config import ModelParams, load_model_params
@@ -53,6 +54,6 @@ def backtest_job(
         start=start,
         end=end,
         folds=folds,
-        params=params or load_model_params(),
+        params=with_thread_setting(params or load_model_params(), settings),
     )
     return BacktestReport(result)

@@ -103,12 +103,14 @@ def demo_job(
 ) -> Iterator[str]:
     """The demo warehouse, then (``train``) a model held out from the last two weeks, its
     forecasts for those weeks and for tomorrow; one summary line per step."""
+    log.info("demo city: generating it and loading it through the ETL")
     for run in build_demo_warehouse(settings, config, rebuild=rebuild):
         yield run.summary()
     if not train:
         return
     as_of = required_as_of(open_warehouse(settings), settings)
     yield train_job(settings, train_end=as_of - dt.timedelta(days=DEMO_HELD_OUT_DAYS)).summary()
+    log.info("forecasts for the %d held-out days and for tomorrow", DEMO_HELD_OUT_DAYS)
     for scored in backfill_job(settings, days=DEMO_HELD_OUT_DAYS):
         yield scored.summary()
     yield score_job(settings).summary()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from dataclasses import dataclass
 
@@ -15,6 +16,8 @@ from model.backtest import run_backtest
 from model.config import ModelParams, load_model_params
 from model.features import FeatureInputs, add_targets, build_features, load_feature_inputs
 from model.metrics import class_probabilities_calibrated
+
+log = logging.getLogger(__name__)
 
 # Days held out at the end of the training window for the backtest that every training run
 # logs, and on which a challenger must beat the champion.
@@ -40,6 +43,13 @@ class TrainSummary:
             f" {self.seconds:.0f} s; backtest Poisson deviance {row['poisson_deviance']:.4f},"
             f" Recall@K {row['recall_at_k']:.3f}; {self.decision}"
         )
+
+
+def with_thread_setting(params: ModelParams, settings: Settings) -> ModelParams:
+    """``params`` with LightGBM's ``num_threads`` from ``settings.train_threads`` when set."""
+    if not settings.train_threads:
+        return params
+    return params.with_overrides(lightgbm={"num_threads": settings.train_threads})
 
 
 def _training_panel(
@@ -72,18 +82,27 @@ def train_job(
     started = time.perf_counter()
     engine = open_warehouse(settings)
     train_end = train_end or required_as_of(engine, settings)
-    params = params or load_model_params()
+    params = with_thread_setting(params or load_model_params(), settings)
     inputs = load_feature_inputs(engine, settings.h3_res, until=train_end)
     tracking_uri = settings.resolved_mlflow_tracking_uri
 
     variants: dict[str, ModelParams] = {}
     try:
         champion, _ = load_champion(tracking_uri)
-        variants[CHAMPION_VARIANT] = ModelParams.model_validate(champion.params)
+        variants[CHAMPION_VARIANT] = with_thread_setting(
+            ModelParams.model_validate(champion.params), settings
+        )
     except LookupError:
         champion = None
 
     test_start = train_end - dt.timedelta(days=backtest_days - 1)
+    log.info(
+        "training: a backtest on %s..%s%s, then the model on everything up to %s",
+        test_start,
+        train_end,
+        " (the champion retrained beside it)" if champion is not None else "",
+        train_end,
+    )
     backtest = run_backtest(
         inputs,
         train_end=test_start - dt.timedelta(days=1),
@@ -99,9 +118,11 @@ def train_job(
         )
         champion_metrics = backtest_metrics(champion_row)
 
+    log.info("backtest done; the final model")
     panel, train_start = _training_panel(inputs, params, train_end)
     model = train_model(panel, params, train_start=train_start, train_end=train_end)
     model.metadata[s.CLASSES_CALIBRATED] = class_probabilities_calibrated(backtest.table)
+    log.info("logging the run to MLflow and registering the version")
     reference_start = pd.Timestamp(train_end) - pd.Timedelta(
         days=params.training.reference_days - 1
     )

@@ -32,9 +32,11 @@ from model.config import ModelParams
 from model.features import Y_CRASHES, FeatureInputs, add_targets, build_features
 from model.metrics import (
     EXPECTED,
+    LIFT_COLUMNS,
     PROBABILITY_COLUMNS,
     class_probability_scores,
     evaluate_day_predictions,
+    lift_curve,
     per_day_metrics,
     poisson_deviance,
 )
@@ -192,6 +194,14 @@ def run_backtest(
         test_start = test_days[block[0]]
         test_end = test_days[block[-1]]
         fold_train_end = pd.Timestamp(train_end) + (test_start - pd.Timestamp(start))
+        log.info(
+            "backtest fold %d of %d: train up to %s, test %s..%s",
+            j + 1,
+            len(blocks),
+            fold_train_end.date(),
+            test_start.date(),
+            test_end.date(),
+        )
         models = {
             name: train_model(
                 panels[p.features.model_dump_json()],
@@ -262,8 +272,9 @@ def run_backtest(
             )
         )
         log.info(
-            "fold %d (%s..%s) done in %.1f s",
-            j,
+            "backtest fold %d of %d (%s..%s) done in %.1f s",
+            j + 1,
+            len(blocks),
             test_start.date(),
             test_end.date(),
             time.perf_counter() - fold_started,
@@ -318,6 +329,21 @@ def evaluate_folds(frame: pd.DataFrame, thresholds: dict[int, list[float]]) -> d
         probs = np.clip(probs, 1e-15, 1.0)
         overall.update(class_probability_scores(probs / probs.sum(axis=1, keepdims=True), truth))
     return overall
+
+
+def backtest_lift(result: BacktestResult) -> pd.DataFrame:
+    """``model.metrics.lift_curve`` of every method over all test days: ``method`` and
+    ``LIFT_COLUMNS``, methods in the table's order."""
+    frames = [
+        lift_curve(result.predictions.loc[result.predictions["method"] == method]).assign(
+            method=method
+        )
+        for method in result.methods
+    ]
+    columns = ["method", *LIFT_COLUMNS]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True)[columns]
 
 
 def backtest_to_json(result: BacktestResult) -> dict[str, dict[str, float | None]]:

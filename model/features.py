@@ -135,6 +135,15 @@ def is_day_feature(name: str) -> bool:
     return name.startswith("city_") or name in (*CALENDAR_COLUMNS, *WEATHER_FEATURES)
 
 
+def is_seasonal_feature(name: str) -> bool:
+    """True for features that follow the calendar: time of year, month, holidays, weather and
+    the citywide crash level. Four recent weeks differ from a whole year in them by design."""
+    return name.startswith("city_") or name in (
+        *(c for c in CALENDAR_COLUMNS if c != "weekday"),
+        *WEATHER_FEATURES,
+    )
+
+
 def is_history_count(name: str) -> bool:
     """True for the hex's (or its rings') past crash counts and rates.
 

@@ -26,6 +26,8 @@ EXPECTED: Final = "expected_crashes"
 Y: Final = "y_crashes"
 AREA_SHARES: Final = (0.10, 0.20)
 CALIBRATION_BINS: Final = 10
+LIFT_SHARES: Final = tuple(np.linspace(0.0, 1.0, 51).round(4).tolist())
+LIFT_COLUMNS: Final = ("hex_share", "crash_share")
 
 
 def poisson_deviance(y: npt.ArrayLike, expected: npt.ArrayLike) -> float:
@@ -50,6 +52,38 @@ def top_share(scores: FloatArray, slots: int) -> FloatArray:
     selected[above] = 1.0
     selected[tied] = (slots - int(above.sum())) / int(tied.sum())
     return selected
+
+
+def lift_curve(frame: pd.DataFrame, shares: Sequence[float] = LIFT_SHARES) -> pd.DataFrame:
+    """Share of crashes captured against share of hexes flagged, pooled over days.
+
+    Each day the top ``round(share * hexes)`` hexes by ``expected_crashes`` are flagged and
+    the crashes (``y_crashes``) in them counted; ties at the cut get fractional credit, as in
+    ``top_share``. Captured crashes are summed over days and divided by all the days' crashes,
+    so busy days weigh more. Returns ``LIFT_COLUMNS``, one row per share (ascending): from
+    (0, 0) to (1, 1), never decreasing. Empty without rows or without crashes.
+    """
+    points = np.unique(np.clip(np.asarray(shares, dtype=np.float64), 0.0, 1.0))
+    empty = pd.DataFrame({c: pd.Series(dtype="float64") for c in LIFT_COLUMNS})
+    if frame.empty or len(points) == 0:
+        return empty
+    captured = np.zeros(len(points))
+    total = 0.0
+    for _, group in frame.groupby(s.DATE, sort=False):
+        mu = group[EXPECTED].to_numpy(dtype=np.float64)
+        y = group[Y].to_numpy(dtype=np.float64)
+        order = np.argsort(-mu, kind="stable")
+        mu, y = mu[order], y[order]
+        # within a run of equal forecasts every order is as likely: credit each its mean
+        starts = np.flatnonzero(np.r_[True, mu[1:] != mu[:-1]])
+        sizes = np.diff(np.r_[starts, len(mu)])
+        y = np.repeat(np.add.reduceat(y, starts) / sizes, sizes)
+        cumulative = np.r_[0.0, np.cumsum(y)]
+        captured += cumulative[np.rint(points * len(y)).astype(np.int64)]
+        total += cumulative[-1]
+    if total <= 0:
+        return empty
+    return pd.DataFrame({LIFT_COLUMNS[0]: points, LIFT_COLUMNS[1]: captured / total})
 
 
 def per_day_metrics(frame: pd.DataFrame) -> pd.DataFrame:

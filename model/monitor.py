@@ -9,11 +9,20 @@ stored predictions once their outcomes have arrived, and the lag of the crash la
   category seen in either window. Empty bins get a share of ``PSI_EPSILON`` so the log stays
   finite. The usual reading (credit-scoring practice, also used by Evidently and NannyML):
   PSI < 0.1 stable, 0.1-0.2 moderate shift, **> 0.2 significant shift**. A feature is
-  *drifting* when its PSI exceeds ``PSI_THRESHOLD = 0.2``, numeric or categorical alike.
+  *drifting* when its PSI exceeds ``PSI_THRESHOLD = 0.2``, numeric or categorical alike, plus
+  what chance alone gives at its sample sizes (``chance_psi``): nothing for hex-day features,
+  much for a day-level feature (weather, calendar), which has one value a day (28 in four
+  weeks; ``day_level``), and which gets fewer bins (about five values a bin at least).
 - *Wasserstein* (earth mover's) distance for numeric features, in the feature's own units
   (``scipy.stats.wasserstein_distance``); NaN for categorical features.
 - *Jensen-Shannon divergence* (base 2, so in [0, 1]; the square of SciPy's JS *distance*)
   between the binned distributions; for categorical features this is the headline number.
+
+*Seasonal features* (``seasonal``: time of year, month, holidays, weather, the citywide crash
+level) differ between four recent weeks and a whole training year by construction: winter is
+not the year. They are compared with the **same calendar days a year earlier**
+(``same_season_days``; ``same_season`` frame), so only a change against last year's season
+drifts; without such days they are left out (``compared_with`` says which, per feature).
 
 ``dataset_drift`` calls the whole dataset drifting when more than ``DATASET_DRIFT_SHARE``
 (30%) of its features drift.
@@ -34,7 +43,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
@@ -55,12 +66,18 @@ FloatArray = npt.NDArray[np.float64]
 PSI_BINS: Final = 10
 PSI_THRESHOLD: Final = 0.2
 PSI_EPSILON: Final = 1e-4
+MIN_PER_BIN: Final = 5
 DATASET_DRIFT_SHARE: Final = 0.3
 BASELINE_DAYS: Final = 365
+
+TRAINING_REFERENCE: Final = "training year"
+SAME_SEASON: Final = "same days a year earlier"
+NOT_COMPARED: Final = "not compared (seasonal, no days a year earlier)"
 
 DRIFT_COLUMNS: Final = (
     "feature",
     "kind",
+    "compared_with",
     "psi",
     "wasserstein",
     "js_divergence",
@@ -101,19 +118,32 @@ def _binned_shares(values: FloatArray, edges: FloatArray) -> FloatArray:
     return counts / max(counts.sum(), 1)
 
 
+def chance_psi(bins: int, n_reference: int, n_recent: int) -> float:
+    """The PSI two samples of one distribution reach by chance: the mean plus two standard
+    deviations of its chi-square approximation, ``(1/n_ref + 1/n_new) * (k + 2 sqrt(2k))``
+    with ``k = bins - 1``. Negligible for hex-day features, large for 28 daily values."""
+    if n_reference <= 0 or n_recent <= 0:
+        return float("nan")
+    dof = max(bins - 1, 0)
+    return (1 / n_reference + 1 / n_recent) * (dof + 2 * math.sqrt(2 * dof))
+
+
 def _numeric_drift(reference: pd.Series, recent: pd.Series) -> dict[str, float]:
     from scipy.stats import wasserstein_distance
 
     ref = pd.to_numeric(reference, errors="coerce").dropna().to_numpy(dtype=np.float64)
     new = pd.to_numeric(recent, errors="coerce").dropna().to_numpy(dtype=np.float64)
     if len(ref) == 0 or len(new) == 0:
-        return {"psi": np.nan, "wasserstein": np.nan, "js_divergence": np.nan}
-    edges = quantile_edges(ref)
+        return {"psi": np.nan, "wasserstein": np.nan, "js_divergence": np.nan, "bins": 0}
+    # about five values a bin at least: a few weeks of daily values get fewer, wider bins
+    bins = int(np.clip(min(len(ref), len(new)) // MIN_PER_BIN, 2, PSI_BINS))
+    edges = quantile_edges(ref, bins)
     ref_shares, new_shares = _binned_shares(ref, edges), _binned_shares(new, edges)
     return {
         "psi": psi(ref_shares, new_shares),
         "wasserstein": float(wasserstein_distance(ref, new)),
         "js_divergence": js_divergence(ref_shares, new_shares),
+        "bins": len(edges) + 1,
     }
 
 
@@ -121,7 +151,7 @@ def _categorical_drift(reference: pd.Series, recent: pd.Series) -> dict[str, flo
     ref = reference.dropna().astype("str")
     new = recent.dropna().astype("str")
     if ref.empty or new.empty:
-        return {"psi": np.nan, "wasserstein": np.nan, "js_divergence": np.nan}
+        return {"psi": np.nan, "wasserstein": np.nan, "js_divergence": np.nan, "bins": 0}
     categories = sorted(set(ref.unique()) | set(new.unique()))
     ref_shares = ref.value_counts(normalize=True).reindex(categories, fill_value=0.0).to_numpy()
     new_shares = new.value_counts(normalize=True).reindex(categories, fill_value=0.0).to_numpy()
@@ -129,7 +159,13 @@ def _categorical_drift(reference: pd.Series, recent: pd.Series) -> dict[str, flo
         "psi": psi(ref_shares, new_shares),
         "wasserstein": np.nan,
         "js_divergence": js_divergence(ref_shares, new_shares),
+        "bins": len(categories),
     }
+
+
+def same_season_days(days: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    """The same calendar days one year earlier (29 February maps to the 28th)."""
+    return pd.DatetimeIndex(days - pd.DateOffset(years=1))
 
 
 def feature_drift(
@@ -139,12 +175,20 @@ def feature_drift(
     *,
     features: Sequence[str] | None = None,
     threshold: float = PSI_THRESHOLD,
+    seasonal: Sequence[str] = (),
+    same_season: pd.DataFrame | None = None,
+    day_level: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Drift of every feature from ``reference`` to ``recent`` (see the module docstring).
 
     ``features`` defaults to the columns both frames share (in ``reference``'s order), less
-    obvious keys (``h3_cell``, ``date``). Returns one row per feature with columns
-    ``DRIFT_COLUMNS``, drifting features first, then by PSI descending.
+    obvious keys (``h3_cell``, ``date``). Features named in ``seasonal`` are compared with
+    ``same_season`` (the recent days a year earlier) instead, or not at all when it is None
+    or empty. Features in ``day_level`` take one value a day (weather, calendar): they are
+    compared one row per ``date``, not once per hex. A feature drifts when its PSI exceeds
+    ``threshold`` plus ``chance_psi`` at its sample sizes (the row's ``threshold``). Returns
+    one row per feature with columns ``DRIFT_COLUMNS``, drifting features first, then by PSI
+    descending.
     """
     keys = {s.H3_CELL, s.DATE, "target_date"}
     names = (
@@ -153,23 +197,38 @@ def feature_drift(
         else [c for c in reference.columns if c in recent.columns and c not in keys]
     )
     cats = set(categorical)
+    has_season = same_season is not None and not same_season.empty
     rows: list[dict[str, Any]] = []
     for name in names:
         kind = "categorical" if name in cats else "numeric"
-        stats = (
-            _categorical_drift(reference[name], recent[name])
-            if kind == "categorical"
-            else _numeric_drift(reference[name], recent[name])
-        )
+        base: pd.DataFrame | None = reference
+        compared_with = TRAINING_REFERENCE
+        if name in seasonal:
+            base = same_season if has_season else None
+            compared_with = SAME_SEASON if has_season else NOT_COMPARED
+        new = _values(recent, name, per_day=name in day_level)
+        old = _values(base, name, per_day=name in day_level) if base is not None else None
+        if old is None:
+            stats: dict[str, float] = {
+                "psi": np.nan, "wasserstein": np.nan, "js_divergence": np.nan, "bins": 0
+            }  # fmt: skip
+        elif kind == "categorical":
+            stats = _categorical_drift(old, new)
+        else:
+            stats = _numeric_drift(old, new)
+        n_old = int(old.notna().sum()) if old is not None else 0
+        n_new = int(new.notna().sum())
+        cut = threshold + chance_psi(int(stats.pop("bins")), n_old, n_new)
         rows.append(
             {
                 "feature": name,
                 "kind": kind,
+                "compared_with": compared_with,
                 **stats,
-                "drifting": bool(np.isfinite(stats["psi"]) and stats["psi"] > threshold),
-                "threshold": threshold,
-                "n_reference": int(reference[name].notna().sum()),
-                "n_recent": int(recent[name].notna().sum()),
+                "drifting": bool(np.isfinite(stats["psi"]) and stats["psi"] > cut),
+                "threshold": cut,
+                "n_reference": n_old,
+                "n_recent": n_new,
             }
         )
     frame = pd.DataFrame(rows, columns=list(DRIFT_COLUMNS))
@@ -179,6 +238,13 @@ def feature_drift(
     return frame.sort_values(
         ["drifting", "psi"], ascending=[False, False], na_position="last", kind="stable"
     ).reset_index(drop=True)
+
+
+def _values(frame: pd.DataFrame, name: str, *, per_day: bool) -> pd.Series:
+    """A feature's values; one per date for a day-level feature (when ``date`` is there)."""
+    if per_day and s.DATE in frame.columns:
+        return frame.drop_duplicates(s.DATE)[name]
+    return frame[name]
 
 
 def dataset_drift(frame: pd.DataFrame, share: float = DATASET_DRIFT_SHARE) -> bool:
@@ -233,6 +299,16 @@ def _share(part: float, whole: float) -> float:
     return float(part) / float(whole) if whole > 0 else float("nan")
 
 
+@dataclass(frozen=True)
+class RealizedEvaluation:
+    """Stored forecasts against what happened: ``per_day`` (``PERFORMANCE_COLUMNS``) and
+    ``lift`` (``method`` — ``model`` or ``historical_average`` — and ``LIFT_COLUMNS`` of
+    ``model.metrics.lift_curve``, pooled over the days with outcomes)."""
+
+    per_day: pd.DataFrame
+    lift: pd.DataFrame
+
+
 def realized_performance(
     engine: Engine,
     *,
@@ -241,8 +317,23 @@ def realized_performance(
     model_version: str | None = None,
     settings: Settings | None = None,
 ) -> pd.DataFrame:
+    """``realized_evaluation(...).per_day``."""
+    return realized_evaluation(
+        engine, res=res, until=until, model_version=model_version, settings=settings
+    ).per_day
+
+
+def realized_evaluation(
+    engine: Engine,
+    *,
+    res: int,
+    until: dt.date | None = None,
+    model_version: str | None = None,
+    settings: Settings | None = None,
+) -> RealizedEvaluation:
     """Per target date whose outcomes have (at least partly) arrived: how the stored
-    predictions did, next to the 365-day historical-average baseline on the same day.
+    predictions did, next to the 365-day historical-average baseline on the same day; and
+    the lift curves of both over those days (crashes in the forecast hexes).
 
     ``model_version`` selects the champion's predictions (default: per day, the version
     written last). Hexes are ranked by ``expected_crashes`` (the same order as the risk
@@ -251,15 +342,18 @@ def realized_performance(
     ``model.metrics.per_day_metrics``. The hit rate is the share of *all* the day's crashes in
     the top 10% of hexes, so crashes in hexes without a prediction count as missed.
     ``abs_error_total`` is ``|predicted - actual|`` of the citywide total; its mean over days
-    is the MAE. Columns: ``PERFORMANCE_COLUMNS``.
+    is the MAE.
     """
     from model.baselines import expected_on_grid, historical_average
     from model.features import FeatureInputs, add_targets, as_days
-    from model.metrics import EXPECTED, per_day_metrics
+    from model.metrics import EXPECTED, LIFT_COLUMNS, lift_curve, per_day_metrics
 
     settings = settings or get_settings()
     first_crash, newest = crash_date_range(engine)
-    empty = pd.DataFrame(columns=list(PERFORMANCE_COLUMNS))
+    empty = RealizedEvaluation(
+        pd.DataFrame(columns=list(PERFORMANCE_COLUMNS)),
+        pd.DataFrame(columns=["method", *LIFT_COLUMNS]),
+    )
     if first_crash is None or newest is None:
         return empty
     last = min(newest, until) if until is not None else newest
@@ -313,5 +407,12 @@ def realized_performance(
                 "provisional": lag < settings.expected_crash_lag_days,
             }
         )
+    lift = pd.concat(
+        [
+            lift_curve(panel).assign(method="model"),
+            lift_curve(panel.assign(**{EXPECTED: baseline})).assign(method="historical_average"),
+        ],
+        ignore_index=True,
+    )[["method", *LIFT_COLUMNS]]
     log.info("realised performance: %d target days (newest crash %s)", len(rows), newest)
-    return pd.DataFrame(rows, columns=list(PERFORMANCE_COLUMNS))
+    return RealizedEvaluation(pd.DataFrame(rows, columns=list(PERFORMANCE_COLUMNS)), lift)

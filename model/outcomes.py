@@ -1,5 +1,5 @@
 """Stored forecasts against what happened: which forecast days have their crashes in, the
-hex-days of those days, and the confusion matrix and calibration over them.
+hex-days of those days, and the calibration over them.
 
 Pure functions over frames: the app gathers the stored forecasts (with the crashes of each
 hex-day as ``actual_crashes``) and caches.
@@ -13,8 +13,6 @@ from typing import Final
 
 import pandas as pd
 
-from core import schema as s
-from model.classes import classify
 from model.metrics import Y, calibration_table
 
 OUTCOME_COLUMNS: Final = ("risk_class", "expected_crashes", "actual_crashes")
@@ -46,21 +44,6 @@ def outcome_rows(forecasts: Iterable[pd.DataFrame]) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=list(OUTCOME_COLUMNS))
     return pd.concat(frames, ignore_index=True)
-
-
-def confusion_table(rows: pd.DataFrame, thresholds: Sequence[float]) -> pd.DataFrame:
-    """Hex-days by realised class (rows: the class of the crashes that happened, under the
-    same cut points) and forecast class (columns), every class present, Safe first."""
-    labels = list(s.RISK_CLASSES)
-    if rows.empty:
-        return pd.DataFrame(0, index=labels, columns=labels)
-    actual = classify(rows["actual_crashes"].astype("float64").to_numpy(), thresholds)
-    table = pd.crosstab(
-        pd.Categorical([labels[k] for k in actual], categories=labels),
-        pd.Categorical([labels[int(k)] for k in rows["risk_class"]], categories=labels),
-        dropna=False,
-    )
-    return table.rename_axis(index="Realised class", columns="Forecast class")
 
 
 def outcome_calibration(rows: pd.DataFrame) -> pd.DataFrame:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,35 @@ from model.risk_model import RiskModel
 log = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
+
+PROGRESS_EVERY_ROUNDS = 50  # a log line every this many boosting rounds
+
+
+def progress_callback(
+    what: str, every: int = PROGRESS_EVERY_ROUNDS
+) -> Callable[[lgb.callback.CallbackEnv], None]:
+    """A LightGBM callback logging (INFO) every ``every`` rounds and at the last: the round,
+    the most there may be, the validation score when there is one, and the elapsed time."""
+    started = time.perf_counter()
+
+    def _log(env: lgb.callback.CallbackEnv) -> None:
+        done = env.iteration + 1
+        if done % every and done != env.end_iteration:
+            return
+        scores = "".join(
+            f", {data} {metric} {value:.4f}"
+            for data, metric, value, *_ in env.evaluation_result_list or ()
+        )
+        log.info(
+            "%s: round %d of at most %d%s, %.0f s",
+            what,
+            done,
+            env.end_iteration,
+            scores,
+            time.perf_counter() - started,
+        )
+
+    return _log
 
 
 @dataclass(frozen=True)
@@ -93,6 +123,7 @@ def fit_count_booster(
     *,
     refit: bool,
     weights: FloatArray | None = None,
+    what: str = "booster",
 ) -> FittedBooster:
     """Early-stop on rows ``n_fit:`` (the validation slice), then optionally refit on all rows."""
     started = time.perf_counter()
@@ -117,7 +148,10 @@ def fit_count_booster(
         num_boost_round=params.num_boost_round,
         valid_sets=[valid_set],
         valid_names=["validation"],
-        callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False)],
+        callbacks=[
+            lgb.early_stopping(params.early_stopping_rounds, verbose=False),
+            progress_callback(f"{what} (validated on {len(target) - n_fit:,} hex-days)"),
+        ],
     )
     best = max(int(early.best_iteration or early.current_iteration()), 1)
     validation_expected = np.asarray(early.predict(matrix[n_fit:], num_iteration=best))
@@ -125,7 +159,12 @@ def fit_count_booster(
         full_set = lgb.Dataset(
             matrix, target, weight=weights, feature_name=feature_names, free_raw_data=True
         )
-        booster = lgb.train(booster_params, full_set, num_boost_round=best)
+        booster = lgb.train(
+            booster_params,
+            full_set,
+            num_boost_round=best,
+            callbacks=[progress_callback(f"{what} (refit on all {len(target):,} hex-days)")],
+        )
     else:
         booster = lgb.Booster(model_str=early.model_to_string(num_iteration=best))
     return FittedBooster(booster, best, validation_expected, time.perf_counter() - started)
@@ -138,13 +177,19 @@ def fit_fixed_rounds(
     feature_names: list[str],
     rounds: int,
     weights: FloatArray | None = None,
+    what: str = "booster",
 ) -> FittedBooster:
     """One fit on all rows with a given number of rounds (no validation pass)."""
     started = time.perf_counter()
     booster_params = params.booster_params()
     booster_params.update(constraint_params(params, feature_names))
     data = lgb.Dataset(matrix, target, weight=weights, feature_name=feature_names)
-    booster = lgb.train(booster_params, data, num_boost_round=rounds)
+    booster = lgb.train(
+        booster_params,
+        data,
+        num_boost_round=rounds,
+        callbacks=[progress_callback(f"{what} ({len(target):,} hex-days)")],
+    )
     return FittedBooster(booster, rounds, np.zeros(0), time.perf_counter() - started)
 
 
@@ -171,6 +216,10 @@ def train_model(
             f"training window {train_start}..{train_end} must be longer than the "
             f"{params.training.validation_days}-day validation slice"
         )
+    log.info(
+        "training on %s..%s: %s hex-days x %d features", train_start, train_end, f"{len(rows):,}",
+        len(feature_names),
+    )  # fmt: skip
     matrix = rows[feature_names].to_numpy(dtype=np.float32, na_value=np.nan)
     y_crashes = rows[Y_CRASHES].to_numpy(dtype=np.float64)
     weights = recency_weights(rows[s.DATE], train_end, params.training.recency_halflife_days)
@@ -182,6 +231,7 @@ def train_model(
         feature_names,
         refit=params.training.refit_full_window,
         weights=weights,
+        what="crash model",
     )
     y_validation = y_crashes[n_fit:]
     reference_start = pd.Timestamp(train_end) - pd.Timedelta(
@@ -216,10 +266,17 @@ def train_model(
                 feature_names,
                 refit=params.training.refit_full_window,
                 weights=weights,
+                what="injury model",
             )
         else:
             injuries = fit_fixed_rounds(
-                matrix, y_injuries, params.lightgbm, feature_names, crashes.best_iteration, weights
+                matrix,
+                y_injuries,
+                params.lightgbm,
+                feature_names,
+                crashes.best_iteration,
+                weights,
+                what="injury model",
             )
         injury_booster = injuries.booster
         injury_info = {

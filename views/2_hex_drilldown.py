@@ -60,7 +60,8 @@ with why_column:
     if detail.forecast is None:
         st.caption("No forecast to explain.")
     else:
-        explanation = try_load(hex_explanation, cell, detail.forecast)
+        with st.spinner("Explaining this hex's forecast (the model's first use loads it)…"):
+            explanation = try_load(hex_explanation, cell, detail.forecast)
         if explanation is not None:
             waterfall(explanation)
 

@@ -17,7 +17,8 @@ from app.services.what_if import what_if, what_if_base
 st.title("What-if weather")
 info = load(overview)
 banners(info)
-base = load(what_if_base)
+with st.spinner("Loading the model and tomorrow's features…"):
+    base = load(what_if_base)
 st.caption(
     "Move the sliders: the whole map is re-scored by the model with this weather and day in "
     "place of the forecast. Nothing is stored."

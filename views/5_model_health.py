@@ -1,5 +1,6 @@
-"""Model health: the champion, its backtest against the baselines, confusion matrix,
-calibration, what drives it, how its past forecasts did, and the challenger."""
+"""Model health: the champion, its backtest against the baselines and where it is worse, lift
+curves on the backtest and on live outcomes, calibration, what drives it, how its past
+forecasts did, and the challenger."""
 
 import streamlit as st
 
@@ -8,10 +9,11 @@ from app.components.model_health import (
     backtest_table,
     calibration_chart,
     champion_header,
-    confusion_chart,
     importance_chart,
+    lift_chart,
     live_performance,
     versions_table,
+    where_worse,
 )
 from app.services.model_health import model_health
 from app.services.overview import overview
@@ -19,19 +21,32 @@ from app.services.overview import overview
 st.title("Model health")
 info = load(overview)
 banners(info)
-health = load(model_health)
+with st.spinner("Reading the model's training run and its past forecasts…"):
+    health = load(model_health)
 champion_header(health)
 
 st.subheader("Backtest against the baselines")
 backtest_table(health)
+where_worse(health)
 
-matrix_column, calibration_column = st.columns(2)
-with matrix_column:
-    st.subheader("Confusion matrix")
-    confusion_chart(health)
-with calibration_column:
-    st.subheader("Calibration")
-    calibration_chart(health)
+st.subheader("Crashes caught by the riskiest hexes")
+backtest_column, live_column = st.columns(2)
+with backtest_column:
+    st.markdown("**On the backtest** (held-out days)")
+    lift_chart(
+        health.backtest_lift,
+        empty_note="The training run of this version logged no lift curve: retrain "
+        "(`vz train`) to see it.",
+    )
+with live_column:
+    st.markdown(f"**On live outcomes** ({len(health.realized)} forecast day(s))")
+    lift_chart(
+        health.live_lift,
+        empty_note="No stored forecast of this model has its crashes in yet.",
+    )
+
+st.subheader("Calibration")
+calibration_chart(health)
 
 st.subheader("What drives the model")
 importance_chart(health)

@@ -24,7 +24,8 @@ st.subheader("Rejected rows")
 rejects_section(health)
 
 st.subheader("Feature drift")
-drift = try_load(drift_report)
+with st.spinner("Comparing recent features with the training data…"):
+    drift = try_load(drift_report)
 if drift is not None:
     drift_section(drift)
 

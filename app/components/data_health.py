@@ -45,17 +45,31 @@ def drift_section(report: DriftReport) -> None:
         f"recent days {recent[0]} – {recent[1]}. A feature drifts when its PSI exceeds "
         f"**{report.threshold:.2f}**; **{report.n_drifting}** of {len(report.table)} do."
     )
+    seasonal = ", ".join(report.seasonal_labels)
+    if seasonal and report.same_season is not None:
+        st.markdown(
+            f"Seasonal features ({seasonal}) are compared with the same days a year earlier "
+            f"({report.same_season[0]} – {report.same_season[1]}), not with the whole "
+            "training year: four winter weeks always differ from a year, and that is not drift."
+        )
+    elif seasonal:
+        st.markdown(
+            f"Seasonal features ({seasonal}) are left out: the model has not seen the same "
+            "days a year earlier, and four weeks always differ from a whole year."
+        )
     table = report.table.assign(
         drifting=report.table["drifting"].map({True: "drifting", False: ""})
     )
+    columns = ["label", "feature", "drifting", "psi", "wasserstein", "js_divergence"]
     dataframe(
-        table[["label", "feature", "drifting", "psi", "wasserstein", "js_divergence", "kind"]],
+        table[[*columns, "compared_with", "kind"]],
         hide_index=True,
         width="stretch",
         column_config={
             "label": "Feature",
             "feature": "Column",
             "drifting": "Drift",
+            "compared_with": "Compared with",
             "psi": st.column_config.NumberColumn("PSI", format="%.3f"),
             "wasserstein": st.column_config.NumberColumn("Wasserstein", format="%.3g"),
             "js_divergence": st.column_config.NumberColumn("JS divergence", format="%.3f"),

@@ -1,10 +1,12 @@
-"""The model-health page's parts: the champion, its backtest table, confusion matrix,
-calibration and importance charts, live performance and the champion/challenger table."""
+"""The model-health page's parts: the champion, its backtest table and where the model is
+worse, lift curves, calibration and importance charts, live performance and the
+champion/challenger table."""
 
 from __future__ import annotations
 
 from typing import Final
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -12,7 +14,6 @@ from app.components.charts import INCREASE_COLOUR
 from app.components.tables import dataframe
 from app.services.model_health import ModelHealth
 from app.services.overview import FIX_SCORE
-from core import schema as s
 
 HEALTH_METRICS: Final = {
     "poisson_deviance": "Poisson deviance (lower is better)",
@@ -57,47 +58,107 @@ def backtest_table(health: ModelHealth) -> None:
     )
 
 
-def confusion_chart(health: ModelHealth) -> None:
+LIFT_METHODS: Final = ("model", "historical_average")
+LIFT_SHARE: Final = 0.10  # the share of hexes the caption reads the curves at
+TIE_POINTS: Final = 0.01  # closer than this at LIFT_SHARE, the caption calls the ranking a tie
+# What a shortfall on each metric means for a reader of the forecast.
+SHORTFALL_MEANING: Final = {
+    "class_log_loss": "its class percentages (the chance of each risk class) are less "
+    "trustworthy than a plain average's; read the expected crashes and the ranking instead",
+    "calibration_error_rel": "its expected crashes per hex are further from what happens",
+    "poisson_deviance": "its expected crashes per hex-day fit what happened less well",
+    "daily_total_mae": "its citywide daily total is further off",
+    "recall_at_k": "its ranking finds fewer of the hexes that had a crash",
+    "hit_rate_10": "its top 10% of hexes catch fewer crashes",
+    "hit_rate_20": "its top 20% of hexes catch fewer crashes",
+    "pai_10": "its top 10% of hexes catch fewer crashes",
+    "qwk": "its risk classes agree less with the classes of what happened",
+}
+
+
+def where_worse(health: ModelHealth) -> None:
+    """Plain words for every backtest metric on which a baseline beats the model."""
+    if health.backtest.empty:
+        return
+    if not health.shortfalls:
+        st.success("On the backtest the model is at least as good as every baseline on every "
+                   "metric shown.")  # fmt: skip
+        return
+    lines = []
+    for gap in health.shortfalls:
+        name = HEALTH_METRICS.get(gap.metric, gap.metric).split(" (")[0]
+        baseline = METHOD_NAMES.get(gap.baseline, gap.baseline).lower()
+        meaning = SHORTFALL_MEANING.get(gap.metric)
+        lines.append(
+            f"- **{name}**: {gap.model:.3f} against {gap.baseline_value:.3f} for the "
+            f"{baseline} ({gap.baselines_better} of {gap.baselines} baselines do better)"
+            + (f": {meaning}." if meaning else ".")
+        )
+    st.warning("**Where the model is worse than a baseline** (backtest):\n" + "\n".join(lines))
+
+
+def _captured_at(curve: pd.DataFrame, method: str, share: float = LIFT_SHARE) -> float | None:
+    rows = curve[curve["method"] == method]
+    if rows.empty:
+        return None
+    return float(np.interp(share, rows["hex_share"], rows["crash_share"]))
+
+
+def lift_chart(curve: pd.DataFrame, *, empty_note: str) -> None:
+    """Share of crashes captured against share of hexes flagged: model, 365-day average and
+    hexes picked at random (the diagonal)."""
     import altair as alt
 
-    if health.outcome_days == 0:
-        st.info("No stored forecast of this model has its crashes in yet.")
+    curve = curve[curve["method"].isin(LIFT_METHODS)] if not curve.empty else curve
+    if curve.empty:
+        st.info(empty_note)
         return
-    data = health.confusion.stack().rename("Hex-days").reset_index()
-    order = list(s.RISK_CLASSES)
-    base = alt.Chart(data, height=300).encode(
-        x=alt.X(
-            "Forecast class:N",
-            sort=order,
-            axis=alt.Axis(labelAngle=-30, labelLimit=200, labelOverlap=False),
+    data = curve.assign(Method=curve["method"].map(METHOD_NAMES))
+    diagonal = (
+        alt.Chart(pd.DataFrame({"hex_share": [0.0, 1.0], "crash_share": [0.0, 1.0]}))
+        .mark_line(color="#8c8c8c", strokeDash=[4, 4])
+        .encode(x="hex_share:Q", y="crash_share:Q")
+    )
+    encoding = {
+        "x": alt.X("hex_share:Q", title="Share of hexes flagged", axis=alt.Axis(format="%")),
+        "y": alt.Y("crash_share:Q", title="Share of crashes in them", axis=alt.Axis(format="%")),
+        "color": alt.Color(
+            "Method:N",
+            scale=alt.Scale(
+                domain=[METHOD_NAMES[m] for m in LIFT_METHODS], range=[INCREASE_COLOUR, "#3b6ea5"]
+            ),
+            legend=alt.Legend(orient="bottom", title=None, labelLimit=300),
         ),
-        y=alt.Y(
-            "Realised class:N",
-            sort=order[::-1],
-            axis=alt.Axis(labelLimit=200, labelOverlap=False),
-        ),
+        "tooltip": [
+            "Method",
+            alt.Tooltip("hex_share:Q", title="Hexes flagged", format=".0%"),
+            alt.Tooltip("crash_share:Q", title="Crashes in them", format=".1%"),
+        ],
+    }
+    model_name, baseline_name = (METHOD_NAMES[m] for m in LIFT_METHODS)
+    # the average as a wide pale band, the model as a thin line on it: where they coincide
+    # both stay visible
+    baseline_line = (
+        alt.Chart(data[data["Method"] == baseline_name])
+        .mark_line(strokeWidth=7, opacity=0.35)
+        .encode(**encoding)
     )
-    cells = base.mark_rect().encode(
-        color=alt.Color("Hex-days:Q", scale=alt.Scale(scheme="blues", type="symlog"), legend=None),
-        tooltip=["Realised class", "Forecast class", "Hex-days"],
+    model_line = (
+        alt.Chart(data[data["Method"] == model_name]).mark_line(strokeWidth=2).encode(**encoding)
     )
-    dark = float(data["Hex-days"].max()) ** 0.5
-    text = base.mark_text(fontSize=12).encode(
-        text="Hex-days:Q",
-        color=alt.condition(alt.datum["Hex-days"] > dark, alt.value("white"), alt.value("black")),
-    )
-    st.altair_chart(cells + text, width="stretch")
-    whole = [k for k, cut in enumerate(health.thresholds, start=1) if cut <= 1.0]
-    note = (
-        f" Cut points below one crash make any hex-day with a crash at least "
-        f"{s.RISK_CLASSES[whole[-1]]}, and one without a crash Safe."
-        if whole
-        else ""
-    )
-    st.caption(
-        f"Over {health.outcome_days} forecast day(s) with outcomes. The realised class is the "
-        f"class of the number of crashes that happened, under the same cut points.{note}"
-    )
+    st.altair_chart(diagonal + baseline_line + model_line, width="stretch")
+    model, baseline = (_captured_at(curve, method) for method in LIFT_METHODS)
+    if model is not None and baseline is not None:
+        tie = (
+            " Within a point of each other: here the model ranks hexes no better than the average."
+            if abs(model - baseline) < TIE_POINTS
+            else ""
+        )
+        st.caption(
+            f"Flagging the riskiest {LIFT_SHARE:.0%} of hexes each day catches {model:.1%} of "
+            f"the crashes by the model's forecast and {baseline:.1%} by the 365-day average; "
+            f"on the dashed line hexes are picked at random.{tie}"
+        )
 
 
 def calibration_chart(health: ModelHealth) -> None:
@@ -121,7 +182,8 @@ def calibration_chart(health: ModelHealth) -> None:
     )  # fmt: skip
     st.altair_chart(diagonal + points, width="stretch")
     st.caption(
-        "Ten bins of hex-days by expected crashes; on the dashed line the forecast is exact."
+        f"Ten bins of the hex-days of {health.outcome_days} forecast day(s) with outcomes, by "
+        "expected crashes; on the dashed line the forecast is exact."
     )
 
 

@@ -117,11 +117,25 @@ def data_health(days: int = 90) -> DataHealth:
     )
 
 
+def _run_watermark(runs: pd.DataFrame, key: tuple[str, str], newest_day: pd.Timestamp) -> str:
+    """The watermark of the newest run of ``key`` that marked one no later than the data's
+    newest day: a forecast run (the same table) marks days the observations never reached."""
+    mine = runs[(runs["dataset"] == key[0]) & (runs[s.SOURCE] == key[1])].dropna(
+        subset=["watermark"]
+    )
+    marked = pd.to_datetime(mine["watermark"], errors="coerce", format="ISO8601").dt.normalize()
+    mine = mine[marked <= newest_day]
+    if mine.empty:
+        return ""
+    return str(mine.sort_values("started_at")["watermark"].iloc[-1])
+
+
 def _freshness_table(
     newest: pd.DataFrame, runs: pd.DataFrame, marks: pd.DataFrame, info: overview.Overview
 ) -> pd.DataFrame:
     """One row per dataset and source: newest day, lag, last run and incremental watermark
-    (the stored one, else the last run's)."""
+    (the stored one, else that of the newest run that marked one within the data; none for
+    forecasts)."""
     columns = ["Dataset", "Source", "Rows", "Newest day", "Days behind", "Stale", "Last run"]
     if newest.empty:
         return pd.DataFrame(columns=[*columns, "Status", "Watermark"])
@@ -147,9 +161,12 @@ def _freshness_table(
             "Days behind": behind,
             "Stale": stale.fillna(False).map({True: "stale", False: ""}),
             "Last run": [_lookup(last_runs["finished_at"], key) for key in keys],
-            "Status": [_lookup(last_runs["status"], key) for key in keys],
+            "Status": [_lookup(last_runs["status"], key) or "" for key in keys],
             "Watermark": [
-                _lookup(marks, key) or _lookup(last_runs["watermark"], key) for key in keys
+                ""
+                if dataset == f"weather {s.FORECAST}"
+                else _lookup(marks, key) or _run_watermark(runs, key, day)
+                for dataset, key, day in zip(newest["dataset"], keys, newest_day, strict=True)
             ],
         }
     )
@@ -174,15 +191,16 @@ def _run_log(runs: pd.DataFrame) -> pd.DataFrame:
             "Unchanged": runs["rows_unchanged"],
             "Rejected": runs["rows_rejected"],
             "Adds up": balanced.map({True: "✓", False: "✗"}),
-            "Watermark": runs["watermark"],
-            "Message": runs["message"],
+            "Watermark": runs["watermark"].fillna(""),
+            "Message": runs["message"].fillna(""),
         }
     )
 
 
 @dataclass(frozen=True)
 class DriftReport:
-    """Feature drift of the recent days against the champion's training reference.
+    """Feature drift of the recent days against the champion's training reference; seasonal
+    features against the same days a year earlier (``same_season``; None: not compared).
 
     ``table`` columns are ``model.monitor.DRIFT_COLUMNS`` plus ``label``; drifting first.
     """
@@ -190,12 +208,19 @@ class DriftReport:
     model_version: str
     reference: tuple[dt.date, dt.date]
     recent: tuple[dt.date, dt.date]
+    same_season: tuple[dt.date, dt.date] | None
     threshold: float
     table: pd.DataFrame
 
     @property
     def n_drifting(self) -> int:
         return int(self.table["drifting"].sum())
+
+    @property
+    def seasonal_labels(self) -> list[str]:
+        from model.monitor import TRAINING_REFERENCE
+
+        return self.table.loc[self.table["compared_with"] != TRAINING_REFERENCE, "label"].tolist()
 
 
 @st.cache_data(
@@ -208,8 +233,15 @@ def _drift_table(
     version: str,
     reference_days: tuple[dt.date, ...],
     recent_days: tuple[dt.date, ...],
+    same_season_days: tuple[dt.date, ...],
 ) -> pd.DataFrame:
-    from model.features import build_features, feature_label, load_feature_inputs
+    from model.features import (
+        build_features,
+        feature_label,
+        is_day_feature,
+        is_seasonal_feature,
+        load_feature_inputs,
+    )
     from model.monitor import feature_drift
     from model.score import feature_params_of
 
@@ -220,14 +252,18 @@ def _drift_table(
         build_features(inputs, reference_days, params),
         build_features(inputs, recent_days, params),
         features=model.feature_names,
+        seasonal=[name for name in model.feature_names if is_seasonal_feature(name)],
+        day_level=[name for name in model.feature_names if is_day_feature(name)],
+        same_season=build_features(inputs, same_season_days, params) if same_season_days else None,
     )
     return table.assign(label=table["feature"].map(feature_label))
 
 
 def drift_report() -> DriftReport:
     """Drift per feature of the newest ``DRIFT_RECENT_DAYS`` days against the champion's
-    training reference: its last year of training days before them, sampled every few days."""
-    from model.monitor import PSI_THRESHOLD
+    training reference: its last year of training days before them, sampled every few days;
+    seasonal features against the same days a year earlier, when the model trained on them."""
+    from model.monitor import PSI_THRESHOLD, same_season_days
 
     model, version = overview.registered_model()
     settings = get_settings()
@@ -243,6 +279,11 @@ def drift_report() -> DriftReport:
             overview.FIX_TRAIN,
         )
     reference = pd.date_range(reference_start, reference_end, freq=f"{DRIFT_REFERENCE_STEP}D")
+    season = same_season_days(recent)
+    seen = season[
+        (season >= pd.Timestamp(model.train_start)) & (season <= pd.Timestamp(reference_end))
+    ]
+    season_days = tuple(d.date() for d in seen) if len(seen) >= len(season) // 2 else ()
     table = _drift_table(
         settings.resolved_database_url,
         settings.h3_res,
@@ -250,11 +291,13 @@ def drift_report() -> DriftReport:
         version,
         tuple(d.date() for d in reference),
         tuple(d.date() for d in recent),
+        season_days,
     )
     return DriftReport(
         model_version=version,
         reference=(reference_start, reference_end),
         recent=(recent[0].date(), newest),
+        same_season=(season_days[0], season_days[-1]) if season_days else None,
         threshold=PSI_THRESHOLD,
         table=table,
     )

@@ -1,8 +1,9 @@
 """The model health page's service: the champion's training, backtest and explanations, and
 how its stored forecasts did against what happened.
 
-The confusion matrix and calibration are ``model.outcomes``'s; realised performance is
-``model.monitor``'s.
+The lift curves are ``model.metrics.lift_curve``'s (the backtest's logged with the training
+run, the live one from ``model.monitor.realized_evaluation``); calibration is
+``model.outcomes``'s.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import pandas as pd
 import streamlit as st
@@ -19,9 +20,64 @@ from app.services import overview, risk_map
 from core.settings import get_settings
 
 if TYPE_CHECKING:
+    from model.monitor import RealizedEvaluation
     from model.registry.loading import RunArtifacts
 
 log = logging.getLogger(__name__)
+
+MODEL: Final = "model"
+# Backtest metrics where a lower value is better; for the others a higher one is.
+LOWER_IS_BETTER: Final = frozenset(
+    {"poisson_deviance", "daily_total_mae", "calibration_error_rel", "class_log_loss"}
+)
+COMPARED_METRICS: Final = (
+    "poisson_deviance",
+    "recall_at_k",
+    "hit_rate_10",
+    "hit_rate_20",
+    "pai_10",
+    "daily_total_mae",
+    "calibration_error_rel",
+    "class_log_loss",
+    "qwk",
+)
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    """A backtest metric on which a baseline beats the model: the best such baseline."""
+
+    metric: str
+    model: float
+    baseline: str
+    baseline_value: float
+    baselines_better: int
+    baselines: int
+
+
+def shortfalls(backtest: pd.DataFrame) -> list[Shortfall]:
+    """The metrics of a backtest table (methods as rows) on which some baseline does better
+    than the model, each with the best baseline, in ``COMPARED_METRICS`` order."""
+    if MODEL not in backtest.index:
+        return []
+    baselines = backtest.drop(index=MODEL)
+    out = []
+    for metric in COMPARED_METRICS:
+        if metric not in backtest.columns:
+            continue
+        model = float(backtest.at[MODEL, metric])
+        values = pd.to_numeric(baselines[metric], errors="coerce").dropna()
+        if pd.isna(model) or values.empty:
+            continue
+        lower = metric in LOWER_IS_BETTER
+        better = values[values < model] if lower else values[values > model]
+        if better.empty:
+            continue
+        best = better.idxmin() if lower else better.idxmax()
+        out.append(
+            Shortfall(metric, model, str(best), float(better[best]), len(better), len(values))
+        )
+    return out
 
 
 @dataclass(frozen=True)
@@ -29,10 +85,12 @@ class ModelHealth:
     """The champion and how it does.
 
     ``backtest``: metrics (rows) by method (columns: model and baselines), from the training
-    run. ``importance``: mean |SHAP| per feature label, largest first. ``confusion``: counts
-    of predicted (columns) by realised class (rows) over the stored forecasts with outcomes;
-    ``calibration``: quantile bins with mean ``expected`` and ``observed`` crashes per hex-day.
-    ``realized``: ``model.monitor.realized_performance``. ``versions``: ``list_versions``.
+    run; ``shortfalls``: where a baseline beats the model there. ``backtest_lift`` and
+    ``live_lift``: ``method, hex_share, crash_share`` (empty when the run logged none or no
+    forecast has its outcomes). ``importance``: mean |SHAP| per feature label, largest first.
+    ``calibration``: quantile bins with mean ``expected`` and ``observed`` crashes per hex-day
+    over the stored forecasts with outcomes. ``realized``: per day, ``model.monitor``'s
+    ``PERFORMANCE_COLUMNS``. ``versions``: ``list_versions``.
     """
 
     version: str
@@ -43,10 +101,12 @@ class ModelHealth:
     thresholds: tuple[float, ...]
     backtest_window: str | None
     backtest: pd.DataFrame
+    shortfalls: list[Shortfall]
+    backtest_lift: pd.DataFrame
+    live_lift: pd.DataFrame
     importance: pd.Series
     importance_kind: str
     outcome_days: int
-    confusion: pd.DataFrame
     calibration: pd.DataFrame
     realized: pd.DataFrame
     versions: pd.DataFrame
@@ -74,12 +134,12 @@ def _versions(tracking_uri: str) -> pd.DataFrame:
 @st.cache_data(
     ttl=overview.CACHE_TTL_S, show_spinner="Comparing past forecasts with what happened…"
 )
-def _realized(url: str, res: int, version: str, newest: dt.date | None) -> pd.DataFrame:
+def _realized(url: str, res: int, version: str, newest: dt.date | None) -> RealizedEvaluation:
     """Realised performance of ``version``; ``newest`` (crash date) keys the cache to the data."""
     from core.warehouse import get_engine
-    from model.monitor import realized_performance
+    from model.monitor import realized_evaluation
 
-    return realized_performance(get_engine(url), res=res, model_version=version)
+    return realized_evaluation(get_engine(url), res=res, model_version=version)
 
 
 def _outcome_rows(version: str) -> tuple[pd.DataFrame, int]:
@@ -99,7 +159,7 @@ def _outcome_rows(version: str) -> tuple[pd.DataFrame, int]:
 def model_health() -> ModelHealth:
     """The champion's training, backtest, explanations and live performance."""
     from model.features import feature_label
-    from model.outcomes import confusion_table, outcome_calibration
+    from model.outcomes import outcome_calibration
     from model.registry.loading import RunArtifacts
 
     settings = get_settings()
@@ -125,11 +185,13 @@ def model_health() -> ModelHealth:
         thresholds=tuple(model.thresholds),
         backtest_window=str(row["backtest_window"].iloc[0]) if len(row) else None,
         backtest=artifacts.backtest,
+        shortfalls=shortfalls(artifacts.backtest),
+        backtest_lift=artifacts.lift,
+        live_lift=realized.lift,
         importance=importance.sort_values(ascending=False),
         importance_kind=str(shap.get("kind", "")),
         outcome_days=outcome_days,
-        confusion=confusion_table(outcomes, tuple(model.thresholds)),
         calibration=outcome_calibration(outcomes),
-        realized=realized,
+        realized=realized.per_day,
         versions=versions,
     )

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 import pandas as pd
 
 from model.registry.store import (
+    BACKTEST_LIFT,
     BACKTEST_TABLE,
     CHAMPION,
     REGISTERED_MODEL,
@@ -75,16 +76,19 @@ def load_champion(tracking_uri: str) -> tuple[RiskModel, str]:
 @dataclass(frozen=True)
 class RunArtifacts:
     """What a training run logged for readers: ``backtest`` (metrics by method, one row a
-    method) and ``shap_summary`` (``kind``, ``importance`` per feature, …); empty when absent."""
+    method), ``shap_summary`` (``kind``, ``importance`` per feature, …) and ``lift`` (the
+    backtest's lift curve per method: ``method, hex_share, crash_share``); empty when absent."""
 
     backtest: pd.DataFrame = field(default_factory=pd.DataFrame)
     shap_summary: dict[str, Any] = field(default_factory=dict)
+    lift: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def run_artifacts(tracking_uri: str, run_id: str) -> RunArtifacts:
-    """The backtest table and SHAP summary logged with a training run (empty when absent)."""
+    """The backtest table, SHAP summary and backtest lift curves logged with a training run
+    (each empty when absent: runs logged before the lift curves have none)."""
     client = make_client(tracking_uri)
-    backtest, summary = pd.DataFrame(), {}
+    backtest, summary, lift = pd.DataFrame(), {}, pd.DataFrame()
     with tempfile.TemporaryDirectory(prefix="vz-run-") as scratch:
         try:
             table = Path(client.download_artifacts(run_id, BACKTEST_TABLE, scratch))
@@ -93,7 +97,11 @@ def run_artifacts(tracking_uri: str, run_id: str) -> RunArtifacts:
             summary = json.loads(shap.read_text(encoding="utf-8"))
         except Exception as exc:  # a run logged without these artifacts
             log.warning("run %s: artifacts missing: %s", run_id, exc)
-    return RunArtifacts(backtest, summary)
+        try:
+            lift = pd.read_csv(client.download_artifacts(run_id, BACKTEST_LIFT, scratch))
+        except Exception as exc:  # a run logged before the lift curves
+            log.info("run %s: no backtest lift curves: %s", run_id, exc)
+    return RunArtifacts(backtest, summary, lift)
 
 
 VERSION_METRICS: Final = (

@@ -9,6 +9,7 @@
   (``model.poisson_deviance``, ``historical_average.recall_at_k``, …), the training metadata
   (``train.dispersion``, …) and the thresholds again as metrics;
 - artifacts: ``backtest/table.csv``, ``backtest/table.json``, ``backtest/per_day.csv``,
+  ``backtest/lift.csv`` (share of crashes captured against share of hexes flagged, per method),
   ``shap/summary.json`` + ``shap/summary.png`` (mean |SHAP| per feature),
   ``data_fingerprint.json``, ``model_card.md``, and ``risk_model/`` (the ``RiskModel`` but its
   crash booster: thresholds, dispersion, feature names, injury booster);
@@ -46,6 +47,7 @@ from model.registry.promotion import PromotionDecision, promote_if_better
 from model.registry.store import (
     BACKTEST_DIR,
     BACKTEST_JSON,
+    BACKTEST_LIFT,
     BACKTEST_PER_DAY,
     BACKTEST_TABLE,
     EXPERIMENT,
@@ -377,6 +379,10 @@ def _write_artifacts(
     (folder / BACKTEST_JSON).write_text(json.dumps(to_json(backtest), indent=2), encoding="utf-8")
     if not backtest.per_day.empty:
         backtest.per_day.to_csv(folder / BACKTEST_PER_DAY, index=False)
+    if not backtest.predictions.empty:
+        from model.backtest import backtest_lift
+
+        backtest_lift(backtest).to_csv(folder / BACKTEST_LIFT, index=False)
     (folder / SHAP_SUMMARY).write_text(json.dumps(summary, indent=2), encoding="utf-8")
     shap_bar_chart(summary, folder / SHAP_CHART)
     (folder / FINGERPRINT_FILE).write_text(

@@ -9,6 +9,7 @@ store and scored, once per module.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,7 +68,7 @@ def metric(at: AppTest, label: str) -> float:
 
 
 def texts(at: AppTest) -> str:
-    kinds = ("title", "subheader", "markdown", "caption", "info", "warning", "error")
+    kinds = ("title", "subheader", "markdown", "caption", "info", "warning", "error", "success")
     return "\n".join(str(e.value) for kind in kinds for e in getattr(at, kind))
 
 
@@ -215,7 +216,20 @@ def test_model_health_shows_the_champion(with_model: ModelWorld) -> None:
     assert {"Model", "Historical average (365 d)"} <= set(backtest.columns)
     assert "Recall@K" in backtest.index
     charts = at.get("vega_lite_chart")
-    assert len(charts) >= 4  # confusion, calibration, importance, live performance
+    assert len(charts) >= 5  # lift on the backtest and live, calibration, importance, live
+    assert "Crashes caught by the riskiest hexes" in text
+    assert "Confusion matrix" not in text
+    # both lift curves are drawn and read at 10% of hexes, model against the 365-day average
+    readings = re.findall(
+        r"Flagging the riskiest 10% of hexes each day catches ([0-9.]+)% of the crashes by the "
+        r"model's forecast and ([0-9.]+)% by the 365-day average",
+        text,
+    )
+    assert len(readings) == 2
+    assert all(0 < float(share) <= 100 for pair in readings for share in pair)
+    assert "logged no lift curve" not in text
+    # the page says in words where a baseline beats the model, or that none does
+    assert "Where the model is worse than a baseline" in text or "at least as good" in text
     assert "provisional" in text
     assert "No stored forecast" not in text
 

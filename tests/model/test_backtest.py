@@ -3,13 +3,15 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import logging
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from core import schema as s
-from model.backtest import BacktestResult, backtest_to_json, run_backtest
+from model.backtest import BacktestResult, backtest_lift, backtest_to_json, run_backtest
 from model.baselines import ewma_history, historical_average, neighbour_smoothed
 from model.features import FeatureInputs, build_features
 from model.metrics import evaluate_day_predictions, poisson_deviance, top_share
@@ -179,3 +181,42 @@ def test_class_metrics_use_the_same_thresholds_for_the_realised_class() -> None:
     assert metrics["macro_f1"] == pytest.approx(1.0)
     assert metrics["qwk"] == pytest.approx(1.0)
     assert metrics["class_log_loss"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_training_rounds_and_folds_are_logged_as_they_go(
+    city: SyntheticCity, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="model")
+    params = fast_params(num_boost_round=120, early_stopping_rounds=200)  # runs all 120 rounds
+    run_backtest(
+        city.inputs,
+        train_end=TRAIN_END,
+        start=TEST_START,
+        end=TEST_START + dt.timedelta(days=9),
+        folds=2,
+        params=params,
+    )
+    lines = [(r.name, r.getMessage()) for r in caplog.records]
+    rounds = [m for n, m in lines if n == "model.train" and " round " in m]
+    early = [m for m in rounds if "validated on" in m]
+    # every 50 rounds and the last, with the validation score and the time so far, per fold
+    assert [m.split(" round ")[1].split(" of")[0] for m in early] == ["50", "100", "120"] * 2
+    assert all(re.search(r"validation poisson [0-9.]+, \d+ s$", m) for m in early)
+    assert any("refit on" in m for m in rounds)
+    folds = [m for n, m in lines if n == "model.backtest" and m.startswith("backtest fold")]
+    assert [m.split(":")[0].split(" (")[0] for m in folds] == [
+        "backtest fold 1 of 2",
+        "backtest fold 1 of 2",
+        "backtest fold 2 of 2",
+        "backtest fold 2 of 2",
+    ]
+    assert folds[1].endswith(" s") and "done in" in folds[1]
+
+
+def test_backtest_lift_has_a_curve_per_method(result: BacktestResult) -> None:
+    lift = backtest_lift(result)
+    assert list(lift["method"].unique()) == result.methods
+    for _, curve in lift.groupby("method"):
+        assert curve["crash_share"].iloc[0] == 0.0
+        assert curve["crash_share"].iloc[-1] == pytest.approx(1.0)
+        assert curve["crash_share"].is_monotonic_increasing

@@ -21,14 +21,21 @@ from core.warehouse import (
 )
 from etl.crashes import with_parent_cells
 from geo.cells import points_to_cells
+from model.features import FEATURE_COLUMNS, is_seasonal_feature
 from model.metrics import per_day_metrics
 from model.monitor import (
+    NOT_COMPARED,
     PSI_THRESHOLD,
+    SAME_SEASON,
+    TRAINING_REFERENCE,
+    chance_psi,
     dataset_drift,
     feature_drift,
     label_lag,
     psi,
+    realized_evaluation,
     realized_performance,
+    same_season_days,
 )
 
 # ------------------------------------------------------------------------------------------
@@ -65,7 +72,7 @@ def test_shifted_feature_drifts_first(rng: np.random.Generator) -> None:
     assert shifted["psi"] > 1.0 > PSI_THRESHOLD
     assert shifted["drifting"]
     assert shifted["wasserstein"] == pytest.approx(1.5, abs=0.1)
-    assert shifted["threshold"] == PSI_THRESHOLD
+    assert shifted["threshold"] == pytest.approx(PSI_THRESHOLD + chance_psi(10, 5000, 5000))
     assert not drift.iloc[1]["drifting"]
     assert dataset_drift(drift)  # 1 of 2 > 30%
 
@@ -246,6 +253,15 @@ def test_realized_performance_known_hit_rates(warehouse: Engine) -> None:
     )
     assert list(until["target_date"]) == [day1]
 
+    # live lift over both days: 5 crashes in the forecast hexes; the top hex (10%) holds 2 of
+    # them by the model (hex 0 on day 1) and 1 by the historical average (hex 9 on day 1)
+    lift = realized_evaluation(warehouse, res=RES, model_version="1", settings=settings).lift
+    at_10 = lift[np.isclose(lift["hex_share"], 0.1)].set_index("method")["crash_share"]
+    assert at_10["model"] == pytest.approx(2 / 5)
+    assert at_10["historical_average"] == pytest.approx(1 / 5)
+    for _, curve in lift.groupby("method"):
+        assert curve["crash_share"].iloc[-1] == pytest.approx(1.0)
+
 
 def test_realized_performance_counts_crashes_outside_predicted_hexes(warehouse: Engine) -> None:
     day = dt.date(2024, 5, 1)
@@ -258,6 +274,7 @@ def test_realized_performance_counts_crashes_outside_predicted_hexes(warehouse: 
 
 def test_empty_warehouse_gives_empty_frame(warehouse: Engine) -> None:
     assert realized_performance(warehouse, res=RES).empty
+    assert realized_evaluation(warehouse, res=RES).lift.empty
     lag = label_lag(warehouse, Settings())
     assert lag["newest_crash_date"] is None
     assert lag["stale"]
@@ -271,3 +288,108 @@ def test_label_lag(warehouse: Engine) -> None:
     live = label_lag(warehouse, Settings(live=True, expected_crash_lag_days=3))
     assert live["as_of"] == dt.date.today()
     assert live["stale"]
+
+
+# ------------------------------------------------------------------------------------------
+# seasonal features
+
+
+def _seasonal_days(rng: np.random.Generator, years: int = 3) -> pd.DataFrame:
+    """Daily calendar and temperature over ``years`` years, the same climate every year."""
+    days = pd.date_range("2023-01-01", periods=365 * years, freq="D")
+    doy = days.day_of_year.to_numpy()
+    return pd.DataFrame(
+        {
+            s.DATE: days,
+            "month": days.month.astype("float64"),
+            "day_of_year": doy.astype("float64"),
+            "tmax_c": 14 - 11 * np.cos(2 * np.pi * (doy - 20) / 365) + rng.normal(0, 3, len(days)),
+            "weekday": days.day_of_week.astype("float64"),
+        }
+    )
+
+
+def _windows(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The last 28 winter days, the year before them, and the same days a year earlier."""
+    recent = frame.iloc[-28:]
+    reference = frame[
+        (frame[s.DATE] < recent[s.DATE].min())
+        & (frame[s.DATE] >= recent[s.DATE].min() - pd.Timedelta(days=365))
+    ]
+    season = same_season_days(pd.DatetimeIndex(recent[s.DATE]))
+    same_season = frame[frame[s.DATE].isin(season)]
+    assert len(same_season) == len(recent)
+    return reference, recent, same_season
+
+
+SEASONAL = ("month", "day_of_year", "tmax_c")
+DAY_LEVEL = (*SEASONAL, "weekday")
+
+
+def test_a_stationary_seasonal_series_does_not_drift(rng: np.random.Generator) -> None:
+    reference, recent, same_season = _windows(_seasonal_days(rng))
+    naive = feature_drift(reference, recent, day_level=DAY_LEVEL).set_index("feature")
+    assert naive.loc[list(SEASONAL), "drifting"].all()  # the problem: winter is not the year
+    drift = feature_drift(
+        reference, recent, seasonal=SEASONAL, same_season=same_season, day_level=DAY_LEVEL
+    )
+    drift = drift.set_index("feature")
+    assert not drift.loc[list(SEASONAL), "drifting"].any()
+    assert (drift.loc[list(SEASONAL), "compared_with"] == SAME_SEASON).all()
+    assert drift.loc["weekday", "compared_with"] == TRAINING_REFERENCE
+    assert not drift.loc["weekday", "drifting"]
+
+
+def test_a_real_shift_in_a_seasonal_feature_still_drifts(rng: np.random.Generator) -> None:
+    reference, recent, same_season = _windows(_seasonal_days(rng))
+    warmer = recent.assign(tmax_c=recent["tmax_c"] + 8.0)
+    drift = feature_drift(
+        reference, warmer, seasonal=SEASONAL, same_season=same_season, day_level=DAY_LEVEL
+    )
+    drift = drift.set_index("feature")
+    assert drift.loc["tmax_c", "drifting"]
+    assert drift.loc["tmax_c", "wasserstein"] == pytest.approx(8.0, abs=1.5)
+    assert not drift.loc[["month", "day_of_year"], "drifting"].any()
+    assert drift.index[0] == "tmax_c"  # drifting first
+
+
+def test_seasonal_features_without_a_year_earlier_are_left_out(rng: np.random.Generator) -> None:
+    reference, recent, _ = _windows(_seasonal_days(rng))
+    for same_season in (None, recent.iloc[:0]):
+        drift = feature_drift(reference, recent, seasonal=SEASONAL, same_season=same_season)
+        left_out = drift[drift["feature"].isin(SEASONAL)]
+        assert (left_out["compared_with"] == NOT_COMPARED).all()
+        assert left_out["psi"].isna().all() and not left_out["drifting"].any()
+        assert (left_out["n_reference"] == 0).all()
+
+
+def test_which_features_are_seasonal() -> None:
+    seasonal = [name for name in FEATURE_COLUMNS if is_seasonal_feature(name)]
+    for name in ("month", "day_of_year", "is_holiday", s.TMAX_C, s.SNOW_CM, "city_crashes_7d"):
+        assert name in seasonal
+    for name in ("weekday", "crashes_7d", "long_run_rate", s.LAT, "typical_volume"):
+        assert name not in seasonal
+
+
+def test_day_level_features_count_days_not_hex_days(rng: np.random.Generator) -> None:
+    """28 daily values repeated for 500 hexes are 28 values: chance alone moves their PSI
+    far more than 14,000 hex-day values would suggest."""
+    _, recent, same_season = _windows(_seasonal_days(rng))
+    hexes = pd.DataFrame({s.H3_CELL: [f"h{i}" for i in range(500)]})
+
+    def per_hex(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.merge(hexes, how="cross")
+
+    as_days = feature_drift(same_season, recent, day_level=DAY_LEVEL).set_index("feature")
+    as_hex_days = feature_drift(
+        per_hex(same_season), per_hex(recent), day_level=DAY_LEVEL
+    ).set_index("feature")
+    assert as_hex_days.loc["tmax_c", "n_recent"] == 28
+    assert as_hex_days.loc["tmax_c", "psi"] == pytest.approx(as_days.loc["tmax_c", "psi"])
+    assert as_hex_days.loc["tmax_c", "threshold"] > PSI_THRESHOLD + 0.3
+    assert not as_hex_days["drifting"].any()
+
+
+def test_same_season_days_are_a_year_earlier() -> None:
+    days = pd.DatetimeIndex(["2024-02-29", "2025-01-15"])
+    assert list(same_season_days(days)) == [pd.Timestamp("2023-02-28"), pd.Timestamp("2024-01-15")]

@@ -1,4 +1,4 @@
-"""Stored forecasts against what happened: outcome days, rows, confusion and calibration."""
+"""Stored forecasts against what happened: outcome days, rows and calibration."""
 
 from __future__ import annotations
 
@@ -7,18 +7,15 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from core.schema import RISK_CLASSES
 from model.metrics import calibration_table
 from model.outcomes import (
     CALIBRATION_COLUMNS,
     OUTCOME_COLUMNS,
-    confusion_table,
     days_with_outcomes,
     outcome_calibration,
     outcome_rows,
 )
 
-THRESHOLDS = (0.5, 1.0, 1.5, 2.0)
 DAYS = [dt.date(2025, 3, d) for d in range(1, 11)]
 
 
@@ -44,31 +41,6 @@ def test_outcome_rows_stack_the_forecast_days() -> None:
     assert len(rows) == 4 and list(rows.index) == [0, 1, 2, 3]
     empty = outcome_rows([])
     assert empty.empty and list(empty.columns) == list(OUTCOME_COLUMNS)
-
-
-def test_confusion_counts_realised_against_forecast_class() -> None:
-    rows = pd.DataFrame(
-        {
-            "risk_class": [0, 1, 4, 4],
-            "expected_crashes": [0.1, 0.8, 3.0, 2.5],
-            "actual_crashes": pd.array([0, 2, 5, 0], dtype="Int64"),
-        }
-    )
-    table = confusion_table(rows, THRESHOLDS)
-    assert list(table.index) == list(table.columns) == list(RISK_CLASSES)
-    assert table.index.name == "Realised class" and table.columns.name == "Forecast class"
-    safe, somewhat_safe, _, somewhat_dangerous, dangerous = RISK_CLASSES
-    assert table.loc[safe, safe] == 1
-    assert table.loc[somewhat_dangerous, somewhat_safe] == 1  # 2 crashes: above the 1.5 cut
-    assert table.loc[dangerous, dangerous] == 1
-    assert table.loc[safe, dangerous] == 1
-    assert int(table.to_numpy().sum()) == len(rows)
-
-
-def test_confusion_without_outcomes_is_all_zero() -> None:
-    table = confusion_table(pd.DataFrame(columns=list(OUTCOME_COLUMNS)), THRESHOLDS)
-    assert table.shape == (len(RISK_CLASSES), len(RISK_CLASSES))
-    assert int(table.to_numpy().sum()) == 0
 
 
 def test_calibration_of_outcome_rows() -> None:
