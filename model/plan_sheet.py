@@ -12,9 +12,9 @@ copied.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
-import textwrap
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -37,7 +37,6 @@ MIN_MAP_IN: Final = 2.6
 MAX_MAP_IN: Final = 7.0
 LIST_FONT_PT: Final = (8.5, 4.0)  # largest and smallest type of the list
 JOIN_BELOW_PT: Final = 6.75  # smaller than this, reasons run on in one text per unit
-CHAR_WIDTH_EM: Final = 0.56  # DejaVu Sans' average character width, for wrapping
 LINE_SPACING: Final = 1.3
 INK: Final = "#1f1f3a"
 FAINT: Final = "#9a9aa8"
@@ -46,8 +45,8 @@ DEMO_NOTE: Final = "DEMO CITY — SYNTHETIC DATA, NOT NEW YORK"
 COLUMNS: Final = {
     "unit": (0.0, 0.42),
     "place": (0.48, 1.95),
-    "why": (2.5, 3.55),
-    "expected": (6.12, 0.55),
+    "why": (2.5, 3.35),
+    "expected": (5.9, 0.55),
     "chance": (6.75, 0.62),
 }
 
@@ -65,9 +64,39 @@ class ListRow:
         return max(len(self.place), len(self.why), 1)
 
 
-def _wrap(text: str, width_in: float, size_pt: float) -> list[str]:
-    chars = max(8, int(width_in * 72 / (CHAR_WIDTH_EM * size_pt)))
-    return textwrap.wrap(text, chars, break_long_words=True, break_on_hyphens=False) or [""]
+@functools.lru_cache(maxsize=8192)
+def _text_width_in(text: str, size_pt: float, bold: bool = False) -> float:
+    """Width of ``text`` set in the page's font, in inches."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import text_to_path
+
+    font = FontProperties(family="DejaVu Sans", size=size_pt, weight="bold" if bold else None)
+    width, _, _ = text_to_path.get_text_width_height_descent(text, font, ismath=False)
+    return float(width) / 72
+
+
+def _wrap(text: str, width_in: float, size_pt: float, *, bold: bool = False) -> list[str]:
+    """``text`` broken at spaces into lines no wider than ``width_in``; a word wider than
+    that is cut where it must be."""
+    lines: list[str] = []
+    current = ""
+    for word in text.split():
+        candidate = f"{current} {word}" if current else word
+        if _text_width_in(candidate, size_pt, bold) <= width_in:
+            current = candidate
+            continue
+        if current:
+            lines.append(current)
+        while len(word) > 1 and _text_width_in(word, size_pt, bold) > width_in:
+            cut = len(word) - 1
+            while cut > 1 and _text_width_in(word[:cut], size_pt, bold) > width_in:
+                cut -= 1
+            lines.append(word[:cut])
+            word = word[cut:]
+        current = word
+    if current:
+        lines.append(current)
+    return lines or [""]
 
 
 def _list_rows(plan: AreaPlan, size_pt: float, *, joined: bool) -> list[ListRow]:
@@ -82,7 +111,7 @@ def _list_rows(plan: AreaPlan, size_pt: float, *, joined: bool) -> list[ListRow]
         rows.append(
             ListRow(
                 unit=str(row.rank),
-                place=_wrap(str(row.place), COLUMNS["place"][1], size_pt),
+                place=_wrap(str(row.place), COLUMNS["place"][1], size_pt, bold=True),
                 why=why,
                 expected=f"{row.expected_crashes:.2f}",
                 chance=f"{row.chance_of_crash:.0%}",
@@ -300,6 +329,9 @@ def render_briefing(plan: AreaPlan, fmt: BriefingFormat = "pdf") -> bytes:
     return buffer.getvalue()
 
 
-def _metadata(plan: AreaPlan, fmt: BriefingFormat) -> dict[str, str]:
+def _metadata(plan: AreaPlan, fmt: BriefingFormat) -> dict[str, str | None]:
+    """Title; no creation time, so the same plan gives the same bytes."""
     title = f"Deployment briefing — {plan.area_label} — {plan.target_date.isoformat()}"
-    return {"Title": title} if fmt == "pdf" else {"Title": title, "Software": "Vision Zero Risk"}
+    if fmt == "pdf":
+        return {"Title": title, "CreationDate": None}
+    return {"Title": title, "Software": "Vision Zero Risk"}

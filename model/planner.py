@@ -27,6 +27,7 @@ import datetime as dt
 import json
 import math
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
@@ -290,10 +291,12 @@ def plan_to_geojson_bytes(
 
 
 def slug(text: str) -> str:
-    """``text`` as a safe file-name part: lower-case letters and digits joined by single
-    hyphens (``Precinct 14`` -> ``precinct-14``, ``"O'Brien / 5th"`` -> ``o-brien-5th``), at
+    """``text`` as a safe file-name part: lower-case ASCII letters and digits joined by single
+    hyphens (``Precinct 14`` -> ``precinct-14``, ``"O'Brien / 5th"`` -> ``o-brien-5th``,
+    ``Straße`` -> ``strasse``), at
     most ``MAX_SLUG_CHARS`` long; ``area`` when nothing is left."""
-    words = re.sub(r"[^a-z0-9]+", "-", text.casefold()).strip("-")
+    plain = unicodedata.normalize("NFKD", text.casefold()).encode("ascii", "ignore").decode()
+    words = re.sub(r"[^a-z0-9]+", "-", plain).strip("-")
     return words[:MAX_SLUG_CHARS].rstrip("-") or "area"
 
 
