@@ -11,12 +11,13 @@ from pathlib import Path
 import h3
 import pandas as pd
 import pytest
+from sqlalchemy.engine import Engine
 from streamlit.testing.v1 import AppTest
 
 from app.services.briefing import PUBLIC_MIN_COUNT, public_number
 from core import schema as s
 from core.reads.crashes import totals_by_year
-from core.warehouse import crashes_table, create_schema, etl_run, get_engine, upsert
+from core.warehouse import crashes_table, etl_run, get_engine, upsert
 from tests.app.conftest import City
 
 ENTRYPOINT = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
@@ -121,11 +122,9 @@ def test_print_styles_keep_headings_with_their_sections() -> None:
     assert "break-after: avoid" in printed
 
 
-def test_totals_by_year_compare_the_same_part_of_each_year(city: City, tmp_path: Path) -> None:
-    """Crashes a year before the city's, and one after the day of year: only the same part
-    of the earlier year counts."""
-    engine = get_engine(f"sqlite:///{tmp_path / 'warehouse.sqlite'}")
-    create_schema(engine)
+def test_totals_by_year_compare_the_same_part_of_each_year(city: City, engine: Engine) -> None:
+    """Crashes a year before the city's, and some after the day of year: only the same part
+    of the earlier year counts (SQLite and PostgreSQL)."""
     crashes = city.crashes[city.crashes[s.CRASH_DATE] <= dt.date(2025, 12, 15)].head(50)
     year_before = crashes.assign(
         **{
@@ -147,4 +146,3 @@ def test_totals_by_year_compare_the_same_part_of_each_year(city: City, tmp_path:
     totals = totals_by_year(engine, through)
     assert totals["year"].tolist() == [through.year - 1, through.year]
     assert totals["crashes"].tolist() == [50, 50]  # 31 December 2024 is after the day of year
-    engine.dispose()
