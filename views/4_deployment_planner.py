@@ -26,8 +26,6 @@ plan = load(deployment_plan, day, layer, area, n_units, spacing, rank_by)
 
 plan_summary(plan)
 plan_downloads(plan)
-map_column, list_column = st.columns([6, 5], gap="medium")
-with map_column:
-    plan_map(plan, load(forecast_day, plan.target_date, layer, area))
-with list_column:
-    plan_list(plan)
+plan_map(plan, load(forecast_day, plan.target_date, layer, area))
+st.subheader("Ranked picks")
+plan_list(plan)

@@ -29,11 +29,12 @@ from model.planner import AreaPlan
 UNITS: Final = "units"
 SPACING: Final = "spacing"
 RANK: Final = "rank"
-MAP_HEIGHT_PX: Final = 560
+MAP_HEIGHT_PX: Final = 500
 UNIT_LAYER_ID: Final = "unit-numbers"
 AREA_LAYER_ID: Final = "area-outline"
 CONTEXT_LAYER_ID: Final = "neighbouring-areas"
 INK_RGBA: Final = [20, 20, 60, 255]
+PIXELS: Final = pdk.types.String("pixels")  # a literal: pydeck reads bare strings as accessors
 
 
 def plan_controls() -> tuple[int, int, planner.RankBy]:
@@ -136,7 +137,7 @@ def plan_deck(plan: AreaPlan, forecast: ForecastDay) -> pdk.Deck:
             deck.layers.append(
                 pdk.Layer(
                     "PathLayer", data=_paths(rings), id=layer_id, get_path="path",
-                    get_color=colour, width_units="pixels", get_width=width, pickable=False,
+                    get_color=colour, width_units=PIXELS, get_width=width, pickable=False,
                 )
             )  # fmt: skip
     labels = []
@@ -146,7 +147,7 @@ def plan_deck(plan: AreaPlan, forecast: ForecastDay) -> pdk.Deck:
     deck.layers.append(
         pdk.Layer(
             "TextLayer", data=labels, id=UNIT_LAYER_ID, get_position="p", get_text="t",
-            get_size=15, size_units="pixels", get_color=INK_RGBA, font_weight=700,
+            get_size=15, size_units=PIXELS, get_color=INK_RGBA, font_weight=700,
             background=True, get_background_color=[255, 255, 255, 235],
             get_border_color=INK_RGBA, get_border_width=1, background_padding=[5, 2],
             pickable=False,

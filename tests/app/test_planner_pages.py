@@ -215,6 +215,7 @@ def test_precinct_plan_names_places_and_draws_unit_numbers(
     layers = {layer["id"]: layer for layer in deck["layers"]}
     assert sorted(int(label["t"]) for label in layers["unit-numbers"]["data"]) == [1, 2, 3, 4, 5, 6]
     assert layers["unit-numbers"]["@@type"] == "TextLayer"
+    assert layers["unit-numbers"]["sizeUnits"] == layers["area-outline"]["widthUnits"] == "pixels"
     assert layers["area-outline"]["data"] and layers["neighbouring-areas"]["data"]
     tips = [h["t"] for h in layers["risk-hexes"]["data"] if h["t"].startswith("Unit ")]
     assert len(tips) == 6 and all(
