@@ -8,6 +8,7 @@ Only Playwright's auto-waiting synchronises (``expect``, ``wait_for``): no sleep
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import re
 import sys
@@ -21,6 +22,7 @@ from pypdf import PdfReader
 
 from app import PAGES
 from app.server import free_port
+from etl.demo import DemoConfig
 from tests.browser.support import running_server, wait_until_drawn
 
 if TYPE_CHECKING:
@@ -32,6 +34,7 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 TIMEOUT_MS = 60_000
 PROJECTOR: ViewportSize = {"width": 1280, "height": 720}
 BRIEFING_TITLE = "Road safety outlook"
+TOMORROW = (DemoConfig.end + dt.timedelta(days=1)).isoformat()  # the demo city's tomorrow
 
 
 @pytest.fixture(scope="module")
@@ -146,3 +149,16 @@ def test_planner_map_above_the_list_at_1280x720(page: Page, demo_app: RunningApp
     expect(table.get_by_role("cell", name="6", exact=True).first).to_be_visible()
     shot(page, "deployment-planner")
     full_shot(page, "deployment-planner")
+
+    for kind in ("PDF", "PNG"):  # the briefing to hand out, as the page downloads it
+        button = page.get_by_test_id("stDownloadButton").filter(has_text=f"Briefing ({kind})")
+        with page.expect_download() as download_info:
+            button.locator("button").click()
+        download = download_info.value
+        assert download.suggested_filename == f"vz-plan_whole-city_{TOMORROW}.{kind.lower()}"
+        target = SCREENSHOTS / f"deployment-briefing.{kind.lower()}"
+        download.save_as(target)
+    document = PdfReader(SCREENSHOTS / "deployment-briefing.pdf")
+    assert len(document.pages) == 1
+    assert "Deployment briefing — Whole city" in document.pages[0].extract_text()
+    (SCREENSHOTS / "deployment-briefing.pdf").unlink()
