@@ -4,9 +4,9 @@ builds its plans here too.
 
 A plan is for an area of one layer: ``Borough`` (every hex's borough, always there) or a
 loaded area layer such as ``precinct`` (``vz areas``). Layer and area names match exactly,
-else ignoring case. A request that cannot be planned fails with ``PlanError``, one line that
-says what to do: the valid layers or areas, or the ``vz score`` command for a day without a
-forecast.
+else ignoring case, and an area with or without its layer's name (``14``, ``Precinct 14``).
+A request that cannot be planned fails with ``PlanError``, one line that says what to do:
+the valid layers or areas, or the ``vz score`` command for a day without a forecast.
 """
 
 from __future__ import annotations
@@ -65,6 +65,16 @@ def _match(name: str, options: list[str]) -> str | None:
         return name
     folded = name.strip().casefold()
     return next((option for option in options if option.casefold() == folded), None)
+
+
+def _match_area(name: str, layer: str, names: list[str]) -> str | None:
+    """``name`` among the layer's area names; ``14`` and ``Precinct 14`` name the same area
+    whichever of the two the layer stores."""
+    prefix = f"{layer.casefold()} "
+    bare = name.strip()
+    if bare.casefold().startswith(prefix):
+        bare = bare[len(prefix) :].strip()
+    return _match(name, names) or _match(bare, names) or _match(f"{layer} {bare}", names)
 
 
 def layer_names(engine: Engine, res: int) -> list[str]:
@@ -190,7 +200,7 @@ def build_plan(
     area = None
     if request.area is not None:
         names = sorted(membership["area"].unique())
-        area = _match(request.area, names)
+        area = _match_area(request.area, layer, names)
         if area is None:
             raise PlanError(
                 f"no area {request.area!r} in layer {layer}: use one of {_listing(names)}"

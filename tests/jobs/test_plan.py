@@ -141,6 +141,12 @@ def test_a_name_with_quotes_and_a_slash_gives_a_safe_file_name(
     assert path.name == f"vz-plan_precinct-o-brien-east-5_{TOMORROW.isoformat()}.csv"
 
 
+@pytest.mark.parametrize("asked", ["14", "precinct 14", " PRECINCT 14 "])
+def test_an_area_with_or_without_its_layer_name(city: Settings, asked: str) -> None:
+    engine = get_engine(city.resolved_database_url)
+    assert build_plan(engine, city, plan_of(city, area=asked)).area == WEST
+
+
 def test_more_units_than_hexes_places_what_fits(city: Settings, tmp_path: Path) -> None:
     plan, path = plan_job(city, plan_of(city, n_units=50, min_spacing=1), "pdf", tmp_path)
     assert len(plan.picks) == plan.n_hexes < 50
