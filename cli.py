@@ -304,6 +304,42 @@ def backtest(
 
 
 @app.command()
+def plan(
+    date: Annotated[str | None, typer.Option(help="Day to plan for (default: tomorrow)")] = None,
+    area_layer: Annotated[
+        str, typer.Option("--area-layer", help="Borough, or a layer loaded with `vz areas`")
+    ] = "Borough",
+    area: Annotated[
+        str | None, typer.Option(help="Area of that layer (default: the whole city)")
+    ] = None,
+    units: Annotated[int, typer.Option(help="Units to deploy")] = 10,
+    spacing: Annotated[int, typer.Option(help="Minimum spacing between units (H3 rings)")] = 2,
+    fmt: Annotated[
+        Literal["csv", "geojson", "pdf"], typer.Option("--format", help="File to write")
+    ] = "pdf",
+    out: Annotated[Path, typer.Option(help="Folder to write into")] = Path("."),
+) -> None:
+    """Write a deployment plan (the planner page's CSV, GeoJSON or one-page PDF briefing),
+    e.g. for a nightly export: vz-plan_<area>_<date>.<format>."""
+    from jobs.plan import PlanError, PlanRequest, plan_job, plan_summary
+
+    request = PlanRequest(
+        day=_parse_date(date, "--date"),
+        layer=area_layer,
+        area=area,
+        n_units=units,
+        min_spacing=spacing,
+    )
+    settings = _settings()
+    _engine(settings, create=False)
+    try:
+        built, path = plan_job(settings, request, fmt, out)
+    except PlanError as exc:
+        raise SystemExit(_fail(str(exc))) from None
+    typer.echo(plan_summary(built, path))
+
+
+@app.command()
 def daily() -> None:
     """The nightly job: new crashes and tomorrow's forecast from the live sources, then score."""
     from jobs.daily import daily_job

@@ -2,7 +2,7 @@
 see (``app.access``: login, staff or public), registers the navigation from ``app.PAGES`` and
 draws the shared frame; each page lives in ``views/``.
 
-With ``VZ_PUBLIC_MODE=1`` only the public briefing is served.
+With ``VZ_PUBLIC_MODE=1`` only the public briefing is served; every other page's URL says so.
 """
 
 import logging
@@ -29,7 +29,7 @@ except SettingsError as problem:  # the values stay in the server log, the names
     )
     st.stop()
 visitor = access.current_visitor(settings)
-page = access.navigation(visitor, registered_pages(settings.public_mode))
+page = access.navigation(visitor, registered_pages())
 access.banner(visitor)
 access.sidebar(visitor)
 page.run()

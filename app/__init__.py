@@ -16,7 +16,7 @@ class PageSpec:
     title: str
     icon: str
     url_path: str
-    public: bool = False  # served when VZ_PUBLIC_MODE=1
+    public: bool = False  # shown to everyone; staff pages show others why they cannot see them
 
     @property
     def exists(self) -> bool:
@@ -47,6 +47,6 @@ PAGES: Final = (
 )
 
 
-def registered_pages(public_mode: bool) -> list[PageSpec]:
-    """The pages to serve: those whose file exists, and only public ones in public mode."""
-    return [page for page in PAGES if page.exists and (page.public or not public_mode)]
+def registered_pages() -> list[PageSpec]:
+    """The pages with a URL: those whose file exists. Who sees what is ``app.access``'s."""
+    return [page for page in PAGES if page.exists]

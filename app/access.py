@@ -97,38 +97,58 @@ def current_visitor(settings: Settings) -> Visitor:
 # navigation
 
 
+START_URL: Final = "start"  # the default page's reserved name; it is served at "/"
+
+
+def _default_and_alias(spec: PageSpec) -> list[StreamlitPage]:
+    """The default page twice: at the root URL, and hidden under its own URL, because
+    Streamlit serves the default page only at the root and answers its own URL with a
+    "Page not found" box."""
+    return [
+        st.Page(spec.path, title=spec.title, icon=spec.icon, url_path=START_URL, default=True),
+        st.Page(
+            spec.path, title=spec.title, icon=spec.icon, url_path=spec.url_path,
+            visibility="hidden",
+        ),
+    ]  # fmt: skip
+
+
 def navigation(visitor: Visitor, specs: Sequence[PageSpec]) -> StreamlitPage:
     """Register the pages: every page for staff; for everyone else the public briefing
-    (the default page) and a refusal under every staff page's URL."""
+    (the default page) and, under every staff page's URL, why it is not shown. Every
+    page's own URL opens it, the default page's included."""
     if visitor.staff:
-        pages = [
-            st.Page(s.path, title=s.title, icon=s.icon, url_path=s.url_path, default=i == 0)
-            for i, s in enumerate(specs)
+        first, *rest = specs
+        pages = _default_and_alias(first) + [
+            st.Page(s.path, title=s.title, icon=s.icon, url_path=s.url_path) for s in rest
         ]
         return st.navigation(pages, position="sidebar")
-    pages = [
-        st.Page(s.path, title=s.title, icon=s.icon, url_path=s.url_path, default=True)
-        for s in specs
-        if s.public
+    public = [s for s in specs if s.public]
+    pages = _default_and_alias(public[0]) + [
+        st.Page(s.path, title=s.title, icon=s.icon, url_path=s.url_path) for s in public[1:]
     ]
-    if visitor.mode is not Mode.PUBLIC:
-        pages += [
-            st.Page(
-                functools.partial(refusal, visitor, spec),
-                title=spec.title,
-                icon=":material/lock:",
-                url_path=spec.url_path,
-            )
-            for spec in specs
-            if not spec.public
-        ]
+    pages += [
+        st.Page(
+            functools.partial(refusal, visitor, spec),
+            title=spec.title,
+            icon=":material/lock:",
+            url_path=spec.url_path,
+        )
+        for spec in specs
+        if not spec.public
+    ]
     return st.navigation(pages, position="hidden")
 
 
 def refusal(visitor: Visitor, spec: PageSpec) -> None:
     """What a staff page shows to a visitor who may not see it."""
-    st.title("Staff only", anchor=False)
-    if visitor.mode is Mode.LOCKED:
+    st.title("Public briefing only" if visitor.mode is Mode.PUBLIC else "Staff only", anchor=False)
+    if visitor.mode is Mode.PUBLIC:
+        st.info(
+            f"**{spec.title}** is not served here: this server shows only the public briefing.",
+            icon=":material/campaign:",
+        )
+    elif visitor.mode is Mode.LOCKED:
         st.warning(
             f"**{spec.title}** is not available here: this server is reachable from the "
             "network and has no login, so it shows only the public briefing. Its operator "

@@ -11,32 +11,36 @@ picks' expected crashes over the area's total. ``plan_hit_rates`` replays the sa
 past days: for each day's predictions, pick by the rule and count the share of the crashes
 that actually happened in the picked hexes.
 
-**Exports.** CSV and GeoJSON of a plan, and a printable one-page briefing (PNG or PDF, drawn
-with matplotlib's Agg canvas, so no display is needed).
+**Exports.** An ``AreaPlan`` writes every file a plan has (CSV, GeoJSON, and the printable
+one-page briefing as PDF or PNG, ``model.plan_sheet``) under one name scheme,
+``vz-plan_<area>_<date>.<ext>``; the app and ``vz plan`` both call it.
 
 A *forecast frame* has one row per hex with at least ``h3_cell``, ``borough``,
 ``risk_class`` (0..4), ``expected_crashes``, ``expected_injuries`` and ``reasons`` (a list of
-plain-word phrases, strongest first).
+plain-word phrases, strongest first); ``place`` (the hex's name) when known.
 """
 
 from __future__ import annotations
 
 import calendar
 import datetime as dt
-import io
 import json
 import math
+import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import numpy as np
 import pandas as pd
+import shapely
 
 from core import schema as s
 from core.spreadsheet import neutralise_value, safe_csv
 from geo.cells import cell_to_latlng, cells_to_boundaries, grid_disk
 from model.features import feature_label
+from model.uncertainty import chance_of_any_crash
 
 if TYPE_CHECKING:
     from model.risk_model import RiskModel
@@ -44,6 +48,8 @@ if TYPE_CHECKING:
 
 RankBy = Literal["expected_crashes", "expected_injuries"]
 BriefingFormat = Literal["png", "pdf"]
+PlanFormat = Literal["csv", "geojson", "pdf", "png"]
+Ring = list[tuple[float, float]]  # (lng, lat) points of a closed outline
 
 RANK_BY_OPTIONS: Final[dict[str, str]] = {
     "expected_crashes": "Expected crashes",
@@ -53,6 +59,7 @@ MAX_UNITS: Final = 50
 MAX_SPACING: Final = 10
 CSV_COLUMNS: Final = (
     "rank",
+    s.PLACE,
     s.H3_CELL,
     s.BOROUGH,
     "risk_class",
@@ -63,18 +70,27 @@ CSV_COLUMNS: Final = (
     s.LNG,
     "reasons",
 )
-GRID_COLOUR: Final = "#e4e4e4"
-LISTING_CHARS: Final = 110  # reasons per pick on the briefing, cut at a word
-DEMO_NOTE: Final = "DEMO CITY — SYNTHETIC DATA, NOT NEW YORK"
+MEDIA_TYPES: Final[dict[str, str]] = {
+    "csv": "text/csv",
+    "geojson": "application/geo+json",
+    "pdf": "application/pdf",
+    "png": "image/png",
+}
+FILE_PREFIX: Final = "vz-plan"
+MAX_SLUG_CHARS: Final = 60
 
 
 # ------------------------------------------------------------------------------------------
 # picking and coverage
 
 
-def chance_of_crash(expected: pd.Series | np.ndarray) -> np.ndarray:
-    """Chance of at least one crash for each expected count, ``1 - exp(-mu)`` (Poisson)."""
-    return -np.expm1(-np.maximum(np.asarray(expected, dtype=np.float64), 0.0))
+def chance_of_crash(picks: pd.DataFrame) -> np.ndarray:
+    """Chance of at least one crash for each pick, from its expected count and the model's
+    dispersion (``model.uncertainty``, as every page words it); a forecast stored without a
+    dispersion is read as Poisson."""
+    dispersion = picks[s.DISPERSION] if s.DISPERSION in picks else np.zeros(len(picks))
+    filled = pd.to_numeric(pd.Series(dispersion), errors="coerce").fillna(0.0).to_numpy()
+    return chance_of_any_crash(picks["expected_crashes"].to_numpy(dtype="float64"), filled)
 
 
 def pick_hexes(
@@ -196,18 +212,28 @@ def _reason_text(reasons: Any) -> str:
     return "" if reasons is None else str(reasons)
 
 
+def _places(picks: pd.DataFrame) -> list[str]:
+    """Each pick's name: its ``place``, else its borough in title case."""
+    places = picks[s.PLACE] if s.PLACE in picks.columns else pd.Series(None, index=picks.index)
+    return [
+        str(place) if isinstance(place, str) and place.strip() else str(borough).title()
+        for place, borough in zip(places, picks[s.BOROUGH], strict=True)
+    ]
+
+
 def export_frame(picks: pd.DataFrame) -> pd.DataFrame:
     """The plan as plain columns (``CSV_COLUMNS``): class as its name, reasons as one text."""
     centres = [cell_to_latlng(cell) for cell in picks[s.H3_CELL]]
     return pd.DataFrame(
         {
             "rank": picks["rank"].astype("int64"),
+            s.PLACE: _places(picks),
             s.H3_CELL: picks[s.H3_CELL].astype("str"),
             s.BOROUGH: picks[s.BOROUGH].astype("str"),
             "risk_class": [s.RISK_CLASSES[int(k)] for k in picks["risk_class"]],
             "expected_crashes": picks["expected_crashes"].astype("float64").round(3),
             "expected_injuries": picks["expected_injuries"].astype("float64").round(3),
-            "chance_of_crash": chance_of_crash(picks["expected_crashes"]).round(3),
+            "chance_of_crash": chance_of_crash(picks).round(3),
             s.LAT: [round(lat, 6) for lat, _ in centres],
             s.LNG: [round(lng, 6) for _, lng in centres],
             "reasons": [_reason_text(r) for r in picks["reasons"]],
@@ -242,10 +268,12 @@ def plan_to_geojson(
             },
             "properties": {
                 "rank": int(row.rank),
+                s.PLACE: neutralise_value(row.place),
                 s.H3_CELL: neutralise_value(row.h3_cell),
                 s.BOROUGH: neutralise_value(row.borough),
                 "class": neutralise_value(row.risk_class),
                 "expected_crashes": float(row.expected_crashes),
+                "chance_of_crash": float(row.chance_of_crash),
                 "reasons": neutralise_value(row.reasons),
             },
         }
@@ -265,122 +293,93 @@ def plan_to_geojson_bytes(
     return json.dumps(document, ensure_ascii=False).encode("utf-8")
 
 
+def slug(text: str) -> str:
+    """``text`` as a safe file-name part: lower-case ASCII letters and digits joined by single
+    hyphens (``Precinct 14`` -> ``precinct-14``, ``"O'Brien / 5th"`` -> ``o-brien-5th``,
+    ``Straße`` -> ``strasse``), at
+    most ``MAX_SLUG_CHARS`` long; ``area`` when nothing is left."""
+    plain = unicodedata.normalize("NFKD", text.casefold()).encode("ascii", "ignore").decode()
+    words = re.sub(r"[^a-z0-9]+", "-", plain).strip("-")
+    return words[:MAX_SLUG_CHARS].rstrip("-") or "area"
+
+
+def plan_file_name(area_label: str, target_date: dt.date, fmt: PlanFormat) -> str:
+    """``vz-plan_<area>_<date>.<fmt>``: two areas' or days' plans never overwrite each other."""
+    return f"{FILE_PREFIX}_{slug(area_label)}_{target_date.isoformat()}.{fmt}"
+
+
+def outline_rings(cells: Sequence[str]) -> list[Ring]:
+    """The outline of a set of hexes: the rings (outer and holes) of their union."""
+    if not len(cells):
+        return []
+    hexes = [shapely.Polygon(ring) for ring in cells_to_boundaries(cells).values()]
+    union = shapely.union_all(shapely.set_precision(hexes, 1e-9))
+    rings: list[Ring] = []
+    for polygon in shapely.get_parts(union):
+        if isinstance(polygon, shapely.Polygon):
+            for ring in (polygon.exterior, *polygon.interiors):
+                rings.append([(float(x), float(y)) for x, y in ring.coords])
+    return rings
+
+
 @dataclass(frozen=True)
-class BriefingSheet:
-    """Everything the printable briefing shows."""
+class AreaPlan:
+    """A deployment plan for one day and area, everything its page and files show.
+
+    ``picks``: the forecast rows picked, in order, with ``rank`` (the unit number) and
+    ``place``. ``grid``: the area's forecast hexes (``h3_cell``, ``risk_class``).
+    ``outline``: the area's outline; ``context``: the outlines of the other areas of its
+    layer (drawn faint). ``hit_rate`` replays the rule on past days with outcomes (None
+    when there are none); ``hit_rate_note`` says which days those are.
+    """
 
     target_date: dt.date
     model_version: str
-    area: str
+    layer: str
+    area: str | None  # None: the whole city
+    area_label: str
     n_units: int
     min_spacing: int
     rank_by: RankBy
-    coverage: float
-    hit_rate: float | None
-    hit_rate_days: int
+    picks: pd.DataFrame
+    grid: pd.DataFrame
+    outline: list[Ring]
+    context: list[Ring]
+    expected_total: float
+    hit_rate: PlanHitRate | None
+    hit_rate_note: str
     is_demo: bool
+    is_tomorrow: bool
 
+    @property
+    def n_hexes(self) -> int:
+        return len(self.grid)
 
-def _polygons(cells: Sequence[str]) -> list[list[tuple[float, float]]]:
-    return list(cells_to_boundaries(cells).values())
+    @property
+    def expected_covered(self) -> float:
+        return float(self.picks["expected_crashes"].sum())
 
+    @property
+    def coverage(self) -> float:
+        total = self.expected_total
+        return self.expected_covered / total if total > 0 else 0.0
 
-def render_briefing(
-    picks: pd.DataFrame,
-    grid: pd.DataFrame,
-    sheet: BriefingSheet,
-    fmt: BriefingFormat = "png",
-) -> bytes:
-    """A one-page A4 briefing: the picks over the hex grid, the ranked list with reasons,
-    the date, model version and coverage; a demo banner when the data is synthetic.
+    def file_name(self, fmt: PlanFormat) -> str:
+        return plan_file_name(self.area_label, self.target_date, fmt)
 
-    ``grid`` is the forecast frame of the whole area (drawn in light grey).
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.collections import PolyCollection
-    from matplotlib.figure import Figure
+    def content(self, fmt: PlanFormat) -> bytes:
+        """The plan's file in ``fmt``: the same bytes from the app and from ``vz plan``."""
+        if fmt == "csv":
+            return plan_to_csv(self.picks)
+        if fmt == "geojson":
+            return plan_to_geojson_bytes(
+                self.picks, target_date=self.target_date, model_version=self.model_version
+            )
+        if fmt in ("pdf", "png"):
+            from model.plan_sheet import render_briefing
 
-    figure = Figure(figsize=(8.27, 11.69), dpi=110)
-    FigureCanvasAgg(figure)
-    title = f"Deployment briefing for {sheet.target_date:%A %d %B %Y}"
-    figure.text(0.05, 0.965, title, fontsize=15, weight="bold", va="top")
-    hit = (
-        f"{sheet.hit_rate:.0%} of crashes on {sheet.hit_rate_days} past days"
-        if sheet.hit_rate is not None
-        else "no past days with outcomes yet"
-    )
-    subtitle = (
-        f"{sheet.area} · {len(picks)} of {sheet.n_units} units · spacing ≥ {sheet.min_spacing} "
-        f"ring(s) · ranked by {RANK_BY_OPTIONS[sheet.rank_by].lower()} · "
-        f"model {sheet.model_version}\n"
-        f"Expected share of tomorrow's crashes in these hexes: {sheet.coverage:.0%}. "
-        f"Same rule in the past: {hit}."
-    )
-    figure.text(0.05, 0.935, subtitle, fontsize=8.5, va="top", linespacing=1.5)
-    if sheet.is_demo:
-        figure.text(
-            0.5, 0.885, DEMO_NOTE, fontsize=11, weight="bold", ha="center", va="center",
-            color="#7a4b00", bbox={"facecolor": "#fff3cd", "edgecolor": "#c99a2e", "pad": 4},
-        )  # fmt: skip
-
-    axes = figure.add_axes((0.05, 0.47, 0.9, 0.39))
-    grid_cells = grid[s.H3_CELL].astype("str").tolist()
-    grid_colours = (
-        [s.RISK_COLOURS[int(k)] for k in grid["risk_class"]]
-        if "risk_class" in grid.columns
-        else GRID_COLOUR
-    )
-    axes.add_collection(
-        PolyCollection(
-            _polygons(grid_cells),
-            facecolors=grid_colours,
-            edgecolors="white",
-            linewidths=0.3,
-            alpha=0.35,
-        )
-    )
-    pick_cells = picks[s.H3_CELL].astype("str").tolist()
-    colours = [s.RISK_COLOURS[int(k)] for k in picks["risk_class"]]
-    axes.add_collection(
-        PolyCollection(
-            _polygons(pick_cells), facecolors=colours, edgecolors="#202040", linewidths=1.2
-        )
-    )
-    for row in picks.itertuples(index=False):
-        lat, lng = cell_to_latlng(row.h3_cell)
-        axes.annotate(
-            str(row.rank), (lng, lat), xytext=(0, 7), textcoords="offset points",
-            ha="center", fontsize=7, weight="bold", color="#202040",
-        )  # fmt: skip
-    axes.autoscale_view()
-    mid_lat = float(np.mean([cell_to_latlng(c)[0] for c in grid_cells[:500]] or [40.7]))
-    axes.set_aspect(1 / math.cos(math.radians(mid_lat)))
-    axes.set_axis_off()
-
-    lines: list[str] = []
-    for row in picks.itertuples(index=False):
-        lines.append(
-            f"{row.rank:>2}. {row.h3_cell} · {str(row.borough).title()} · "
-            f"{s.RISK_CLASSES[int(row.risk_class)]} · {row.expected_crashes:.2f} expected crashes"
-        )
-        lines.append(f"    {_shorten(_reason_text(row.reasons), LISTING_CHARS)}")
-    listing = figure.add_axes((0.05, 0.035, 0.9, 0.42))
-    listing.set_axis_off()
-    size = 7.5 if len(lines) <= 40 else max(3.2, 7.5 * 40 / len(lines))
-    listing.text(0, 1, "\n".join(lines), family="monospace", fontsize=size, va="top")
-    figure.text(
-        0.05, 0.015,
-        "Reasons: what raises the hex's risk most (model explanations). Associations, not "
-        "causes; decisions stay with people who know the streets.",
-        fontsize=6.5, color="#555555",
-    )  # fmt: skip
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format=fmt)
-    return buffer.getvalue()
-
-
-def _shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
+            return render_briefing(self, fmt)
+        raise ValueError(f"unknown plan format {fmt!r}: use one of {', '.join(MEDIA_TYPES)}")
 
 
 # ------------------------------------------------------------------------------------------

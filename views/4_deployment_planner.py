@@ -1,11 +1,12 @@
-"""Deployment planner: where to send N units tomorrow, spread apart, with the share of crashes
-the plan is expected to cover, how the same rule did on past days, and printable exports."""
+"""Deployment planner: where to send N units, spread apart, per borough or precinct, with the
+units' numbers on the map, their places and reasons, the share of crashes the plan is expected
+to cover, how the same rule did on past days, and the files to hand out."""
 
 import streamlit as st
 
 from app.components.frame import banners, load
 from app.components.params import area_filter, date_param
-from app.components.planner import plan_controls, plan_downloads, plan_map, plan_summary, plan_table
+from app.components.planner import plan_controls, plan_downloads, plan_list, plan_map, plan_summary
 from app.services.overview import area_options, forecast_dates, overview
 from app.services.planner import deployment_plan
 from app.services.risk_map import forecast_day
@@ -27,4 +28,4 @@ plan_summary(plan)
 plan_downloads(plan)
 plan_map(plan, load(forecast_day, plan.target_date, layer, area))
 st.subheader("Ranked picks")
-plan_table(plan)
+plan_list(plan)

@@ -1,5 +1,10 @@
 """The deployment planner's parts: units, spacing and ranking (in the URL), the plan's
-numbers, its map, the ranked picks and the downloads."""
+numbers, its map (unit numbers drawn on it, the area's outline and its neighbours'), the
+list of units and the downloads.
+
+The outline and unit-number layers are added here to ``app.components.maps.build_deck``'s
+hex map; the outlines come from ``model.planner.outline_rings``.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +12,29 @@ import functools
 from typing import Final, cast
 
 import pandas as pd
+import pydeck as pdk
 import streamlit as st
 
 from app.components.frame import long_date
-from app.components.maps import forecast_tooltips, hex_map
+from app.components.maps import build_deck, forecast_tooltips
 from app.components.params import select_param, slider_param
-from app.services.planner import Plan
+from app.services.planner import plan_table
 from app.services.risk_map import ForecastDay
 from core import schema as s
+from geo.cells import cell_to_latlng
 from model import planner
+from model.planner import AreaPlan
 
 # URL parameters of this page
 UNITS: Final = "units"
 SPACING: Final = "spacing"
 RANK: Final = "rank"
+MAP_HEIGHT_PX: Final = 500
+UNIT_LAYER_ID: Final = "unit-numbers"
+AREA_LAYER_ID: Final = "area-outline"
+CONTEXT_LAYER_ID: Final = "neighbouring-areas"
+INK_RGBA: Final = [20, 20, 60, 255]
+PIXELS: Final = pdk.types.String("pixels")  # a literal: pydeck reads bare strings as accessors
 
 
 def plan_controls() -> tuple[int, int, planner.RankBy]:
@@ -54,8 +68,8 @@ def plan_controls() -> tuple[int, int, planner.RankBy]:
     return n_units, min_spacing, cast(planner.RankBy, rank_by)
 
 
-def plan_summary(plan: Plan) -> None:
-    where = "across the whole city" if plan.area_label == "Whole city" else f"in {plan.area_label}"
+def plan_summary(plan: AreaPlan) -> None:
+    where = "across the whole city" if plan.area is None else f"in {plan.area_label}"
     when = "tomorrow, " if plan.is_tomorrow else ""
     st.subheader(f"{len(plan.picks)} units {where} for {when}{long_date(plan.target_date)}")
     if len(plan.picks) < plan.n_units:
@@ -81,65 +95,102 @@ def plan_summary(plan: Plan) -> None:
     columns[2].metric("Past days replayed", f"{plan.hit_rate.days if plan.hit_rate else 0}")
     if plan.hit_rate is not None and plan.hit_rate.best_day is not None:
         st.caption(
-            f"{plan.hit_rate_source} Worst day {plan.hit_rate.worst_day:.0%}, best day "
+            f"{plan.hit_rate_note} Worst day {plan.hit_rate.worst_day:.0%}, best day "
             f"{plan.hit_rate.best_day:.0%}; the plans expected {plan.hit_rate.expected_share:.0%}."
         )
     else:
-        st.caption(plan.hit_rate_source)
+        st.caption(plan.hit_rate_note)
 
 
-def plan_map(plan: Plan, forecast: ForecastDay) -> None:
-    """The area's risk map with the picked hexes outlined."""
+def _paths(rings: list[planner.Ring]) -> list[dict[str, object]]:
+    return [{"path": [[lng, lat] for lng, lat in ring]} for ring in rings]
+
+
+def plan_deck(plan: AreaPlan, forecast: ForecastDay) -> pdk.Deck:
+    """The area's risk map with the neighbouring areas' outlines (faint), the area's outline
+    and each unit's number on its hex."""
+    ranks = dict(zip(plan.picks[s.H3_CELL], plan.picks["rank"], strict=True))
+    names = planner.export_frame(plan.picks)[s.PLACE]
+    places = dict(zip(plan.picks[s.H3_CELL], names, strict=True))
+    tips = [
+        (f"Unit {ranks[c]} · {places[c]}\n" if c in ranks else "") + tip
+        for c, tip in zip(
+            forecast.hexes[s.H3_CELL],
+            forecast_tooltips(forecast.hexes, outcomes_known=False),
+            strict=True,
+        )
+    ]
     cells = pd.DataFrame(
         {
             s.H3_CELL: forecast.hexes[s.H3_CELL],
             "risk_class": forecast.hexes["risk_class"],
-            "tooltip": forecast_tooltips(forecast.hexes, outcomes_known=False),
+            "tooltip": tips,
         }
     )
-    ranks = dict(zip(plan.picks[s.H3_CELL], plan.picks["rank"], strict=True))
-    cells = cells.assign(
-        tooltip=[
-            (f"Unit {ranks[c]}\n" if c in ranks else "") + tip
-            for c, tip in zip(cells[s.H3_CELL], cells["tooltip"], strict=True)
-        ]
-    )
-    hex_map(
-        cells,
-        key="plan_map",
-        outlined=list(plan.picks[s.H3_CELL]),
-        selectable=False,
-        height=480,
-        alt="Map of the picked hexes over the risk map",
-    )
-    st.caption("Outlined: the picked hexes. Hover a hex for its unit number and reasons.")
+    deck = build_deck(cells, outlined=list(ranks), height_px=MAP_HEIGHT_PX)
+    outlines = [
+        (CONTEXT_LAYER_ID, plan.context, [110, 110, 130, 150], 1),
+        (AREA_LAYER_ID, plan.outline, INK_RGBA, 2.5),
+    ]
+    for layer_id, rings, colour, width in outlines:
+        if rings:
+            deck.layers.append(
+                pdk.Layer(
+                    "PathLayer", data=_paths(rings), id=layer_id, get_path="path",
+                    get_color=colour, width_units=PIXELS, get_width=width, pickable=False,
+                )
+            )  # fmt: skip
+    labels = []
+    for cell, rank in ranks.items():
+        lat, lng = cell_to_latlng(str(cell))
+        labels.append({"p": [lng, lat], "t": str(rank)})
+    deck.layers.append(
+        pdk.Layer(
+            "TextLayer", data=labels, id=UNIT_LAYER_ID, get_position="p", get_text="t",
+            get_size=15, size_units=PIXELS, get_color=INK_RGBA, font_weight=700,
+            background=True, get_background_color=[255, 255, 255, 235],
+            get_border_color=INK_RGBA, get_border_width=1, background_padding=[5, 2],
+            pickable=False,
+        )
+    )  # fmt: skip
+    return deck
 
 
-def plan_table(plan: Plan) -> None:
-    """The ranked picks with their reasons in full (a static table wraps long text)."""
-    st.table(plan.table(), hide_index=True)
+def plan_map(plan: AreaPlan, forecast: ForecastDay) -> None:
+    """The plan's map; hovering a hex shows its unit, place and reasons."""
+    st.pydeck_chart(
+        plan_deck(plan, forecast),
+        height=MAP_HEIGHT_PX,
+        alt=f"Map of {plan.area_label} with the units' numbers on their hexes",
+    )
     st.caption(
-        "Chance of a crash: of at least one crash in the hex that day (Poisson, from the "
-        "expected crashes). Why: what raises the hex's risk most, strongest first."
+        "Numbers: the units, on their hexes. Dark line: the area's outline; grey lines: the "
+        "neighbouring areas. Hover a hex for its reasons."
     )
 
 
-def plan_downloads(plan: Plan) -> None:
-    """CSV, GeoJSON and the printable briefing (PNG and PDF, drawn on download)."""
-    columns = st.columns(4)
-    columns[0].download_button(
-        "Plan as CSV", plan.csv(), f"{plan.file_stem}.csv", "text/csv",
-        icon=":material/table:", key="plan_csv", on_click="ignore",
-    )  # fmt: skip
-    columns[1].download_button(
-        "Plan as GeoJSON", plan.geojson(), f"{plan.file_stem}.geojson", "application/geo+json",
-        icon=":material/map:", key="plan_geojson", on_click="ignore",
-    )  # fmt: skip
-    columns[2].download_button(
-        "Briefing (PNG)", functools.partial(plan.briefing, "png"), f"{plan.file_stem}.png",
-        "image/png", icon=":material/image:", key="plan_png", on_click="ignore",
-    )  # fmt: skip
-    columns[3].download_button(
-        "Briefing (PDF)", functools.partial(plan.briefing, "pdf"), f"{plan.file_stem}.pdf",
-        "application/pdf", icon=":material/print:", key="plan_pdf", on_click="ignore",
-    )  # fmt: skip
+def plan_list(plan: AreaPlan) -> None:
+    """The units with their places and reasons in full (a static table wraps long text)."""
+    st.table(plan_table(plan), hide_index=True)
+    st.caption(
+        "Chance of ≥ 1 crash: of at least one crash in the hex that day (Poisson, from the "
+        "expected crashes). Why: the model's reasons, strongest first; ▲ raises the risk, "
+        "▼ lowers it."
+    )
+
+
+def plan_downloads(plan: AreaPlan) -> None:
+    """CSV, GeoJSON and the printable briefing (PDF and PNG, drawn on download), named by
+    area and date as ``vz plan`` names them."""
+    labels = {
+        "csv": ("Plan as CSV", ":material/table:"),
+        "geojson": ("Plan as GeoJSON", ":material/map:"),
+        "pdf": ("Briefing (PDF)", ":material/print:"),
+        "png": ("Briefing (PNG)", ":material/image:"),
+    }
+    for column, (fmt, (label, icon)) in zip(st.columns(len(labels)), labels.items(), strict=True):
+        kind = cast(planner.PlanFormat, fmt)
+        column.download_button(
+            label, functools.partial(plan.content, kind), plan.file_name(kind),
+            planner.MEDIA_TYPES[fmt], icon=icon, key=f"plan_{fmt}", on_click="ignore",
+        )  # fmt: skip

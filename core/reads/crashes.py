@@ -189,3 +189,28 @@ def crashes_per_day(engine: Engine, since: dt.date) -> pd.DataFrame:
         .order_by(c.crash_date)
     )
     return read_frame(engine, query)
+
+
+def totals_by_year(engine: Engine, through: dt.date) -> pd.DataFrame:
+    """Crashes, people injured and people killed per calendar year, each year counted from
+    1 January to the month and day of ``through`` (year to date, so a year in progress is
+    compared with the same part of the years before), up to ``through``'s year.
+
+    Columns ``year``, ``crashes``, ``injuries``, ``killed`` (``int64``), oldest year first.
+    """
+    c = crashes_table.c
+    year = sa.extract("year", c.crash_date)
+    month_day = sa.extract("month", c.crash_date) * 100 + sa.extract("day", c.crash_date)
+    query = (
+        sa.select(
+            year.label("year"),
+            sa.func.count().label(s.CRASHES),
+            sa.func.coalesce(sa.func.sum(c.persons_injured), 0).label(s.INJURIES),
+            sa.func.coalesce(sa.func.sum(c.persons_killed), 0).label(s.KILLED),
+        )
+        .where(c.crash_date <= through, month_day <= through.month * 100 + through.day)
+        .group_by(year)
+        .order_by(year)
+    )
+    frame = read_frame(engine, query)
+    return frame.astype(dict.fromkeys(["year", *s.CRASH_COUNT_COLUMNS], "int64"))

@@ -93,6 +93,23 @@ def test_every_staff_page_refuses_an_anonymous_visitor(staff_city: City, spec: A
     assert not at.get("deck_gl_json_chart") and not at.dataframe
 
 
+@pytest.mark.parametrize("spec", PAGES, ids=lambda p: p.url_path)
+def test_public_mode_answers_every_page_url(
+    city: City, use_var_dir: Callable[..., None], spec: Any
+) -> None:
+    """In public mode the briefing's own URL shows the briefing and a staff page's URL a
+    plain message with a link to it (no sign-in, no "Page not found")."""
+    use_var_dir(city.var_dir, VZ_PUBLIC_MODE="1")
+    at = run_app(url_path=spec.url_path, auth=False)
+    if spec.public:
+        assert at.title[0].value.startswith("Road safety outlook for")
+        return
+    assert at.title[0].value == "Public briefing only"
+    assert f"**{spec.title}** is not served here" in main_text(at)
+    assert access.SIGN_IN not in buttons(at)
+    assert not at.get("deck_gl_json_chart") and not at.dataframe and not at.table
+
+
 def test_staff_by_domain_sees_every_page_and_a_sign_out(staff_city: City) -> None:
     at = run_app(user={"email": "Analyst@NYC.gov", "name": "Ana"})
     assert at.title[0].value == "Tomorrow's risk map"

@@ -9,25 +9,31 @@ store and scored, once per module.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
 from app.services.what_if import Scenario
+from core import schema as s
 from core.reads.fingerprint import data_fingerprint
-from core.settings import Settings
-from core.warehouse import get_engine
+from core.reads.hexes import hex_areas, hex_cells
+from core.settings import Settings, get_settings
+from core.warehouse import get_engine, hex_cells_table
 from etl.demo import DemoConfig
 from jobs.demo import build_demo_warehouse
+from jobs.ingest import load_area_layer
 from model.backtest import run_backtest
 from model.config import load_model_params
 from model.features import load_feature_inputs
 from model.registry.tracking import log_training_run
 from model.score import day_features, score_features, write_predictions
+from tests.app.conftest import City
 
 ENTRYPOINT = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
 WHAT_IF = "views/3_what_if.py"
@@ -131,7 +137,9 @@ def test_planner_renders_a_ranked_plan(city: object) -> None:
     assert "Demo city" in texts(at)
     table = at.table[0].value
     assert len(table) >= 1
-    assert list(table.columns[:4]) == ["Rank", "Hex", "Borough", "Risk"]
+    assert list(table.columns) == [
+        "Unit", "Place", "Risk", "Expected crashes", "Chance of ≥ 1 crash", "Why",
+    ]  # fmt: skip
     assert table["Why"].str.len().min() > 0
     assert 0 < metric(at, "Expected share of the day's crashes covered") <= 100
     # past forecast days with outcomes exist in the city: the rule is replayed on them
@@ -156,10 +164,66 @@ def test_number_of_units_changes_the_list(city: object) -> None:
 def test_spacing_and_area_come_from_the_url(city: object) -> None:
     at = open_page(PLANNER, units="30", spacing="3", area="HARBOR")
     table = at.table[0].value
-    assert set(table["Borough"]) == {"Harbor"}
+    cells = hex_cells(get_engine(get_settings().resolved_database_url), RES)
+    assert set(table["Place"]) <= set(cells.loc[cells[s.BOROUGH] == "HARBOR", s.PLACE])
     assert len(table) < 30  # the spacing runs out of room in a 37-hex city
     assert "could be placed" in texts(at)
     assert at.slider(key="plan_spacing").value == 3
+
+
+def test_precinct_plan_names_places_and_draws_unit_numbers(
+    tmp_path: Path, city_builder: Callable[..., City], use_var_dir: Callable[..., None]
+) -> None:
+    """A precinct loaded through ``vz areas``' path; hexes with place names."""
+    built = city_builder(tmp_path)
+    use_var_dir(tmp_path)
+    settings = Settings(var_dir=tmp_path, h3_res=RES)
+    engine = get_engine(settings.resolved_database_url)
+    lat, lng = built.hexes[s.LAT].mean(), built.hexes[s.LNG].mean()
+
+    def precinct(name: str, west: float) -> dict[str, object]:
+        ring = [[west, lat - 0.1], [west + 0.1, lat - 0.1], [west + 0.1, lat + 0.1]]
+        return {
+            "type": "Feature",
+            "properties": {"precinct": name},
+            "geometry": {"type": "Polygon", "coordinates": [[*ring, [west, lat + 0.1], ring[0]]]},
+        }
+
+    layer_file = tmp_path / "precincts.geojson"
+    features = [precinct("Precinct 14", lng - 0.1), precinct("Precinct 15", lng)]
+    layer_file.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    load_area_layer(
+        engine, settings, layer="precinct", location=str(layer_file), name_property="precinct"
+    )
+    # after the layer: loading a precinct layer names the hexes again
+    names = {cell: f"MAPLE AVENUE & {i} STREET" for i, cell in enumerate(built.hexes[s.H3_CELL])}
+    with engine.begin() as conn:
+        for cell, name in names.items():
+            conn.execute(
+                sa.update(hex_cells_table)
+                .where(hex_cells_table.c.h3_cell == cell)
+                .values(place=name)
+            )
+    areas = hex_areas(engine, RES, "precinct")
+    in_14 = set(areas.loc[areas["area"] == "Precinct 14", s.H3_CELL])
+    engine.dispose()
+
+    at = open_page(PLANNER, layer="precinct", area="Precinct 14", units="6", spacing="1")
+    table = at.table[0].value
+    assert len(table) == 6 and table["Unit"].tolist() == [1, 2, 3, 4, 5, 6]
+    assert set(table["Place"]) <= set(names.values())
+    assert {names[c] for c in in_14} >= set(table["Place"])  # all in the precinct
+    assert "6 units in Precinct 14" in texts(at)
+    deck = json.loads(at.get("deck_gl_json_chart")[0].proto.json)
+    layers = {layer["id"]: layer for layer in deck["layers"]}
+    assert sorted(int(label["t"]) for label in layers["unit-numbers"]["data"]) == [1, 2, 3, 4, 5, 6]
+    assert layers["unit-numbers"]["@@type"] == "TextLayer"
+    assert layers["unit-numbers"]["sizeUnits"] == layers["area-outline"]["widthUnits"] == "pixels"
+    assert layers["area-outline"]["data"] and layers["neighbouring-areas"]["data"]
+    tips = [h["t"] for h in layers["risk-hexes"]["data"] if h["t"].startswith("Unit ")]
+    assert len(tips) == 6 and all(
+        tip.split(" · ", 1)[1].split("\n")[0] in names.values() for tip in tips
+    )
 
 
 # ------------------------------------------------------------------------------------------

@@ -5,13 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import re
 
 import h3
 import numpy as np
 import pandas as pd
 import pytest
+import shapely
+from pypdf import PdfReader
 
 from core import schema as s
+from geo.cells import cells_to_boundaries
 from model import planner
 
 CENTRE = h3.latlng_to_cell(40.75, -73.98, 8)
@@ -138,32 +142,102 @@ def test_geojson_is_valid_with_closed_rings(disk: pd.DataFrame) -> None:
         assert -74.3 < lng < -73.6 and 40.4 < lat < 41.0  # lng first, as GeoJSON requires
         props = feature["properties"]
         assert props["h3_cell"] == cell
-        assert set(props) == {"rank", "h3_cell", "borough", "class", "expected_crashes", "reasons"}
+        assert set(props) == {
+            "rank", "place", "h3_cell", "borough", "class", "expected_crashes",
+            "chance_of_crash", "reasons",
+        }  # fmt: skip
+        assert props["place"] == "Manhattan"  # no place name: the borough
     assert document["properties"] == {"target_date": "2026-01-01", "model_version": "7"}
 
 
-@pytest.mark.parametrize(("fmt", "magic"), [("png", b"\x89PNG"), ("pdf", b"%PDF")])
-def test_briefing_renders_a_page(
-    disk: pd.DataFrame, fmt: planner.BriefingFormat, magic: bytes
-) -> None:
-    picks = planner.pick_hexes(disk, 5, min_spacing=2)
-    sheet = planner.BriefingSheet(
+LONG_REASON = (
+    "▲ many crashes here in the past month (31), far above this corner's usual level for a "
+    "Thursday in January with rain forecast"
+)
+
+
+def area_plan(disk: pd.DataFrame, n_units: int, *, is_demo: bool = True) -> planner.AreaPlan:
+    """A plan of the disk's west half, the east half as its neighbour."""
+    west = disk[[h3.cell_to_latlng(c)[1] <= h3.cell_to_latlng(CENTRE)[1] for c in disk.h3_cell]]
+    west = west.assign(
+        place=[f"BROADWAY & WEST {40 + i} STREET" for i in range(len(west))],
+        reasons=[[LONG_REASON, "▼ cold day (-4 °C)"]] * len(west),
+    )
+    east = disk[~disk[s.H3_CELL].isin(west[s.H3_CELL])]
+    picks = planner.pick_hexes(west, n_units, min_spacing=1)
+    return planner.AreaPlan(
         target_date=DAY,
         model_version="7",
-        area="Whole city",
-        n_units=5,
-        min_spacing=2,
+        layer="precinct",
+        area="Precinct 14",
+        area_label="Precinct 14",
+        n_units=n_units,
+        min_spacing=1,
         rank_by="expected_crashes",
-        coverage=0.31,
-        hit_rate=0.27,
-        hit_rate_days=14,
-        is_demo=True,
+        picks=picks,
+        grid=west[[s.H3_CELL, "risk_class"]],
+        outline=planner.outline_rings(west[s.H3_CELL].tolist()),
+        context=planner.outline_rings(east[s.H3_CELL].tolist()),
+        expected_total=float(west["expected_crashes"].sum()),
+        hit_rate=None,
+        hit_rate_note="",
+        is_demo=is_demo,
+        is_tomorrow=True,
     )
-    page = planner.render_briefing(picks, disk, sheet, fmt)
+
+
+@pytest.mark.parametrize(("fmt", "magic"), [("png", b"\x89PNG"), ("pdf", b"%PDF")])
+def test_briefing_renders_a_page(disk: pd.DataFrame, fmt: planner.PlanFormat, magic: bytes) -> None:
+    page = area_plan(disk, 5).content(fmt)
     assert page.startswith(magic)
     assert len(page) > 10_000
 
 
-def test_chance_of_crash_is_poisson() -> None:
-    assert planner.chance_of_crash(np.array([0.0, 1.0]))[1] == pytest.approx(1 - np.exp(-1))
-    assert planner.chance_of_crash(np.array([0.0]))[0] == 0.0
+@pytest.mark.parametrize("n_units", [1, 8, 18])
+def test_the_pdf_is_one_page_with_places_and_reasons_in_full(
+    disk: pd.DataFrame, n_units: int
+) -> None:
+    plan = area_plan(disk, n_units)
+    reader = PdfReader(io.BytesIO(plan.content("pdf")))
+    assert len(reader.pages) == 1
+    text = reader.pages[0].extract_text()
+    flat = re.sub(r"\s+", "", text)
+    assert "Deployment briefing — Precinct 14" in text
+    assert f"{DAY:%A} {DAY.day} {DAY:%B %Y}" in text
+    for place in plan.picks[s.PLACE]:
+        assert re.sub(r"\s+", "", place) in flat
+    assert flat.count(re.sub(r"\s+", "", LONG_REASON)) == len(plan.picks)  # never cut
+    assert "Chance of" in text and "Model version 7" in text and "DEMO DATA" in text
+    assert "DEMO" not in area_plan(disk, n_units, is_demo=False).content("pdf").decode("latin-1")
+
+
+@pytest.mark.parametrize(
+    ("label", "expected"),
+    [
+        ("Precinct 14", "vz-plan_precinct-14_2026-01-01.pdf"),
+        ('O\'Brien / "East" 5', "vz-plan_o-brien-east-5_2026-01-01.pdf"),
+        ("../../etc/passwd", "vz-plan_etc-passwd_2026-01-01.pdf"),
+        ("Ünïcode Straße", "vz-plan_unicode-strasse_2026-01-01.pdf"),
+        ("///", "vz-plan_area_2026-01-01.pdf"),
+        ("x" * 200, f"vz-plan_{'x' * planner.MAX_SLUG_CHARS}_2026-01-01.pdf"),
+    ],
+)
+def test_file_names_carry_a_safe_area_and_the_date(label: str, expected: str) -> None:
+    assert planner.plan_file_name(label, DAY, "pdf") == expected
+
+
+def test_outline_of_a_disk_is_one_closed_ring_around_it(disk: pd.DataFrame) -> None:
+    rings = planner.outline_rings(disk[s.H3_CELL].tolist())
+    assert len(rings) == 1 and rings[0][0] == rings[0][-1]
+    hexes = [shapely.Polygon(r) for r in cells_to_boundaries(disk[s.H3_CELL]).values()]
+    assert shapely.Polygon(rings[0]).area == pytest.approx(sum(p.area for p in hexes), rel=1e-6)
+    assert planner.outline_rings([]) == []
+
+
+def test_chance_of_crash_uses_the_model_dispersion_and_reads_old_forecasts_as_poisson() -> None:
+    picks = pd.DataFrame({"expected_crashes": [0.0, 1.0, 1.0], s.DISPERSION: [0.5, np.nan, 2.0]})
+    chance = planner.chance_of_crash(picks)
+    assert chance[0] == 0.0
+    assert chance[1] == pytest.approx(1 - np.exp(-1))  # no dispersion stored: Poisson
+    assert chance[2] == pytest.approx(1 - (1 + 2.0) ** (-1 / 2.0))  # NB2: (1 + a mu)^(-1/a)
+    assert chance[2] < chance[1]  # overdispersion makes a quiet day likelier
