@@ -315,3 +315,44 @@ def realized_performance(
         )
     log.info("realised performance: %d target days (newest crash %s)", len(rows), newest)
     return pd.DataFrame(rows, columns=list(PERFORMANCE_COLUMNS))
+
+
+# ------------------------------------------------------------------------------------------
+# drift of the recent days against a model's training reference
+
+DRIFT_RECENT_DAYS: Final = 28
+DRIFT_REFERENCE_STEP: Final = 4  # every 4th training day of the reference year
+
+
+def drift_windows(
+    train_start: dt.date, train_end: dt.date, newest: dt.date
+) -> tuple[pd.DatetimeIndex, pd.DatetimeIndex] | None:
+    """The recent days (the ``DRIFT_RECENT_DAYS`` up to ``newest``) and the reference days
+    (every ``DRIFT_REFERENCE_STEP``-th of the model's last training year before them); None
+    when the model trained only on recent days."""
+    recent = pd.date_range(end=newest, periods=DRIFT_RECENT_DAYS, freq="D")
+    reference_end = min(train_end, recent[0].date() - dt.timedelta(days=1))
+    reference_start = max(train_start, reference_end - dt.timedelta(days=364))
+    if reference_end < reference_start:
+        return None
+    reference = pd.date_range(reference_start, reference_end, freq=f"{DRIFT_REFERENCE_STEP}D")
+    return reference, recent
+
+
+def model_drift(engine: Engine, model: Any, res: int, newest: dt.date) -> pd.DataFrame | None:
+    """``feature_drift`` of ``model``'s features (a ``RiskModel``) over ``drift_windows``;
+    None when there is no reference window."""
+    from model.features import build_features, load_feature_inputs
+    from model.score import feature_params_of
+
+    windows = drift_windows(model.train_start, model.train_end, newest)
+    if windows is None:
+        return None
+    reference, recent = windows
+    params = feature_params_of(model)
+    inputs = load_feature_inputs(engine, res, until=newest)
+    return feature_drift(
+        build_features(inputs, reference, params),
+        build_features(inputs, recent, params),
+        features=model.feature_names,
+    )

@@ -19,6 +19,7 @@ from core.warehouse.tables import (
     hex_cells_table,
     meta_table,
     metadata,
+    pipeline_runs_table,
     rejects_table,
 )
 
@@ -26,8 +27,8 @@ log = logging.getLogger(__name__)
 
 
 # 2: run leases (pid, host, lease_until), rejects stored once per distinct row; 3: hex place names;
-# 4: each crash's parent cells at the analysis resolutions
-SCHEMA_VERSION = 4
+# 4: each crash's parent cells at the analysis resolutions; 5: the pipeline's run log
+SCHEMA_VERSION = 5
 
 # The cells of a series of cells at a coarser resolution (``geo.cells.cells_to_parents``): the
 # version 4 migration needs it, and core may not import geo, so the caller passes it in.
@@ -52,7 +53,8 @@ def upgrade_schema(engine: Engine, cell_parents: CellParents | None = None) -> N
 
     The check and the migration run under a write lock, so two processes starting at once
     migrate once. Version 1 → 2 adds the run lease columns and the distinct-rejects key;
-    2 → 3 the hexes' place names; 3 → 4 each crash's parent cells.
+    2 → 3 the hexes' place names; 3 → 4 each crash's parent cells; 4 → 5 the pipeline's run
+    log.
     """
     with engine.connect() as conn:
         if _read_version(conn) == SCHEMA_VERSION:
@@ -161,8 +163,14 @@ def _migrate_3_to_4(conn: sa.Connection, cell_parents: CellParents | None) -> No
     log.info("crashes: parent cells stored for %d fine cells", len(cells))
 
 
+def _migrate_4_to_5(conn: sa.Connection, _: CellParents | None) -> None:
+    """The pipeline's run log (``pipeline_runs``), a new table."""
+    pipeline_runs_table.create(conn, checkfirst=True)
+
+
 _MIGRATIONS: dict[int, Callable[[sa.Connection, CellParents | None], None]] = {
     1: _migrate_1_to_2,
     2: _migrate_2_to_3,
     3: _migrate_3_to_4,
+    4: _migrate_4_to_5,
 }
