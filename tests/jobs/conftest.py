@@ -7,6 +7,7 @@ import json
 import queue
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,8 +38,9 @@ class Receiver:
         return alerts
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
+@contextmanager
+def webhook_receiver() -> Iterator[Receiver]:
+    """A webhook on a free loopback port, for apprise's ``json://`` URLs, while the block runs."""
     inbox: queue.Queue[dict[str, Any]] = queue.Queue()
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -59,3 +61,9 @@ def receiver() -> Iterator[Receiver]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with webhook_receiver() as webhook:
+        yield webhook
