@@ -197,8 +197,14 @@ def run_pipeline(
         raise ValueError(f"unknown pipeline job {job!r}: nightly or weekly")
     metrics = metrics or PipelineMetrics()
     notifier = notifier or Notifier(settings.alert_url_list(), metrics)
-    engine = open_warehouse(settings)
     started = time.perf_counter()
+    try:
+        engine = open_warehouse(settings)
+    except Exception as exc:  # nowhere to record the run: alert, count, and let it raise
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        notifier.send(failure_alert(job, "open the warehouse", first, "(not recorded)", HOST))
+        metrics.observe_run(job, "failed", time.perf_counter() - started)
+        raise
     with pipeline_lock(engine) as held:
         if not held:
             message = f"the pipeline is already running elsewhere; this {job} run is skipped"
@@ -283,9 +289,15 @@ def serve_pipeline(settings: Settings, *, on_ready: Callable[[str], None] = log.
     stopped = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopped.set())
-    server, _ = start_http_server(
-        settings.metrics_port, settings.metrics_host, registry=metrics.registry
-    )
+    try:
+        server, _ = start_http_server(
+            settings.metrics_port, settings.metrics_host, registry=metrics.registry
+        )
+    except OSError as exc:
+        raise OSError(
+            f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port}: "
+            f"{exc.strerror or exc} (set VZ_METRICS_PORT or --metrics-port)"
+        ) from exc
     try:
         scheduler.start()
         plan = "; ".join(

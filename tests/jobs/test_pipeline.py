@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -246,3 +247,32 @@ def test_serve_schedules_both_jobs_and_serves_metrics(tmp_path: Path) -> None:
         server.send_signal(signal.SIGTERM)
         code = server.wait(timeout=60)
     assert code == 0, server.stderr.read() if server.stderr else ""
+
+
+def test_an_unreachable_warehouse_is_alerted_and_raised(tmp_path: Path, receiver: Receiver) -> None:
+    settings = Settings(
+        var_dir=tmp_path,
+        database_url="postgresql+psycopg://vz:vz@127.0.0.1:9/nowhere?connect_timeout=5",
+        alert_urls=receiver.url,
+    )
+    metrics = PipelineMetrics()
+    with pytest.raises(sa.exc.OperationalError):
+        run_pipeline(settings, "weekly", metrics=metrics)
+    alert = receiver.next()
+    assert alert["title"] == "Vision Zero pipeline failed: weekly run, step open the warehouse"
+    assert "127.0.0.1" in alert["message"] and "vz:vz" not in alert["message"]
+    assert metrics.runs.labels("weekly", "failed")._value.get() == 1
+
+
+@pytest.mark.slow
+def test_serve_on_a_taken_metrics_port_fails_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = vz("pipeline", "serve", "--metrics-port", str(port), var_dir=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"vz: cannot serve metrics on 127.0.0.1:{port}: Address already in use"
+        " (set VZ_METRICS_PORT or --metrics-port)"
+    ]
