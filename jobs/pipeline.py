@@ -25,7 +25,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
-import pandas as pd
 from sqlalchemy.engine import Engine
 
 from core.settings import Settings, get_settings
@@ -152,22 +151,16 @@ def _checks(ctx: _Context, weather_kind: str | None) -> str:
 def _weekly(ctx: _Context) -> Iterator[tuple[str, str]]:
     from jobs.score import score_job
     from jobs.train import train_job
-    from model.registry.loading import list_versions
+    from model.registry.store import CHAMPION, make_client, version_with_alias
 
-    before = _champion_version(list_versions(ctx.settings.resolved_mlflow_tracking_uri))
+    current = version_with_alias(make_client(ctx.settings.resolved_mlflow_tracking_uri), CHAMPION)
+    before = None if current is None else str(current.version)
     trained = train_job(ctx.settings)
     if trained.promoted and trained.version != before:
         ctx.alert(champion_alert(trained.version, before, trained.decision))
     yield "train", trained.summary()
     yield "score", score_job(ctx.settings).summary()
     ctx.metrics.observe_warehouse(ctx.engine, ctx.settings)
-
-
-def _champion_version(versions: pd.DataFrame) -> str | None:
-    if versions.empty:
-        return None
-    held = versions.loc[versions["aliases"].str.contains("champion", regex=False), "version"]
-    return None if held.empty else str(held.iloc[0])
 
 
 STEPS: dict[str, Callable[[_Context], Iterator[tuple[str, str]]]] = {

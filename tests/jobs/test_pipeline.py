@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,6 +38,7 @@ from tests.jobs.conftest import Receiver
 ROOT = Path(__file__).resolve().parents[2]
 HOLD_LOCK = """
 import sys
+import threading
 from core.warehouse import get_engine, pipeline_lock
 with pipeline_lock(get_engine(sys.argv[1])) as held:
     print("held" if held else "taken", flush=True)
@@ -275,4 +277,34 @@ def test_serve_on_a_taken_metrics_port_fails_in_one_line(tmp_path: Path) -> None
     assert result.stderr.strip().splitlines() == [
         f"vz: cannot serve metrics on 127.0.0.1:{port}: Address already in use"
         " (set VZ_METRICS_PORT or --metrics-port)"
+    ]
+
+
+def test_of_two_concurrent_runs_one_is_skipped(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_nightly(_: object) -> Iterator[tuple[str, str]]:
+        entered.set()
+        assert release.wait(timeout=60)
+        yield "crashes", "crashes from demo: 0 in"
+
+    monkeypatch.setitem(pipeline.STEPS, "nightly", slow_nightly)
+    settings = settings_for(engine, tmp_path)
+    first: list[pipeline.PipelineResult] = []
+    runner = threading.Thread(target=lambda: first.append(run_pipeline(settings, "nightly")))
+    runner.start()
+    try:
+        assert entered.wait(timeout=60)
+        second = run_pipeline(settings, "weekly")
+    finally:
+        release.set()
+        runner.join(timeout=60)
+    assert second.status == "skipped"
+    assert [r.status for r in first] == ["ok"]
+    runs = pipeline_runs(engine).sort_values("started_at")
+    assert sorted(zip(runs["job"], runs["status"], strict=True)) == [
+        ("nightly", "ok"),
+        ("weekly", "skipped"),
     ]
