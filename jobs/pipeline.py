@@ -119,7 +119,7 @@ def _digest(ctx: _Context) -> str:
     )
     ctx.alert(spike)
     return (
-        f"digest for {outlook.target_date}: {outlook.expected:.1f} expected crashes over "
+        f"{outlook.target_date}: {outlook.expected:.1f} expected crashes over "
         f"{len(outlook.areas)} {outlook.layer} area(s), model version {outlook.model_version}"
         f"{'; spike alert' if spike else ''}"
     )
@@ -145,7 +145,7 @@ def _checks(ctx: _Context, weather_kind: str | None) -> str:
         ctx.alert(drift_alert(table, settings.drift_alert_share, version))
         drift = f"{int(table['drifting'].sum())} of {len(table)} features drifting"
     ctx.metrics.observe_warehouse(ctx.engine, settings)
-    return f"checks: crash lag {lag['lag_days']} days{' (stale)' if stale else ''}; {drift}"
+    return f"crash lag {lag['lag_days']} days{' (stale)' if stale else ''}; {drift}"
 
 
 def _weekly(ctx: _Context) -> Iterator[tuple[str, str]]:
@@ -203,7 +203,7 @@ def run_pipeline(
             message = f"the pipeline is already running elsewhere; this {job} run is skipped"
             run_id = record_skipped_run(engine, job, trigger, message)
             metrics.observe_run(job, "skipped", 0.0)
-            log.warning(message)
+            log.info(message)
             return PipelineResult(run_id, job, "skipped", message)
         run_id = start_pipeline_run(engine, job, trigger)
         ctx = _Context(settings, engine, notifier, metrics)
@@ -238,7 +238,9 @@ def _run_steps(ctx: _Context, run_id: str, job: str) -> PipelineResult:
 
 def scheduled_run(job: str) -> None:
     """What the scheduler calls (by reference, so nothing but the job name is stored)."""
-    run_pipeline(get_settings(), job, trigger="schedule", metrics=process_metrics())
+    result = run_pipeline(get_settings(), job, trigger="schedule", metrics=process_metrics())
+    if result.status != "ok":
+        log.warning(result.summary())
 
 
 def serve_pipeline(settings: Settings, *, on_ready: Callable[[str], None] = log.info) -> None:
