@@ -95,10 +95,15 @@ def _day(day: dt.date) -> str:
     return f"{day:%A} {day.isoformat()}"
 
 
+def _change(expected: float, mean: float) -> str:
+    """``+12%`` / ``-7%`` / ``+0%`` (never ``-0%``)."""
+    return f"{round(expected / mean - 1, 2) + 0.0:+.0%}"
+
+
 def _against(expected: float, normal: Normal) -> str:
     if normal.mean is None:
         return "no season normal yet (no earlier year holds this week)"
-    change = f", {expected / normal.mean - 1:+.0%}" if normal.mean > 0 else ""
+    change = f", {_change(expected, normal.mean)}" if normal.mean > 0 else ""
     spread = f", sd {normal.sd:.1f}" if normal.sd is not None else ""
     return f"normal {normal.mean:.1f}{spread}{change}"
 
@@ -123,7 +128,7 @@ def digest_alert(outlook: Outlook, *, demo: bool = False) -> Alert:
     title = (
         f"Vision Zero forecast for {_day(outlook.target_date)}: "
         f"{outlook.expected:.0f} expected crashes"
-        + (f" ({outlook.expected / normal.mean - 1:+.0%} on normal)" if normal.mean else "")
+        + (f" ({_change(outlook.expected, normal.mean)} on normal)" if normal.mean else "")
     )
     season = (
         f"the season's normal is {normal.mean:.1f} a day (same week of earlier years, "

@@ -227,3 +227,9 @@ def test_prometheus_scrapes_the_metrics_port() -> None:
 
     defaults = Settings()
     assert f"{defaults.metrics_host}:{defaults.metrics_port}" == "127.0.0.1:9108"
+
+
+def test_a_change_that_rounds_to_nothing_reads_plus_zero() -> None:
+    alert = digest_alert(outlook({"Precinct 5": 31.7}, {"Precinct 5": Normal(31.8, 11.9, 14)}))
+    assert "Precinct 5: 31.7 expected (normal 31.8, sd 11.9, +0%)" in alert.body
+    assert "(+0% on normal)" in alert.title and "-0%" not in alert.body + alert.title
