@@ -110,7 +110,7 @@ def _against(expected: float, normal: Normal) -> str:
 
 def _area_lines(area: AreaOutlook) -> list[str]:
     lines = [f"{area.area}: {area.expected:.1f} expected ({_against(area.expected, area.normal)})"]
-    places = [p for p in area.places if p.name != area.area]
+    places = area.places
     lines += [
         f"  - {p.name}: {p.expected:.1f} expected"
         + (f" over {p.hexes} hexes" if p.hexes > 1 else "")
@@ -118,7 +118,7 @@ def _area_lines(area: AreaOutlook) -> list[str]:
         for p in places
     ]
     if not places:
-        lines.append("  - its places are not named yet (hexes are named by their area)")
+        lines.append("  - no named places yet (its hexes carry only their borough or area name)")
     return lines
 
 

@@ -9,7 +9,8 @@ shorter than a year has no normal.
 **Areas** are the police precincts when a ``precinct`` layer is loaded (``hex_areas``), else
 the boroughs; a hex in no area is counted under ``UNASSIGNED``, so the areas' expectations add
 up to the citywide one. **Places** are hexes named by ``hex_cells.place``; hexes sharing a name
-are one place, their expectations summed.
+are one place, their expectations summed. A hex named only by its borough or its area (no
+street label yet) is no place: it counts in its area, not among the top places.
 
 **A spike** (``spike_reason``): tomorrow's expected crashes at least ``spike_ratio`` times the
 normal mean, or above the normal mean plus ``spike_sd`` standard deviations, and at least
@@ -137,7 +138,8 @@ def area_assignment(engine: Engine, res: int, hexes: pd.DataFrame) -> tuple[str,
 
 
 def _places(rows: pd.DataFrame, top: int) -> list[Place]:
-    grouped = rows.groupby(s.PLACE).agg(
+    named = rows.loc[(rows[s.PLACE] != rows[s.BOROUGH]) & (rows[s.PLACE] != rows["area"])]
+    grouped = named.groupby(s.PLACE).agg(
         expected=("expected_crashes", "sum"),
         hexes=(s.H3_CELL, "size"),
         risk_class=("risk_class", "max"),
@@ -158,10 +160,11 @@ def tomorrow_outlook(engine: Engine, res: int, target: dt.date, *, top_places: i
     predictions = predictions_for_day(engine, res, target, version)
     hexes = hex_cells(engine, res)
     layer, area_of = area_assignment(engine, res, hexes)
-    names = hexes.set_index(s.H3_CELL)[s.PLACE]
+    by_cell = hexes.set_index(s.H3_CELL)
     rows = predictions.assign(
         area=predictions[s.H3_CELL].map(area_of).fillna(UNASSIGNED),
-        place=predictions[s.H3_CELL].map(names).fillna(UNASSIGNED),
+        place=predictions[s.H3_CELL].map(by_cell[s.PLACE]),
+        borough=predictions[s.H3_CELL].map(by_cell[s.BOROUGH]),
     )
     city_normal, area_normals = season_normals(engine, res, target, area_of)
     areas = [
