@@ -40,7 +40,15 @@ SourceName = Literal["socrata", "open-meteo", "noaa-csv", "csv", "demo"]
 
 
 def _settings() -> Settings:
-    return get_settings()
+    """The settings; a bad ``VZ_`` variable ends in one line naming it (never its value)."""
+    from pydantic import ValidationError
+
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = f"VZ_{str(error['loc'][0]).upper()}" if error["loc"] else "a VZ_ setting"
+        raise SystemExit(_fail(f"{name}: {error['msg']}")) from None
 
 
 def _engine(settings: Settings, *, create: bool = True) -> Any:
@@ -346,6 +354,58 @@ def daily() -> None:
 
     for line in daily_job(_settings()):
         typer.echo(line)
+
+
+pipeline_app = typer.Typer(
+    help="The continuous pipeline: nightly and weekly jobs, alerts and metrics.",
+    no_args_is_help=True,
+)
+app.add_typer(pipeline_app, name="pipeline")
+
+# `vz pipeline run-once` exit code when another run holds the lock (sysexits EX_TEMPFAIL)
+EXIT_SKIPPED = 75
+
+
+@pipeline_app.command("run-once")
+def pipeline_run_once(
+    job: Annotated[
+        Literal["nightly", "weekly"], typer.Option(help="nightly: load and score; weekly: retrain")
+    ] = "nightly",
+) -> None:
+    """Run one pipeline job now, under the pipeline lock, recorded in pipeline_runs; alerts
+    go to VZ_ALERT_URLS. Exit 1 when a step fails, 75 when another run holds the lock."""
+    settings = _settings()
+    from jobs.pipeline import run_pipeline
+
+    result = run_pipeline(settings, job)
+    for line in result.lines:
+        typer.echo(line)
+    if result.status == "skipped":
+        _fail(result.message)
+        raise SystemExit(EXIT_SKIPPED)
+    if result.status == "failed":
+        raise SystemExit(_fail(f"pipeline {job} run failed at {result.message}"))
+    typer.echo(result.summary())
+
+
+@pipeline_app.command("serve")
+def pipeline_serve(
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0, max=65535, help="Metrics port, 0 for any free one [VZ_METRICS_PORT: 9108]"
+        ),
+    ] = None,
+) -> None:
+    """Run the nightly and weekly jobs on their schedules (VZ_NIGHTLY_CRON, VZ_WEEKLY_CRON,
+    America/New_York) in the foreground and serve Prometheus metrics; Ctrl-C or SIGTERM
+    stops it."""
+    settings = _settings()
+    from jobs.pipeline import serve_pipeline
+
+    if metrics_port is not None:
+        settings = settings.model_copy(update={"metrics_port": metrics_port})
+    serve_pipeline(settings, on_ready=typer.echo)
 
 
 @app.command()

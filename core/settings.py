@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
@@ -24,6 +25,7 @@ NYC_CRASH_DATA_START = dt.date(2012, 7, 1)
 CrashSource = Literal["socrata", "csv", "demo"]
 WeatherSource = Literal["open-meteo", "noaa-csv", "demo"]
 TrafficSource = Literal["socrata", "csv", "demo"]
+PIPELINE_TIMEZONE = "America/New_York"
 
 # Basemaps the maps draw under the hexes (tokenless Carto styles), or none: "offline".
 BASEMAP_STYLES: Final = {
@@ -127,6 +129,68 @@ class Settings(BaseSettings):
         if self.basemap == OFFLINE_BASEMAP:
             return None
         return BASEMAP_STYLES.get(self.basemap, self.basemap)
+
+    # the continuous pipeline, its alerts and metrics (README "Pipeline, alerts and metrics")
+    pipeline_timezone: str = Field(
+        default=PIPELINE_TIMEZONE, description="time zone of the schedules (IANA name)"
+    )
+    nightly_cron: str = Field(
+        default="30 18 * * *", description="nightly run (crontab: minute hour day month weekday)"
+    )
+    weekly_cron: str = Field(default="0 3 * * sun", description="weekly retrain (crontab)")
+    misfire_grace_s: int = Field(
+        default=3 * 3600, ge=1, description="a run missed while down still starts this late"
+    )
+    alert_urls: SecretStr | None = Field(
+        default=None, description="apprise URLs, comma- or space-separated (secret: never logged)"
+    )
+    spike_ratio: float = Field(
+        default=1.5, gt=1, description="spike: expected crashes at least this times the normal"
+    )
+    spike_sd: float = Field(
+        default=2.0, gt=0, description="spike: expected crashes above normal + this many sd"
+    )
+    spike_min_crashes: float = Field(
+        default=5.0, ge=0, description="an area spikes only when it expects at least this many"
+    )
+    drift_alert_share: float = Field(
+        default=0.3, gt=0, le=1, description="alert when more than this share of features drift"
+    )
+    digest_top_places: int = Field(default=3, ge=1, le=20, description="places per area")
+    metrics_host: str = Field(default="127.0.0.1", description="metrics listen address")
+    metrics_port: int = Field(
+        default=9108, ge=0, le=65535, description="metrics port (0: any free one, printed)"
+    )
+
+    @field_validator("pipeline_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (an IANA name)") from exc
+        return value
+
+    @field_validator("nightly_cron", "weekly_cron")
+    @classmethod
+    def _crontab(cls, value: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value, timezone=PIPELINE_TIMEZONE)
+        except ValueError as exc:
+            raise ValueError(
+                f"{value!r} is not a crontab schedule (minute hour day month weekday): {exc}"
+            ) from exc
+        return value
+
+    def alert_url_list(self) -> list[str]:
+        """The alert URLs (``alert_urls`` split on commas and whitespace)."""
+        if self.alert_urls is None:
+            return []
+        return [u for u in re.split(r"[,\s]+", self.alert_urls.get_secret_value()) if u]
 
     @property
     def resolved_database_url(self) -> str:

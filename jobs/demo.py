@@ -6,12 +6,17 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Iterator
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
 
 from core import schema as s
 from core.settings import Settings
 from core.warehouse import RunRecord, create_schema, get_engine, metadata
 from etl.demo import DemoConfig, generate_demo_city, write_demo_files
+from etl.demo.formats import FILE_NAMES
 from etl.hexes import refresh_hex_cells
+from etl.http import SourceError
 from etl.traffic import load_traffic, read_traffic_csv
 from etl.weather import (
     ingest_weather,
@@ -52,28 +57,8 @@ def build_demo_warehouse(
     if rebuild:
         metadata.drop_all(engine)
     create_schema(engine, cells_to_parents)
-    paths = write_demo_files(generate_demo_city(config), settings.var_dir / "demo")
-    runs = [ingest_crash_file(engine, settings, paths["crashes"], source=DEMO_SOURCE)]
-
-    observed, rejected = noaa_to_weather(
-        read_noaa_csv(paths["weather_observed"]), source=DEMO_SOURCE
-    )
-    runs.append(
-        ingest_weather(
-            engine, observed, rejected, source=DEMO_SOURCE, rows_in=len(observed) + len(rejected)
-        )
-    )
-    payload = json.loads(paths["weather_forecast"].read_text(encoding="utf-8"))
-    issued_at = dt.datetime.combine(config.end, dt.time(DEMO_FORECAST_HOUR))
-    station = open_meteo_station(payload["latitude"], payload["longitude"])
-    forecast, rejected = open_meteo_to_weather(
-        payload, kind=s.FORECAST, issued_at=issued_at, station=station, source=DEMO_SOURCE
-    )
-    runs.append(
-        ingest_weather(
-            engine, forecast, rejected, source=DEMO_SOURCE, rows_in=len(forecast) + len(rejected)
-        )
-    )
+    paths = write_demo_files(generate_demo_city(config), demo_folder(settings))
+    runs = [run for _, run in load_demo_files(engine, settings, paths, as_of=config.end)]
     runs.append(
         load_traffic(
             engine, read_traffic_csv(paths["traffic_counts"]), source=DEMO_SOURCE, settings=settings
@@ -96,6 +81,52 @@ def build_demo_warehouse(
         precincts.areas_used,
     )
     return runs
+
+
+def demo_folder(settings: Settings) -> Path:
+    """Where ``vz demo`` writes the demo city's source files."""
+    return settings.var_dir / "demo"
+
+
+def load_demo_files(
+    engine: Engine, settings: Settings, paths: dict[str, Path], *, as_of: dt.date
+) -> Iterator[tuple[str, RunRecord]]:
+    """Crashes, observed weather and the forecast (issued at 18:00 on ``as_of``) from the demo
+    city's files, each through the normal ETL in a recorded run, named by its step."""
+    yield "crashes", ingest_crash_file(engine, settings, paths["crashes"], source=DEMO_SOURCE)
+    observed, rejected = noaa_to_weather(
+        read_noaa_csv(paths["weather_observed"]), source=DEMO_SOURCE
+    )
+    yield (
+        "weather observed",
+        ingest_weather(
+            engine, observed, rejected, source=DEMO_SOURCE, rows_in=len(observed) + len(rejected)
+        ),
+    )
+    payload = json.loads(paths["weather_forecast"].read_text(encoding="utf-8"))
+    issued_at = dt.datetime.combine(as_of, dt.time(DEMO_FORECAST_HOUR))
+    station = open_meteo_station(payload["latitude"], payload["longitude"])
+    forecast, rejected = open_meteo_to_weather(
+        payload, kind=s.FORECAST, issued_at=issued_at, station=station, source=DEMO_SOURCE
+    )
+    yield (
+        "weather forecast",
+        ingest_weather(
+            engine, forecast, rejected, source=DEMO_SOURCE, rows_in=len(forecast) + len(rejected)
+        ),
+    )
+
+
+def demo_daily_runs(engine: Engine, settings: Settings) -> Iterator[tuple[str, RunRecord]]:
+    """The nightly loads on the demo city: its files again, as ``vz demo`` wrote them (the
+    demo city does not grow, so a re-run finds its rows unchanged), then the hex universe."""
+    paths = {name: demo_folder(settings) / file for name, file in FILE_NAMES.items()}
+    missing = [str(path) for path in paths.values() if not path.is_file()]
+    if missing:
+        raise SourceError(f"the demo city's files are missing ({missing[0]}): run `vz demo`")
+    as_of = required_as_of(engine, settings)
+    yield from load_demo_files(engine, settings, paths, as_of=as_of)
+    refresh_hex_cells(engine, settings.h3_res)
 
 
 def demo_job(

@@ -416,3 +416,68 @@ def realized_evaluation(
     )[["method", *LIFT_COLUMNS]]
     log.info("realised performance: %d target days (newest crash %s)", len(rows), newest)
     return RealizedEvaluation(pd.DataFrame(rows, columns=list(PERFORMANCE_COLUMNS)), lift)
+
+
+# ------------------------------------------------------------------------------------------
+# drift of the recent days against a model's training reference
+
+DRIFT_RECENT_DAYS: Final = 28
+DRIFT_REFERENCE_STEP: Final = 4  # every 4th training day of the reference year
+
+
+@dataclass(frozen=True)
+class DriftWindows:
+    """The days drift compares: ``recent`` (the newest ``DRIFT_RECENT_DAYS``), ``reference``
+    (every ``DRIFT_REFERENCE_STEP``-th day of the model's last training year before them) and
+    ``same_season`` (the recent days a year earlier, for seasonal features; empty when the
+    model did not train on at least half of them)."""
+
+    reference: pd.DatetimeIndex
+    recent: pd.DatetimeIndex
+    same_season: pd.DatetimeIndex
+
+
+def drift_windows(train_start: dt.date, train_end: dt.date, newest: dt.date) -> DriftWindows | None:
+    """The windows of a model trained on ``train_start..train_end``, up to ``newest``; None
+    when the model trained only on recent days."""
+    recent = pd.date_range(end=newest, periods=DRIFT_RECENT_DAYS, freq="D")
+    reference_end = min(train_end, recent[0].date() - dt.timedelta(days=1))
+    reference_start = max(train_start, reference_end - dt.timedelta(days=364))
+    if reference_end < reference_start:
+        return None
+    reference = pd.date_range(reference_start, reference_end, freq=f"{DRIFT_REFERENCE_STEP}D")
+    season = same_season_days(recent)
+    seen = season[(season >= pd.Timestamp(train_start)) & (season <= pd.Timestamp(reference_end))]
+    same_season = seen if len(seen) >= len(season) // 2 else pd.DatetimeIndex([])
+    return DriftWindows(reference=reference, recent=recent, same_season=same_season)
+
+
+def model_drift_table(inputs: Any, model: Any, windows: DriftWindows) -> pd.DataFrame:
+    """``feature_drift`` of ``model``'s features (a ``RiskModel``) over ``windows``, from
+    feature inputs (``model.features.FeatureInputs``): seasonal features against the same
+    season when it is known, day-level features counted once a day."""
+    from model.features import build_features, is_day_feature, is_seasonal_feature
+    from model.score import feature_params_of
+
+    params = feature_params_of(model)
+    names = model.feature_names
+    same = windows.same_season
+    return feature_drift(
+        build_features(inputs, windows.reference, params),
+        build_features(inputs, windows.recent, params),
+        features=names,
+        seasonal=[name for name in names if is_seasonal_feature(name)],
+        day_level=[name for name in names if is_day_feature(name)],
+        same_season=build_features(inputs, same, params) if len(same) else None,
+    )
+
+
+def model_drift(engine: Engine, model: Any, res: int, newest: dt.date) -> pd.DataFrame | None:
+    """``model_drift_table`` over ``drift_windows`` up to ``newest``; None when there is no
+    reference window."""
+    from model.features import load_feature_inputs
+
+    windows = drift_windows(model.train_start, model.train_end, newest)
+    if windows is None:
+        return None
+    return model_drift_table(load_feature_inputs(engine, res, until=newest), model, windows)

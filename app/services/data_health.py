@@ -22,9 +22,6 @@ from core.reads.runs import (
 )
 from core.settings import get_settings
 
-DRIFT_RECENT_DAYS: Final = 28
-DRIFT_REFERENCE_STEP: Final = 4  # every 4th training day of the reference year
-
 
 @dataclass(frozen=True)
 class DataHealth:
@@ -235,68 +232,51 @@ def _drift_table(
     recent_days: tuple[dt.date, ...],
     same_season_days: tuple[dt.date, ...],
 ) -> pd.DataFrame:
-    from model.features import (
-        build_features,
-        feature_label,
-        is_day_feature,
-        is_seasonal_feature,
-        load_feature_inputs,
-    )
-    from model.monitor import feature_drift
-    from model.score import feature_params_of
+    from model.features import feature_label, load_feature_inputs
+    from model.monitor import DriftWindows, model_drift_table
 
     model, _ = overview._model(tracking_uri, version)
-    params = feature_params_of(model)
     inputs = load_feature_inputs(overview._warehouse(url), res, until=max(recent_days))
-    table = feature_drift(
-        build_features(inputs, reference_days, params),
-        build_features(inputs, recent_days, params),
-        features=model.feature_names,
-        seasonal=[name for name in model.feature_names if is_seasonal_feature(name)],
-        day_level=[name for name in model.feature_names if is_day_feature(name)],
-        same_season=build_features(inputs, same_season_days, params) if same_season_days else None,
+    windows = DriftWindows(
+        reference=pd.DatetimeIndex(reference_days),
+        recent=pd.DatetimeIndex(recent_days),
+        same_season=pd.DatetimeIndex(same_season_days),
     )
+    table = model_drift_table(inputs, model, windows)
     return table.assign(label=table["feature"].map(feature_label))
 
 
 def drift_report() -> DriftReport:
-    """Drift per feature of the newest ``DRIFT_RECENT_DAYS`` days against the champion's
-    training reference: its last year of training days before them, sampled every few days;
-    seasonal features against the same days a year earlier, when the model trained on them."""
-    from model.monitor import PSI_THRESHOLD, same_season_days
+    """Drift per feature of the newest days against the champion's training reference, as
+    ``model.monitor.drift_windows`` chooses them (seasonal features against the same days a
+    year earlier, when the model trained on them)."""
+    from model.monitor import PSI_THRESHOLD, drift_windows
 
     model, version = overview.registered_model()
     settings = get_settings()
     newest = overview.overview().newest_crash_date
     if newest is None:
         raise overview.Unavailable("There are no crashes to compare yet.", overview.FIX_DEMO)
-    recent = pd.date_range(end=newest, periods=DRIFT_RECENT_DAYS, freq="D")
-    reference_end = min(model.train_end, recent[0].date() - dt.timedelta(days=1))
-    reference_start = max(model.train_start, reference_end - dt.timedelta(days=364))
-    if reference_end < reference_start:
+    windows = drift_windows(model.train_start, model.train_end, newest)
+    if windows is None:
         raise overview.Unavailable(
             f"Model {version} was trained only on days inside the recent window.",
             overview.FIX_TRAIN,
         )
-    reference = pd.date_range(reference_start, reference_end, freq=f"{DRIFT_REFERENCE_STEP}D")
-    season = same_season_days(recent)
-    seen = season[
-        (season >= pd.Timestamp(model.train_start)) & (season <= pd.Timestamp(reference_end))
-    ]
-    season_days = tuple(d.date() for d in seen) if len(seen) >= len(season) // 2 else ()
+    season_days = tuple(d.date() for d in windows.same_season)
     table = _drift_table(
         settings.resolved_database_url,
         settings.h3_res,
         settings.resolved_mlflow_tracking_uri,
         version,
-        tuple(d.date() for d in reference),
-        tuple(d.date() for d in recent),
+        tuple(d.date() for d in windows.reference),
+        tuple(d.date() for d in windows.recent),
         season_days,
     )
     return DriftReport(
         model_version=version,
-        reference=(reference_start, reference_end),
-        recent=(recent[0].date(), newest),
+        reference=(windows.reference[0].date(), windows.reference[-1].date()),
+        recent=(windows.recent[0].date(), newest),
         same_season=(season_days[0], season_days[-1]) if season_days else None,
         threshold=PSI_THRESHOLD,
         table=table,

@@ -4,7 +4,8 @@ bookkeeping (runs, watermarks, status) lives here, and nothing here writes.
 ``crashes`` (crash counts per hex and day at any resolution, date range, a hex's crashes,
 streets), ``hexes`` (the hex universe and area layers), ``predictions`` (stored forecasts and
 the version written last per day), ``runs`` (the ETL log, rejects, watermarks, freshness),
-``weather``, ``traffic`` and ``fingerprint`` (what a trained model learnt from).
+``weather``, ``traffic``, ``pipeline`` (the pipeline's run log) and ``fingerprint`` (what a
+trained model learnt from).
 
 The package re-exports nothing: callers import the table module they read
 (``from core.reads.crashes import crash_counts``), so each function has one import path and a

@@ -12,7 +12,8 @@ door: import from ``core.warehouse``, not from its modules. Which module holds w
   ``save_run_progress``, watermarks, ``last_interrupted_run``;
 - ``rejects``: ``write_rejects``, rejects stored once per distinct row;
 - ``batches``: ``commit_batch``, a batch's rows, rejects and run counts in one transaction;
-- ``status``: ``read_frame``, ``table_counts``, ``warehouse_status``.
+- ``status``: ``read_frame``, ``table_counts``, ``warehouse_status``;
+- ``pipeline``: the pipeline's lock across processes (``pipeline_lock``) and its run log.
 
 Lower modules never import higher ones: tables, engine, upsert, runs, rejects, then batches,
 migrations and status.
@@ -21,6 +22,12 @@ migrations and status.
 from core.warehouse.batches import commit_batch
 from core.warehouse.engine import get_engine
 from core.warehouse.migrations import SCHEMA_VERSION, create_schema, has_schema
+from core.warehouse.pipeline import (
+    finish_pipeline_run,
+    pipeline_lock,
+    record_skipped_run,
+    start_pipeline_run,
+)
 from core.warehouse.rejects import write_rejects
 from core.warehouse.runs import (
     HOST,
@@ -43,6 +50,7 @@ from core.warehouse.tables import (
     hex_cells_table,
     meta_table,
     metadata,
+    pipeline_runs_table,
     predictions_table,
     rejects_table,
     traffic_table,
@@ -75,6 +83,7 @@ __all__ = [
     "drop_stale_stages",
     "etl_run",
     "etl_runs_table",
+    "finish_pipeline_run",
     "get_engine",
     "get_watermark",
     "has_schema",
@@ -82,13 +91,17 @@ __all__ = [
     "last_interrupted_run",
     "meta_table",
     "metadata",
+    "pipeline_lock",
+    "pipeline_runs_table",
     "predictions_table",
     "read_frame",
+    "record_skipped_run",
     "rejects_table",
     "replace_rows",
     "row_hashes",
     "save_run_progress",
     "set_watermark",
+    "start_pipeline_run",
     "table_counts",
     "traffic_table",
     "upsert",

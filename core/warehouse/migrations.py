@@ -19,6 +19,7 @@ from core.warehouse.tables import (
     hex_cells_table,
     meta_table,
     metadata,
+    pipeline_runs_table,
     predictions_table,
     rejects_table,
 )
@@ -29,7 +30,8 @@ log = logging.getLogger(__name__)
 # 2: run leases (pid, host, lease_until), rejects stored once per distinct row; 3: hex place names;
 # 4: each crash's parent cells at the analysis resolutions
 # 5: each prediction's count dispersion and whether its class probabilities are calibrated
-SCHEMA_VERSION = 5
+# 6: the pipeline's run log
+SCHEMA_VERSION = 6
 
 # The cells of a series of cells at a coarser resolution (``geo.cells.cells_to_parents``): the
 # version 4 migration needs it, and core may not import geo, so the caller passes it in.
@@ -55,7 +57,7 @@ def upgrade_schema(engine: Engine, cell_parents: CellParents | None = None) -> N
     The check and the migration run under a write lock, so two processes starting at once
     migrate once. Version 1 → 2 adds the run lease columns and the distinct-rejects key;
     2 → 3 the hexes' place names; 3 → 4 each crash's parent cells; 4 → 5 the predictions'
-    dispersion and calibration flag.
+    dispersion and calibration flag; 5 → 6 the pipeline's run log.
     """
     with engine.connect() as conn:
         if _read_version(conn) == SCHEMA_VERSION:
@@ -169,9 +171,15 @@ def _migrate_4_to_5(conn: sa.Connection, _: CellParents | None) -> None:
     _add_missing_columns(conn, predictions_table, [s.DISPERSION, s.CLASSES_CALIBRATED])
 
 
+def _migrate_5_to_6(conn: sa.Connection, _: CellParents | None) -> None:
+    """The pipeline's run log (``pipeline_runs``), a new table."""
+    pipeline_runs_table.create(conn, checkfirst=True)
+
+
 _MIGRATIONS: dict[int, Callable[[sa.Connection, CellParents | None], None]] = {
     1: _migrate_1_to_2,
     2: _migrate_2_to_3,
     3: _migrate_3_to_4,
     4: _migrate_4_to_5,
+    5: _migrate_5_to_6,
 }

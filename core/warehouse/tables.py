@@ -158,6 +158,20 @@ predictions_table = sa.Table(
     sa.Column("created_at", sa.DateTime, nullable=False),
 )
 
+pipeline_runs_table = sa.Table(
+    "pipeline_runs",
+    metadata,
+    sa.Column("run_id", sa.String, primary_key=True),
+    sa.Column("job", sa.String, nullable=False),  # nightly or weekly
+    sa.Column("trigger", sa.String, nullable=False),  # schedule or run-once
+    sa.Column("started_at", sa.DateTime, nullable=False, index=True),  # UTC
+    sa.Column("finished_at", sa.DateTime),  # UTC
+    sa.Column("status", sa.String, nullable=False),  # running, ok, failed, skipped, aborted
+    sa.Column("message", sa.Text),
+    sa.Column("pid", sa.Integer),
+    sa.Column("host", sa.String),
+)
+
 HASHED_COLUMNS: dict[str, tuple[str, ...]] = {
     "crashes": (s.CRASHED_AT, s.LAT, s.LNG, *s.TEXT_COLUMNS, *s.INJURY_COLUMNS),
     "weather_daily": s.WEATHER_VALUES,

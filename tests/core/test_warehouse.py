@@ -807,7 +807,7 @@ def test_a_version_4_warehouse_keeps_its_forecasts_and_reads_them_without_uncert
             {"day": dt.date(2026, 1, 1), "at": dt.datetime(2025, 12, 31, 20)},
         )
     wh.create_schema(engine)
-    assert wh.warehouse_status(engine)["schema_version"] == wh.SCHEMA_VERSION == 5
+    assert wh.warehouse_status(engine)["schema_version"] == wh.SCHEMA_VERSION == 6
     stored = predictions_for_day(engine, 8, dt.date(2026, 1, 1), "1")
     assert stored[s.DISPERSION].isna().all() and stored[s.CLASSES_CALIBRATED].isna().all()
     assert stored["expected_crashes"].tolist() == [0.1]
