@@ -5,6 +5,7 @@
 #   deploy/stack.sh up       start db, mlflow, app1, app2, scheduler, proxy (idempotent)
 #   deploy/stack.sh status   each service: pid and health; exit 1 when one is down
 #   deploy/stack.sh down     stop everything it started; no process is left behind
+#   deploy/stack.sh run CMD… a command with the apps' settings (e.g. vz pipeline run-once)
 #   deploy/stack.sh services the service names, one per line
 #
 # Settings: the environment, else deploy/stack.env (shared with docker-compose.yml).
@@ -140,6 +141,7 @@ case "${1:-}" in
     up) up ;;
     down) down ;;
     status) status ;;
+    run) shift; database_urls; app_env; PATH="$BIN:$PATH" exec "$@" ;;
     services) printf '%s\n' "${SERVICES[@]}" ;;
-    *) echo "usage: deploy/stack.sh up|down|status|services" >&2; exit 2 ;;
+    *) echo "usage: deploy/stack.sh up|down|status|run CMD…|services" >&2; exit 2 ;;
 esac

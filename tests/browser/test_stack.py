@@ -1,8 +1,9 @@
 """The deployment as a running stack (``deploy/stack.sh``): PostgreSQL, the MLflow server, two
 app replicas, the scheduler and the proxy as local processes on loopback, on a one-year demo
-city. Through the proxy: the security headers, a staff login at the local OIDC provider, the
-risk map drawn; one replica killed mid-session and the other still serving; ``down`` leaves no
-process behind.
+city. The nightly job runs against PostgreSQL and the MLflow server and its digest reaches a
+local webhook; the scheduler serves its metrics. Through the proxy: the security headers, a
+staff login at the local OIDC provider, the risk map drawn; one replica killed mid-session and
+the other still serving; ``down`` leaves no process behind.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from playwright.sync_api import Browser, expect
 
 from app.server import free_port
 from tests.browser.support import PROJECT_ROOT, wait_until_drawn
+from tests.webhook import Receiver, webhook_receiver
 
 pytestmark = [
     pytest.mark.browser,
@@ -54,6 +56,16 @@ class Stack:
             timeout=UP_TIMEOUT_S,
         )
 
+    def run_in(self, *command: str) -> subprocess.CompletedProcess[str]:
+        """``command`` with the apps' settings (``deploy/stack.sh run``)."""
+        return subprocess.run(
+            ["bash", str(STACK), "run", *command],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=UP_TIMEOUT_S,
+        )
+
     def pid(self, service: str) -> int:
         return int((self.folder / f"{service}.pid").read_text())
 
@@ -67,7 +79,15 @@ def _drop_databases(names: list[str]) -> None:
 
 
 @pytest.fixture(scope="module")
-def stack(provider: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def alerts() -> Iterator[Receiver]:
+    with webhook_receiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="module")
+def stack(
+    provider: str, alerts: Receiver, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
     if shutil.which("caddy") is None or not os.environ.get("VZ_TEST_POSTGRES_URL"):
         reason = "the stack needs caddy and PostgreSQL (.ci/services.sh installs both)"
         if os.environ.get("VZ_REQUIRE_SERVICES") == "1":
@@ -101,6 +121,7 @@ def stack(provider: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         "VZ_DB_NAME": databases[0],
         "VZ_MLFLOW_DB_NAME": databases[1],
         "VZ_STAFF_EMAIL_DOMAINS": "nyc.gov",
+        "VZ_ALERT_URLS": alerts.url,
     }
     stack = Stack(url=url, folder=folder, env=env)
     try:
@@ -118,6 +139,25 @@ def test_every_service_is_up(stack: Stack) -> None:
     assert [line.split()[:2] for line in status.stdout.splitlines()] == [
         [name, "up"] for name in ("db", "mlflow", "app1", "app2", "scheduler", "proxy")
     ]
+
+
+def test_the_nightly_job_runs_on_the_stack_and_its_digest_arrives(
+    stack: Stack, alerts: Receiver
+) -> None:
+    run = stack.run_in("vz", "pipeline", "run-once", "--job", "nightly")
+    assert run.returncode == 0, run.stderr[-2000:]
+    digest = alerts.next(timeout=120)
+    assert "Vision Zero forecast for" in digest["title"]
+    assert "expected" in digest["message"]
+    runs = stack.run_in("vz", "status")
+    assert runs.returncode == 0 and "postgresql" in runs.stdout  # the warehouse it used
+
+
+def test_the_scheduler_serves_its_metrics(stack: Stack) -> None:
+    url = f"http://127.0.0.1:{stack.env['VZ_METRICS_PORT']}/metrics"
+    with urllib.request.urlopen(url, timeout=30) as response:
+        text = response.read().decode()
+    assert "vz_pipeline_runs_total" in text and "vz_model_info" in text
 
 
 def test_the_proxy_sets_the_security_headers(stack: Stack) -> None:

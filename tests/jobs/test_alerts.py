@@ -24,7 +24,7 @@ from jobs.alerts import (
 )
 from jobs.metrics import METRIC_NAMES, PipelineMetrics
 from model.outlook import AreaOutlook, Normal, Outlook, Place, season_windows, spike_reason
-from tests.jobs.conftest import Receiver
+from tests.webhook import Receiver
 
 ROOT = Path(__file__).resolve().parents[2]
 RULE = {"ratio": 1.5, "sd": 2.0, "min_crashes": 5.0}

@@ -33,7 +33,7 @@ from core.warehouse import (
 )
 from jobs.metrics import PipelineMetrics
 from jobs.pipeline import run_pipeline
-from tests.jobs.conftest import Receiver
+from tests.webhook import Receiver
 
 ROOT = Path(__file__).resolve().parents[2]
 HOLD_LOCK = """

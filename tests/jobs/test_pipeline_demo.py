@@ -33,7 +33,7 @@ from jobs.train import TrainSummary, train_job
 from model.config import load_model_params
 from model.monitor import label_lag
 from model.outlook import UNASSIGNED, tomorrow_outlook
-from tests.jobs.conftest import Receiver, webhook_receiver
+from tests.webhook import Receiver, webhook_receiver
 
 pytestmark = pytest.mark.slow
 
