@@ -95,13 +95,19 @@ def interval_text(low: float, high: float) -> str:
     return f"{low:.2f}–{high:.2f}"
 
 
-def uncertainty_text(expected: float, low: float, high: float, p_any: float) -> str:
-    """One sentence: expected crashes, the 80 % interval and the chance of at least one."""
+def uncertainty_text(
+    expected: float, low: float, high: float, p_any: float, *, short: bool = False
+) -> str:
+    """One sentence: expected crashes, the 80 % interval and the chance of at least one;
+    ``short`` words it for thousands of map tooltips (``(80%: 0.31–0.80) · 41% chance of ≥ 1``).
+    """
     text = f"{expected:.2f} crashes expected"
     if math.isfinite(low) and math.isfinite(high):
-        text += f" ({INTERVAL_LEVEL:.0%} interval {interval_text(low, high)})"
+        level = f"{INTERVAL_LEVEL:.0%}:" if short else f"{INTERVAL_LEVEL:.0%} interval"
+        text += f" ({level} {interval_text(low, high)})"
     if math.isfinite(p_any):
-        text += f"; {p_any:.0%} chance of at least one crash"
+        chance = "chance of ≥ 1" if short else "chance of at least one crash"
+        text += f"{' ·' if short else ';'} {p_any:.0%} {chance}"
     return text
 
 

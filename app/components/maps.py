@@ -22,13 +22,7 @@ from app.services.risk_map import ForecastDay
 from core import schema as s
 from core.schema import PLACE, PRECINCT, RISK_CLASSES, RISK_COLOURS
 from geo.cells import cells_to_boundaries, grid_disk
-from model.uncertainty import (
-    EXPECTED_HIGH,
-    EXPECTED_LOW,
-    INTERVAL_LEVEL,
-    P_ANY_CRASH,
-    interval_text,
-)
+from model.uncertainty import EXPECTED_HIGH, EXPECTED_LOW, P_ANY_CRASH, uncertainty_text
 
 MAP_WIDTH_PX: Final = 900  # the main column at a 1440-pixel-wide window
 MAP_HEIGHT_PX: Final = 560
@@ -225,17 +219,6 @@ def hex_names(hexes: pd.DataFrame) -> list[str]:
     return [" · ".join(p for p in names if p) for names in zip(*parts, strict=True)]
 
 
-def compact_uncertainty(expected: float, low: float, high: float, p_any: float) -> str:
-    """``0.52 crashes expected (80%: 0.31–0.80) · 41% chance of ≥ 1``: the one definition of
-    ``model.uncertainty``, worded short enough for thousands of tooltips."""
-    text = f"{expected:.2f} crashes expected"
-    if math.isfinite(low) and math.isfinite(high):
-        text += f" ({INTERVAL_LEVEL:.0%}: {interval_text(low, high)})"
-    if math.isfinite(p_any):
-        text += f" · {p_any:.0%} chance of ≥ 1"
-    return text
-
-
 def forecast_tooltips(hexes: pd.DataFrame, outcomes_known: bool) -> list[str]:
     """Tooltip text per hex: its place, class, expected crashes with their 80 % interval and
     the chance of at least one crash, crashes that day (once known) and the reason lines
@@ -255,7 +238,7 @@ def forecast_tooltips(hexes: pd.DataFrame, outcomes_known: bool) -> list[str]:
         hexes["reasons"],
         strict=True,
     ):
-        lines = [label, compact_uncertainty(expected, low, high, p_any)]
+        lines = [label, uncertainty_text(expected, low, high, p_any, short=True)]
         if outcomes_known and pd.notna(actual):
             lines[-1] += f", {int(actual)} happened"
         if limit:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from playwright.sync_api import Browser, sync_playwright
 
 from app.server import free_port
 from core.settings import Settings
-from tests.browser.support import GROUP_MEMBER, running_server
+from tests.browser.support import GROUP_MEMBER, running_server, streamlit_command
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -108,24 +107,7 @@ def demo_app(demo_warehouse: DemoWarehouse) -> Iterator[RunningApp]:
     """The demo warehouse served by Streamlit on loopback without login (every page)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        "streamlit_app.py",
-        "--server.headless",
-        "true",
-        "--server.port",
-        str(port),
-        "--server.address",
-        "127.0.0.1",
-        "--browser.gatherUsageStats",
-        "false",
-        # no login, whatever .streamlit/secrets.toml the checkout holds
-        "--secrets.files",
-        str(demo_warehouse.var_dir / "no-secrets.toml"),
-    ]
+    command = streamlit_command(port, demo_warehouse.var_dir)
     var_dir = demo_warehouse.var_dir
     with running_server(command, url=url, env=demo_warehouse.env, log=var_dir / "streamlit.log"):
         yield RunningApp(url=url, var_dir=var_dir, settings=demo_warehouse.settings)

@@ -4,7 +4,9 @@ until a deck.gl map has drawn. Only Playwright's waits and these polls synchroni
 from __future__ import annotations
 
 import io
+import secrets
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,6 +42,43 @@ def running_server(
                 server.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 server.kill()
+
+
+def streamlit_command(port: int, var_dir: Path) -> list[str]:
+    """Streamlit serving the app on loopback ``port`` without login, whatever
+    ``.streamlit/secrets.toml`` the checkout holds."""
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "streamlit_app.py",
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--browser.gatherUsageStats",
+        "false",
+        "--secrets.files",
+        str(var_dir / "no-secrets.toml"),
+    ]
+
+
+def write_login_secrets(path: Path, app_url: str, provider: str) -> Path:
+    """A Streamlit secrets file whose ``[auth]`` signs in at the OIDC ``provider`` and returns
+    to ``app_url``."""
+    path.write_text(
+        "[auth]\n"
+        f'redirect_uri = "{app_url}/oauth2callback"\n'
+        f'cookie_secret = "{secrets.token_urlsafe(32)}"\n'
+        'client_id = "vision-zero-risk"\n'
+        'client_secret = "test-client-secret"\n'
+        f'server_metadata_url = "{provider}/.well-known/openid-configuration"\n',
+        encoding="utf-8",
+    )
+    return path
 
 
 def wait_until_drawn(canvas: Locator) -> None:

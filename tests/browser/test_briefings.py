@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,7 +22,7 @@ from pypdf import PdfReader
 from app import PAGES
 from app.server import free_port
 from etl.demo import DemoConfig
-from tests.browser.support import running_server, wait_until_drawn
+from tests.browser.support import running_server, streamlit_command, wait_until_drawn
 
 if TYPE_CHECKING:
     from conftest import DemoWarehouse, RunningApp
@@ -42,12 +41,7 @@ def public_app(demo_warehouse: DemoWarehouse) -> Iterator[str]:
     """The demo warehouse served in public mode (``VZ_PUBLIC_MODE=1``) on loopback."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    command = [
-        sys.executable, "-m", "streamlit", "run", "streamlit_app.py",
-        "--server.headless", "true", "--server.port", str(port),
-        "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-        "--secrets.files", str(demo_warehouse.var_dir / "no-secrets.toml"),
-    ]  # fmt: skip
+    command = streamlit_command(port, demo_warehouse.var_dir)
     env = {**demo_warehouse.env, "VZ_PUBLIC_MODE": "1"}
     log = demo_warehouse.var_dir / "streamlit-public.log"
     with running_server(command, url=url, env=env, log=log):

@@ -9,7 +9,6 @@ Only Playwright's auto-waiting synchronises (``expect``): no sleeps.
 
 from __future__ import annotations
 
-import secrets
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +19,12 @@ import pytest
 from playwright.sync_api import Browser, Page, ViewportSize, expect
 
 from app.server import free_port
-from tests.browser.support import GROUP_MEMBER, running_server, wait_until_drawn
+from tests.browser.support import (
+    GROUP_MEMBER,
+    running_server,
+    wait_until_drawn,
+    write_login_secrets,
+)
 
 if TYPE_CHECKING:
     from conftest import DemoWarehouse
@@ -56,16 +60,7 @@ def login_app(
     folder = tmp_path_factory.mktemp("login")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    secrets_file = folder / "secrets.toml"
-    secrets_file.write_text(
-        "[auth]\n"
-        f'redirect_uri = "{url}/oauth2callback"\n'
-        f'cookie_secret = "{secrets.token_urlsafe(32)}"\n'
-        'client_id = "vision-zero-risk"\n'
-        'client_secret = "test-client-secret"\n'
-        f'server_metadata_url = "{provider}/.well-known/openid-configuration"\n',
-        encoding="utf-8",
-    )
+    secrets_file = write_login_secrets(folder / "secrets.toml", url, provider)
     env = {
         **demo_warehouse.env,
         "VZ_STAFF_EMAIL_DOMAINS": "nyc.gov",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import math
 import sqlite3
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,7 +31,12 @@ from core.reads.hexes import area_layers, hex_cells
 from core.reads.predictions import newest_model_version, prediction_dates, predictions_for_day
 from core.settings import Settings
 from core.warehouse import areas_table, get_engine, replace_rows
-from tests.browser.support import DRAW_TIMEOUT_S, running_server, wait_until_drawn
+from tests.browser.support import (
+    DRAW_TIMEOUT_S,
+    running_server,
+    streamlit_command,
+    wait_until_drawn,
+)
 
 if TYPE_CHECKING:
     from conftest import DemoWarehouse, RunningApp
@@ -66,23 +70,7 @@ def offline_app(
     port = free_port()
     app_url = f"http://127.0.0.1:{port}"
     env = {**demo_warehouse.env, "VZ_DATABASE_URL": url, "VZ_BASEMAP": "offline"}
-    command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        "streamlit_app.py",
-        "--server.headless",
-        "true",
-        "--server.port",
-        str(port),
-        "--server.address",
-        "127.0.0.1",
-        "--browser.gatherUsageStats",
-        "false",
-        "--secrets.files",
-        str(var_dir / "no-secrets.toml"),
-    ]
+    command = streamlit_command(port, var_dir)
     with running_server(command, url=app_url, env=env, log=var_dir / "streamlit.log"):
         yield OfflineApp(url=app_url, settings=settings)
 

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from playwright.sync_api import Browser, expect
 
 from app.server import free_port
-from tests.browser.support import PROJECT_ROOT, wait_until_drawn
+from tests.browser.support import PROJECT_ROOT, wait_until_drawn, write_login_secrets
 from tests.webhook import Receiver, webhook_receiver
 
 pytestmark = [
@@ -96,16 +96,7 @@ def stack(
     folder = tmp_path_factory.mktemp("stack")
     proxy_port = free_port()
     url = f"https://127.0.0.1:{proxy_port}"
-    secrets_file = folder / "secrets.toml"
-    secrets_file.write_text(
-        "[auth]\n"
-        f'redirect_uri = "{url}/oauth2callback"\n'
-        f'cookie_secret = "{secrets.token_urlsafe(32)}"\n'
-        'client_id = "vision-zero-risk"\n'
-        'client_secret = "test-client-secret"\n'
-        f'server_metadata_url = "{provider}/.well-known/openid-configuration"\n',
-        encoding="utf-8",
-    )
+    secrets_file = write_login_secrets(folder / "secrets.toml", url, provider)
     token = secrets.token_hex(4)
     databases = [f"vz_stack_{token}", f"vz_stack_mlflow_{token}"]
     env = {
