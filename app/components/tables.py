@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from app import DRILLDOWN, state
-from app.services.risk_map import CHANCE_COLUMN
+from app.services.risk_map import CHANCE_COLUMN, INTERVAL_COLUMN
 from core.spreadsheet import neutralise_frame
 
 
@@ -28,17 +28,25 @@ def drilldown_url(cell: str, day: dt.date) -> str:
 
 def ranked_table(table: pd.DataFrame, day: dt.date) -> None:
     """The ranked riskiest hexes, each with a link to its drill-down."""
-    linked = table.assign(Hex=[drilldown_url(cell, day) for cell in table["Hex"]])
+    linked = table.assign(
+        Hex=[drilldown_url(cell, day) for cell in table["Hex"]],
+        **{CHANCE_COLUMN: (table[CHANCE_COLUMN] * 100).round()},
+    )
+    narrow = {
+        name: st.column_config.Column(width="small")
+        for name in ("Precinct", "Borough", "Risk", INTERVAL_COLUMN)
+    }
     dataframe(
         linked,
         hide_index=True,
         width="stretch",
         column_config={
+            **narrow,
             "Hex": st.column_config.LinkColumn("Hex", display_text=r"hex=([0-9a-f]+)"),
             CHANCE_COLUMN: st.column_config.ProgressColumn(
-                CHANCE_COLUMN, format="percent", min_value=0.0, max_value=1.0
+                CHANCE_COLUMN, format="%d%%", min_value=0, max_value=100, width="small"
             ),
-            "Expected crashes": st.column_config.NumberColumn(format="%.2f"),
+            "Expected crashes": st.column_config.NumberColumn(format="%.2f", width="small"),
             "Why": st.column_config.TextColumn(width="large"),
         },
     )

@@ -35,8 +35,9 @@ def test_ranked_table_shows_interval_and_chance_not_an_uncalibrated_class_chance
     ranked = at.dataframe[0].value
     assert CLASS_CHANCE_COLUMN not in ranked.columns
     assert {INTERVAL_COLUMN, CHANCE_COLUMN} <= set(ranked.columns)
-    chance = ranked[CHANCE_COLUMN]
-    assert chance.between(0, 1).all() and chance.is_monotonic_decreasing
+    chance = ranked[CHANCE_COLUMN]  # whole percent, drawn as a bar
+    assert chance.between(0, 100).all() and chance.is_monotonic_decreasing
+    assert (chance == chance.round()).all() and chance.max() > 1
     low_high = ranked[INTERVAL_COLUMN].str.split("–", expand=True).astype(float)
     assert (low_high[0] <= ranked["Expected crashes"] + 0.005).all()
     assert (ranked["Expected crashes"] <= low_high[1] + 0.005).all()
