@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, TextIO
 
 import typer
 
-from core.settings import PROJECT_ROOT, Settings, get_settings
+from core.settings import PROJECT_ROOT, Settings, SettingsError, get_settings
 
 app = typer.Typer(
     name="vz",
@@ -40,15 +40,11 @@ SourceName = Literal["socrata", "open-meteo", "noaa-csv", "csv", "demo"]
 
 
 def _settings() -> Settings:
-    """The settings; a bad ``VZ_`` variable ends in one line naming it (never its value)."""
-    from pydantic import ValidationError
-
+    """The settings; a refused ``VZ_`` value ends in the one line ``SettingsError`` words."""
     try:
         return get_settings()
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        name = f"VZ_{str(error['loc'][0]).upper()}" if error["loc"] else "a VZ_ setting"
-        raise SystemExit(_fail(f"{name}: {error['msg']}")) from None
+    except SettingsError as exc:
+        raise SystemExit(_fail(str(exc))) from None
 
 
 def _engine(settings: Settings, *, create: bool = True) -> Any:

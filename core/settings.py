@@ -247,7 +247,9 @@ class SettingsError(ValueError):
             variable = "VZ_" + "_".join(str(part) for part in item["loc"]).upper()
             reason = " ".join(str(item["msg"]).removeprefix("Value error, ").split())
             given = item.get("input")
-            if isinstance(given, str) and repr(given) not in reason:
+            field = Settings.model_fields.get(str(item["loc"][0])) if item["loc"] else None
+            secret = field is not None and "SecretStr" in str(field.annotation)
+            if isinstance(given, str) and repr(given) not in reason and not secret:
                 reason += f" (got {given!r})"
             problems.append(f"{variable}: {reason}")
             variables.append(variable)

@@ -191,7 +191,7 @@ def test_a_bad_pipeline_setting_is_one_line_naming_it(tmp_path: Path) -> None:
     result = vz("pipeline", "run-once", var_dir=tmp_path, VZ_NIGHTLY_CRON="61 18 * * *")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        "vz: VZ_NIGHTLY_CRON: Value error, '61 18 * * *' is not a crontab schedule (minute hour"
+        "vz: VZ_NIGHTLY_CRON: '61 18 * * *' is not a crontab schedule (minute hour"
         " day month weekday): Error validating expression '61': the last value (61) is higher"
         " than the maximum value (59)"
     ]

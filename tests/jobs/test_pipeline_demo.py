@@ -20,11 +20,14 @@ from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
 import jobs.train
+from core import schema as s
+from core.reads.hexes import hex_areas, hex_cells
 from core.reads.pipeline import pipeline_runs
 from core.reads.predictions import newest_model_version, predictions_for_day
 from core.settings import Settings
 from core.warehouse import areas_table, get_engine, hex_cells_table, read_frame
 from etl.demo import DemoConfig
+from etl.hexes import refresh_places
 from jobs.alerts import stale_alert
 from jobs.demo import build_demo_warehouse
 from jobs.metrics import PipelineMetrics
@@ -115,11 +118,14 @@ def test_the_digest_adds_up_to_the_stored_forecast(nightly: Nightly) -> None:
     assert f"Tomorrow, Thursday {TOMORROW}: {total:.1f} expected crashes citywide" in body
     assert "same week of earlier years, 7 days" in body
     areas = re.findall(r"^(\S[^:\n]*): (\d+\.\d) expected \(normal", body, flags=re.MULTILINE)
-    assert len(areas) == 5  # the demo city's boroughs (no precinct layer loaded)
+    precincts = set(hex_areas(nightly.engine, RES, "precinct")["area"])
+    assert {name for name, _ in areas} - {UNASSIGNED} <= precincts  # the demo city's precincts
     assert sum(float(n) for _, n in areas) == pytest.approx(total, abs=0.05 * len(areas))
-    assert "Top places per borough:" in body and "Model version 1." in body
-    # until hexes carry street labels they are named by their borough: no place to list
-    assert body.count("  - no named places yet") == len(areas)
+    assert "Top places per precinct:" in body and "Model version 1." in body
+    # the demo city's hexes are named by their streets, and the digest lists them
+    places = set(hex_cells(nightly.engine, RES)[s.PLACE])
+    listed = re.findall(r"^  - (.+): \d+\.\d expected", body, flags=re.MULTILINE)
+    assert listed and set(listed) <= places
 
 
 def test_places_and_precincts_name_the_digest(nightly: Nightly) -> None:
@@ -137,7 +143,9 @@ def test_places_and_precincts_name_the_digest(nightly: Nightly) -> None:
     ]
     names = {top: "BROADWAY & W 34 ST", unlabelled: borough_of[unlabelled]}
     h = hex_cells_table.c
+    shipped = read_frame(engine, sa.select(areas_table).where(areas_table.c.layer == "precinct"))
     with engine.begin() as conn:
+        conn.execute(areas_table.delete().where(areas_table.c.layer == "precinct"))
         conn.execute(areas_table.insert(), precincts)
         conn.execute(
             hex_cells_table.update()
@@ -148,9 +156,10 @@ def test_places_and_precincts_name_the_digest(nightly: Nightly) -> None:
     try:
         outlook = tomorrow_outlook(engine, RES, TOMORROW, top_places=3)
     finally:
-        with engine.begin() as conn:
+        with engine.begin() as conn:  # the demo city's precincts and names back
             conn.execute(areas_table.delete().where(areas_table.c.layer == "precinct"))
-            conn.execute(hex_cells_table.update().values(place=None))
+            conn.execute(areas_table.insert(), shipped.to_dict("records"))
+        refresh_places(engine, RES)
     assert outlook.layer == "precinct"
     names = {a.area for a in outlook.areas}
     assert names == {"Precinct 1", "Precinct 2", UNASSIGNED}
