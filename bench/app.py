@@ -9,7 +9,7 @@
 - what-if round trip: one keyboard step of the rain slider → the re-scored scenario shown
   (re-score + re-render), and the re-scoring alone in-process;
 - map payload: the pydeck JSON of the risk map (``app.components.maps.build_deck``) and of the
-  what-if change map for 8,000 synthetic hexes with three reasons each.
+  what-if change map for 8,000 synthetic hexes with two reason lines each.
 
 Targets: cold start ≤ 5 s, what-if ≤ 700 ms, page switch ≤ 1.5 s, payload ≤ 1.5 MB.
 
@@ -205,14 +205,14 @@ def browser_figures(var_dir: Path, repeat: int) -> dict[str, float]:
 def rescoring_seconds(var_dir: Path, repeat: int) -> float:
     """The what-if re-scoring alone (model + cached features), median over ``repeat``."""
     os.environ.update(environment(var_dir))
-    from core.settings import get_settings
+    from core.settings import Settings
     from core.warehouse import get_engine
     from model import planner
     from model.contract import tomorrow
     from model.registry.loading import load_champion
     from model.score import WeatherOverrides, day_features, what_if
 
-    settings = get_settings()
+    settings = Settings()  # not get_settings(): it may have been read before the update
     engine = get_engine(settings.resolved_database_url)
     model, _ = load_champion(settings.resolved_mlflow_tracking_uri)
     features = day_features(engine, model, tomorrow(engine, settings)).features
@@ -242,17 +242,21 @@ def payload_bytes(n_hexes: int) -> dict[str, int]:
     rng = np.random.default_rng(0)
     cells = sorted(h3.grid_disk(h3.latlng_to_cell(40.72, -73.95, 8), 52))[:n_hexes]
     classes = rng.integers(0, 5, len(cells))
-    reasons = [
-        "▲ many crashes here in the past year (312)",
-        "▲ usually dangerous: long-run crash rate high",
-        "▲ heavy rain forecast (18 mm)",
+    reasons = [  # reason lines as model.contract.reason_lines writes them
+        "This place usually: ▲ many crashes here in the past year (312) · ▲ nearby hexes had"
+        " many crashes",
+        "Tomorrow: ▲ heavy rain forecast (18 mm) · ▼ Sunday",
     ]
+    expected = rng.gamma(1.0, 0.3, len(cells))
     hexes = pd.DataFrame(
         {
             "h3_cell": cells,
             "risk_label": [RISK_CLASSES[k] for k in classes],
             "p_risk": rng.uniform(0.3, 0.9, len(cells)),
-            "expected_crashes": rng.gamma(1.0, 0.3, len(cells)),
+            "expected_crashes": expected,
+            "expected_low": expected * 0.6,
+            "expected_high": expected * 1.5,
+            "p_any_crash": -np.expm1(-expected),
             "actual_crashes": pd.array([pd.NA] * len(cells), dtype="Int64"),
             "reasons": [reasons] * len(cells),
         }
