@@ -295,9 +295,9 @@ def _footer(figure: Figure, plan: AreaPlan) -> None:
         "Vision Zero Risk" + (" · DEMO DATA (synthetic city)" if plan.is_demo else "")
     )
     note = (
-        "Expected crashes: in the hex that day. Chance of ≥ 1 crash: Poisson, from the expected "
-        "crashes. Reasons are model explanations:\nassociations, not causes; decisions stay "
-        "with the people who know the streets."
+        "Expected crashes: in the hex that day. Chance of ≥ 1 crash: from the expected crashes "
+        "and their spread. Reasons are model explanations:\nassociations, not causes; decisions "
+        "stay with the people who know the streets."
     )
     figure.text(MARGIN_IN / width, (MARGIN_IN + 0.27) / height, text, fontsize=7, color=INK)
     figure.text(

@@ -173,9 +173,9 @@ def plan_list(plan: AreaPlan) -> None:
     """The units with their places and reasons in full (a static table wraps long text)."""
     st.table(plan_table(plan), hide_index=True)
     st.caption(
-        "Chance of ≥ 1 crash: of at least one crash in the hex that day (Poisson, from the "
-        "expected crashes). Why: the model's reasons, strongest first; ▲ raises the risk, "
-        "▼ lowers it."
+        "Chance of ≥ 1 crash: of at least one crash in the hex that day, from the expected "
+        "crashes and how much counts spread around them (as on every page). Why: what this "
+        "place usually is and what is different that day; ▲ raises the risk, ▼ lowers it."
     )
 
 
