@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 PAGE_IN: Final = (8.27, 11.69)  # A4 portrait
 MARGIN_IN: Final = 0.45
-HEADER_IN: Final = 1.05
+HEADER_IN: Final = 1.25  # title, date, and up to three lines of summary
 LEGEND_IN: Final = 0.32
 FOOTER_IN: Final = 0.42
 MIN_MAP_IN: Final = 2.6
@@ -106,7 +106,7 @@ def _list_rows(plan: AreaPlan, size_pt: float, *, joined: bool) -> list[ListRow]
     for row, reasons in zip(table.itertuples(index=False), plan.picks["reasons"], strict=True):
         phrases = [str(r) for r in reasons] if isinstance(reasons, list | tuple) else [row.reasons]
         if joined:
-            phrases = ["   ".join(phrases)]
+            phrases = [" — ".join(phrases)]
         why = [line for phrase in phrases for line in _wrap(phrase, COLUMNS["why"][1], size_pt)]
         rows.append(
             ListRow(
