@@ -43,6 +43,8 @@ SOURCE: Final = "source"
 SOURCE_UPDATED_AT: Final = "source_updated_at"
 H3_CELL: Final = "h3_cell"
 PLACE: Final = "place"  # a hex's human name: its busiest intersection or street, else its area
+WHOLE_CITY: Final = "Whole city"  # the area that filters nothing, as pages and plans name it
+BOROUGH_LAYER: Final = "Borough"  # hex_cells.borough offered as an area layer beside hex_areas
 PRECINCT: Final = "precinct"  # the area layer of police precincts (`vz areas --layer precinct`)
 # Each crash also stores its cell's parent at every analysis resolution, so counting crashes per
 # hex at any of them is plain SQL.

@@ -25,6 +25,7 @@ from core.reads.crashes import crash_counts, crash_date_range, crash_sources
 from core.reads.hexes import area_layers, hex_areas, hex_cells
 from core.reads.predictions import newest_model_version, prediction_dates, predictions_for_day
 from core.settings import Settings
+from jobs.ingest import DEMO_SOURCE
 from jobs.warehouse import open_warehouse
 from model import planner
 from model.contract import as_of_date, day_after, reason_phrases
@@ -32,9 +33,8 @@ from model.outcomes import days_with_outcomes
 
 log = logging.getLogger(__name__)
 
-BOROUGH_LAYER: Final = "Borough"  # hex_cells.borough as a layer (app.services.overview's name)
-WHOLE_CITY: Final = "Whole city"
-DEMO_SOURCE: Final = "demo"
+BOROUGH_LAYER: Final = s.BOROUGH_LAYER
+WHOLE_CITY: Final = s.WHOLE_CITY
 HISTORY_DAYS: Final = 90  # past forecast days the rule is replayed on
 
 

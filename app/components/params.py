@@ -11,10 +11,11 @@ import streamlit as st
 
 from app import state
 from app.services.overview import AreaOptions
+from core import schema as s
 
 T = TypeVar("T")
 
-WHOLE_CITY: Final = "Whole city"  # the area option that filters nothing
+WHOLE_CITY: Final = s.WHOLE_CITY
 
 
 def date_param(

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 CACHE_TTL_S: Final = 600
 FRESHNESS_TTL_S: Final = 60  # the overview (newest crash, lag) is re-read at least this often
 DEMO_SOURCE: Final = "demo"
-BOROUGH_LAYER: Final = "Borough"
+BOROUGH_LAYER: Final = s.BOROUGH_LAYER
 OUTCOME_DAYS: Final = 90  # past forecast days the planner replays and model health evaluates
 
 # Commands that fix a missing piece, as the user would type them.
