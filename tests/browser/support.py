@@ -11,9 +11,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from matplotlib.image import imread
-from playwright.sync_api import Locator
+from playwright.sync_api import Browser, Locator, Page, ViewportSize, expect
 
 from app.server import wait_until_healthy
 
@@ -42,6 +43,22 @@ def running_server(
                 server.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 server.kill()
+
+
+@contextmanager
+def browser_tab(
+    browser: Browser, viewport: ViewportSize, timeout_ms: float, **options: Any
+) -> Iterator[Page]:
+    """A tab in a fresh browser context (no cookies), every wait bounded by ``timeout_ms``;
+    ``options`` go to ``new_context`` (e.g. ``accept_downloads``)."""
+    expect.set_options(timeout=timeout_ms)
+    context = browser.new_context(viewport=viewport, **options)
+    tab = context.new_page()
+    tab.set_default_timeout(timeout_ms)
+    try:
+        yield tab
+    finally:
+        context.close()
 
 
 def streamlit_command(port: int, var_dir: Path) -> list[str]:

@@ -22,7 +22,7 @@ from pypdf import PdfReader
 from app import PAGES
 from app.server import free_port
 from etl.demo import DemoConfig
-from tests.browser.support import running_server, streamlit_command, wait_until_drawn
+from tests.browser.support import browser_tab, running_server, streamlit_command, wait_until_drawn
 
 if TYPE_CHECKING:
     from conftest import DemoWarehouse, RunningApp
@@ -50,12 +50,8 @@ def public_app(demo_warehouse: DemoWarehouse) -> Iterator[str]:
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    expect.set_options(timeout=TIMEOUT_MS)
-    context = browser.new_context(viewport=PROJECTOR, accept_downloads=True)
-    tab = context.new_page()
-    tab.set_default_timeout(TIMEOUT_MS)
-    yield tab
-    context.close()
+    with browser_tab(browser, PROJECTOR, TIMEOUT_MS, accept_downloads=True) as tab:
+        yield tab
 
 
 def settle(page: Page) -> None:

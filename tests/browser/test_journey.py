@@ -21,7 +21,7 @@ from playwright.sync_api import Browser, Locator, Page, ViewportSize, expect
 from app.components.maps import view_state
 from core.reads.predictions import newest_model_version, prediction_dates, predictions_for_day
 from core.warehouse import get_engine
-from tests.browser.support import wait_until_drawn
+from tests.browser.support import browser_tab, wait_until_drawn
 
 if TYPE_CHECKING:
     from conftest import RunningApp
@@ -45,12 +45,8 @@ PAGES = {  # url path -> (title, the page's last heading, screenshot name)
 
 @pytest.fixture
 def page(browser: Browser, demo_app: RunningApp) -> Iterator[Page]:
-    expect.set_options(timeout=TIMEOUT_MS)
-    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
-    tab = context.new_page()
-    tab.set_default_timeout(TIMEOUT_MS)
-    yield tab
-    context.close()
+    with browser_tab(browser, VIEWPORT, TIMEOUT_MS, accept_downloads=True) as tab:
+        yield tab
 
 
 def open_page(page: Page, app: RunningApp, path: str, query: str = "") -> None:

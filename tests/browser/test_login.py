@@ -21,6 +21,7 @@ from playwright.sync_api import Browser, Page, ViewportSize, expect
 from app.server import free_port
 from tests.browser.support import (
     GROUP_MEMBER,
+    browser_tab,
     running_server,
     wait_until_drawn,
     write_login_secrets,
@@ -82,14 +83,10 @@ def login_app(
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
     """A fresh browser context (no cookies) per test."""
-    expect.set_options(timeout=TIMEOUT_MS)
-    context = browser.new_context(viewport=VIEWPORT)
-    # the provider's pages link a stylesheet on a CDN; there is no internet here
-    context.route("https://cdn.jsdelivr.net/**", lambda route: route.abort())
-    tab = context.new_page()
-    tab.set_default_timeout(TIMEOUT_MS)
-    yield tab
-    context.close()
+    with browser_tab(browser, VIEWPORT, TIMEOUT_MS) as tab:
+        # the provider's pages link a stylesheet on a CDN; there is no internet here
+        tab.context.route("https://cdn.jsdelivr.net/**", lambda route: route.abort())
+        yield tab
 
 
 def settle(page: Page) -> None:

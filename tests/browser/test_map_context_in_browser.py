@@ -33,6 +33,7 @@ from core.settings import Settings
 from core.warehouse import areas_table, get_engine, replace_rows
 from tests.browser.support import (
     DRAW_TIMEOUT_S,
+    browser_tab,
     running_server,
     streamlit_command,
     wait_until_drawn,
@@ -104,14 +105,10 @@ def add_precincts(url: str, res: int) -> None:
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    expect.set_options(timeout=TIMEOUT_MS)
     # tall enough for the whole risk map: a click near the window's lower edge does not
     # reach the map
-    context = browser.new_context(viewport={"width": 1440, "height": 1400})
-    tab = context.new_page()
-    tab.set_default_timeout(TIMEOUT_MS)
-    yield tab
-    context.close()
+    with browser_tab(browser, {"width": 1440, "height": 1400}, TIMEOUT_MS) as tab:
+        yield tab
 
 
 def forecast_hexes(app: OfflineApp) -> pd.Series:

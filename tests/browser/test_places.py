@@ -18,7 +18,7 @@ from playwright.sync_api import Browser, Page, ViewportSize, expect
 
 from core.reads.hexes import hex_areas, hex_cells
 from core.warehouse import get_engine
-from tests.browser.support import wait_until_drawn
+from tests.browser.support import browser_tab, wait_until_drawn
 
 if TYPE_CHECKING:
     from conftest import RunningApp
@@ -33,12 +33,8 @@ CORNER = re.compile(r"^[A-Z][a-z]+ (Ave|Rd) & \d+ St$")  # the demo grid: "Maple
 
 @pytest.fixture
 def page(browser: Browser, demo_app: RunningApp) -> Iterator[Page]:
-    expect.set_options(timeout=TIMEOUT_MS)
-    context = browser.new_context(viewport=VIEWPORT)
-    tab = context.new_page()
-    tab.set_default_timeout(TIMEOUT_MS)
-    yield tab
-    context.close()
+    with browser_tab(browser, VIEWPORT, TIMEOUT_MS) as tab:
+        yield tab
 
 
 def settle(page: Page) -> None:

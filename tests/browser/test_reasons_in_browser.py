@@ -17,6 +17,7 @@ from playwright.sync_api import Browser, Page, expect
 from app.components.charts import BAR_PX
 from core.reads.predictions import newest_model_version, prediction_dates, predictions_for_day
 from core.warehouse import get_engine
+from tests.browser.support import browser_tab
 from tests.browser.test_journey import TIMEOUT_MS, VIEWPORT, open_page, settle
 
 if TYPE_CHECKING:
@@ -27,12 +28,8 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture
 def page(browser: Browser, demo_app: RunningApp) -> Iterator[Page]:
-    expect.set_options(timeout=TIMEOUT_MS)
-    context = browser.new_context(viewport=VIEWPORT)
-    tab = context.new_page()
-    tab.set_default_timeout(TIMEOUT_MS)
-    yield tab
-    context.close()
+    with browser_tab(browser, VIEWPORT, TIMEOUT_MS) as tab:
+        yield tab
 
 
 def quietest_hex(app: RunningApp) -> str:
