@@ -9,7 +9,7 @@ import logging
 
 import streamlit as st
 
-from app import access, registered_pages
+from app import access, metrics, registered_pages
 from app.components.frame import use_css
 from app.warmup import warm_up
 from core.settings import SettingsError, get_settings
@@ -32,5 +32,6 @@ visitor = access.current_visitor(settings)
 page = access.navigation(visitor, registered_pages())
 access.banner(visitor)
 access.sidebar(visitor)
-page.run()
+with metrics.script_run(page, staff=visitor.staff, settings=settings):
+    page.run()
 warm_up(settings)  # after the first page: the slow pages' caches, in the background

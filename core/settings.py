@@ -161,6 +161,15 @@ class Settings(BaseSettings):
     metrics_port: int = Field(
         default=9108, ge=0, le=65535, description="metrics port (0: any free one, printed)"
     )
+    app_metrics_host: str = Field(default="127.0.0.1", description="app metrics listen address")
+    app_metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, description="each app process's metrics port (unset: off)"
+    )
+
+    @field_validator("app_metrics_port", mode="before")
+    @classmethod
+    def _port_or_off(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("pipeline_timezone")
     @classmethod

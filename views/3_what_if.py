@@ -3,6 +3,7 @@ show the change against the forecast."""
 
 import streamlit as st
 
+from app import metrics
 from app.components.frame import banners, load, try_load
 from app.components.what_if import (
     change_map,
@@ -27,12 +28,13 @@ st.caption(
 
 @st.fragment
 def scenario_view() -> None:
-    scenario = scenario_controls(base)
-    result = load(what_if, base, scenario)
-    what_if_summary(result)
-    change_map(result, try_load(map_context))
-    st.subheader("Hexes that change class")
-    class_changes_table(result)
+    with metrics.fragment_run("what-if"):  # a slider reruns this fragment alone
+        scenario = scenario_controls(base)
+        result = load(what_if, base, scenario)
+        what_if_summary(result)
+        change_map(result, try_load(map_context))
+        st.subheader("Hexes that change class")
+        class_changes_table(result)
 
 
 scenario_view()

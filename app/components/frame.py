@@ -10,7 +10,7 @@ from typing import Any, Final, ParamSpec, TypeVar
 
 import streamlit as st
 
-from app import PROJECT_ROOT, state
+from app import PROJECT_ROOT, metrics, state
 from app.services.overview import FIX_STATUS, Overview, Unavailable, overview
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ def show_unavailable(missing: Unavailable) -> None:
 
 def _show_failure(service: Callable[..., Any], exc: Exception) -> None:
     log.exception("service %s failed", getattr(service, "__name__", service))
+    metrics.note_failure()
     st.error(
         f"This part of the page could not be loaded ({type(exc).__name__}). "
         "The details are in the server log.",
