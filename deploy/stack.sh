@@ -95,8 +95,8 @@ up() {
     "$BIN/vz" demo --if-missing ${VZ_STACK_DEMO_ARGS:-} >"$STACK_DIR/demo.log" 2>&1 || { say "vz demo failed:"; tail -n 20 "$STACK_DIR/demo.log" >&2; exit 1; }
     local secrets=()
     if [ -n "${VZ_STACK_SECRETS:-}" ]; then secrets=(--secrets "$VZ_STACK_SECRETS"); fi
-    start app1 "$BIN/vz" serve --port "$VZ_APP1_PORT" "${secrets[@]}"
-    start app2 "$BIN/vz" serve --port "$VZ_APP2_PORT" "${secrets[@]}"
+    VZ_APP_METRICS_PORT="$VZ_APP1_METRICS_PORT" start app1 "$BIN/vz" serve --port "$VZ_APP1_PORT" "${secrets[@]}"
+    VZ_APP_METRICS_PORT="$VZ_APP2_METRICS_PORT" start app2 "$BIN/vz" serve --port "$VZ_APP2_PORT" "${secrets[@]}"
     wait_for app1 "http://127.0.0.1:$VZ_APP1_PORT/_stcore/health"
     wait_for app2 "http://127.0.0.1:$VZ_APP2_PORT/_stcore/health"
     if "$BIN/vz" pipeline --help >/dev/null 2>&1; then

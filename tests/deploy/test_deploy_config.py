@@ -61,6 +61,21 @@ def test_both_deployments_use_the_one_proxy_config() -> None:
     assert 'VZ_APP_UPSTREAMS="127.0.0.1:$VZ_APP1_PORT 127.0.0.1:$VZ_APP2_PORT"' in STACK_SCRIPT
 
 
+def test_each_app_replica_serves_its_metrics_where_prometheus_scrapes() -> None:
+    ports = {app: shared_settings()[f"VZ_{app.upper()}_METRICS_PORT"] for app in ("app1", "app2")}
+    assert len(set(ports.values())) == 2
+    scrape = yaml.safe_load((DEPLOY / "prometheus.yml").read_text(encoding="utf-8"))
+    app_job = next(job for job in scrape["scrape_configs"] if job["job_name"] == "vz-app")
+    targets = {c["labels"]["service"]: c["targets"] for c in app_job["static_configs"]}
+    for app, port in ports.items():
+        assert f'VZ_APP_METRICS_PORT="$VZ_{app.upper()}_METRICS_PORT" start {app}' in STACK_SCRIPT
+        assert targets[app] == [f"127.0.0.1:{port}"]
+        environment = COMPOSE["services"][app]["environment"]
+        assert environment["VZ_APP_METRICS_PORT"] == f"${{VZ_{app.upper()}_METRICS_PORT:-{port}}}"
+        assert environment["VZ_APP_METRICS_HOST"] == "0.0.0.0"
+        assert "VZ_DATABASE_URL" in environment  # the shared app settings are kept
+
+
 def test_the_proxy_sets_the_security_headers() -> None:
     headers = dict(re.findall(r'^\s+([A-Z][\w-]+) "([^"]*)"$', CADDYFILE, flags=re.M))
     assert headers["X-Frame-Options"] == "DENY"

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from app.metrics import APP_METRIC_NAMES, AppMetrics
 from core.warehouse import RunRecord
 from jobs.alerts import (
     Alert,
@@ -214,10 +215,22 @@ def test_every_metric_of_the_dashboard_exists() -> None:
     metrics.predictions.labels("Dangerous").set(3)
     metrics.model.info({"version": "1"})
     metrics.alerts.labels("digest", "sent").inc()
-    series = {sample.name for family in metrics.registry.collect() for sample in family.samples}
+    app = AppMetrics()  # and of the app's
+    app.script_seconds.labels("risk-map", "page").observe(1.0)
+    app.errors.labels("risk-map", "service").inc()
+    series = {
+        sample.name
+        for registry in (metrics.registry, app.registry)
+        for family in registry.collect()
+        for sample in family.samples
+    }
     missing = named - series
     assert not missing, f"dashboard metrics not in the registry: {sorted(missing)}"
     assert set(METRIC_NAMES) <= {name.removesuffix("_bucket") for name in series}
+    assert set(APP_METRIC_NAMES) <= {name.removesuffix("_bucket") for name in series}
+    assert {"vz_app_script_run_duration_seconds_bucket", "process_resident_memory_bytes"} <= {
+        name for e in expressions for name in re.findall(r"\b[a-z_]+_(?:bucket|bytes)\b", e)
+    }
 
 
 def test_prometheus_scrapes_the_metrics_port() -> None:
