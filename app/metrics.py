@@ -40,7 +40,9 @@ APP_METRIC_NAMES: Final = (
     "vz_app_script_run_errors_total",
     "vz_app_sessions_total",
 )
-SCRIPT_RUN_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120)
+SCRIPT_RUN_BUCKETS: Final = (
+    0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 4, 6, 8, 10, 15, 20, 30, 60, 120
+)  # fmt: skip
 REFUSED: Final = "refused"
 OTHER: Final = "other"
 _SESSION_KEY: Final = "_vz_metrics_session_counted"

@@ -11,7 +11,8 @@
 # Settings: the environment, else deploy/stack.env (shared with docker-compose.yml).
 # VZ_STACK_DIR (var/stack) holds pids, logs, the app's var_dir, MLflow artifacts and Caddy's
 # data; VZ_STACK_SECRETS names a Streamlit secrets.toml with the [auth] login section;
-# VZ_STACK_DEMO_ARGS is passed to the first `vz demo` (e.g. "--years 1").
+# VZ_STACK_DEMO_ARGS is passed to the first `vz demo` (e.g. "--years 1"); VZ_STACK_SERVE_ARGS to
+# each `vz serve` (bench/load.py: "--insecure-no-auth", every page without login, on loopback).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -95,6 +96,8 @@ up() {
     "$BIN/vz" demo --if-missing ${VZ_STACK_DEMO_ARGS:-} >"$STACK_DIR/demo.log" 2>&1 || { say "vz demo failed:"; tail -n 20 "$STACK_DIR/demo.log" >&2; exit 1; }
     local secrets=()
     if [ -n "${VZ_STACK_SECRETS:-}" ]; then secrets=(--secrets "$VZ_STACK_SECRETS"); fi
+    # shellcheck disable=SC2206  # VZ_STACK_SERVE_ARGS: words, e.g. "--insecure-no-auth"
+    secrets+=(${VZ_STACK_SERVE_ARGS:-})
     VZ_APP_METRICS_PORT="$VZ_APP1_METRICS_PORT" start app1 "$BIN/vz" serve --port "$VZ_APP1_PORT" "${secrets[@]}"
     VZ_APP_METRICS_PORT="$VZ_APP2_METRICS_PORT" start app2 "$BIN/vz" serve --port "$VZ_APP2_PORT" "${secrets[@]}"
     wait_for app1 "http://127.0.0.1:$VZ_APP1_PORT/_stcore/health"
