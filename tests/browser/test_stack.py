@@ -9,6 +9,7 @@ the other still serving; ``down`` leaves no process behind.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -109,6 +110,8 @@ def stack(
         "VZ_APP2_PORT": str(free_port()),
         "VZ_MLFLOW_PORT": str(free_port()),
         "VZ_METRICS_PORT": str(free_port()),
+        "VZ_APP1_METRICS_PORT": str(free_port()),
+        "VZ_APP2_METRICS_PORT": str(free_port()),
         "VZ_DB_NAME": databases[0],
         "VZ_MLFLOW_DB_NAME": databases[1],
         "VZ_STAFF_EMAIL_DOMAINS": "nyc.gov",
@@ -192,6 +195,16 @@ def test_staff_sign_in_through_the_proxy_then_a_replica_dies(
     expect(page.get_by_role("heading", name="Tomorrow's risk map").first).to_be_visible()
     wait_until_drawn(page.get_by_test_id("stDeckGlJsonChart").locator("canvas").first)
     context.close()
+
+
+def test_the_replica_left_serves_its_script_run_metrics(stack: Stack) -> None:
+    url = f"http://127.0.0.1:{stack.env['VZ_APP2_METRICS_PORT']}/metrics"
+    with urllib.request.urlopen(url, timeout=30) as response:
+        text = response.read().decode()
+    runs = re.search(
+        r'^vz_app_script_run_duration_seconds_count\{page="risk-map",run="page"\} (\S+)', text, re.M
+    )
+    assert runs and float(runs[1]) >= 1, text[:2000]  # the map reloaded after app1 died
 
 
 def test_down_leaves_no_process_behind(stack: Stack) -> None:
