@@ -337,6 +337,8 @@ def print_level(result: Level) -> None:
             f"{r['server_p50']:6.2f} / {r['server_p95']:6.2f} ({r['server_runs']:.0f})"
         )
     errors = [s for s in result.steps if s.error]
+    if outside := sum(s.step not in STEPS for s in errors):
+        print(f"  {outside} sessions failed outside these steps (connecting, a lost connection…)")
     for first in errors[:3]:
         print(f"  error in {first.step}: {first.error}")
 
@@ -393,13 +395,16 @@ def main() -> None:
     if args.url and not args.metrics:
         parser.error("--url needs --metrics (the app's VZ_APP_METRICS_PORT /metrics)")
     started = time.perf_counter()
-    if args.url:
-        url = args.url.rstrip("/")
-        target = Target("direct", url, (args.metrics,), (url,))
-        report = asyncio.run(measure((target,), levels, browser_levels, args.export))
-    else:
-        with native_stack() as targets:
-            report = asyncio.run(measure(targets, levels, browser_levels, args.export))
+    try:
+        if args.url:
+            url = args.url.rstrip("/")
+            target = Target("direct", url, (args.metrics,), (url,))
+            report = asyncio.run(measure((target,), levels, browser_levels, args.export))
+        else:
+            with native_stack() as targets:
+                report = asyncio.run(measure(targets, levels, browser_levels, args.export))
+    except (RuntimeError, OSError) as exc:  # the stack did not come up, a metrics URL is wrong…
+        parser.exit(1, f"load benchmark stopped: {exc}\n")
     report["seconds"] = time.perf_counter() - started
     print(f"\nload benchmark done in {report['seconds']:.0f} s")
     if args.json:

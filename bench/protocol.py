@@ -3,8 +3,7 @@
 
 ``replay`` is one visitor's session: the risk map, the what-if page, one what-if slider moved
 (a fragment rerun), the planner, and one of its files exported (a deferred download generated
-by the server, then fetched). Each step is timed on the client; a step that fails ends the
-session with its error.
+by the server, then fetched). Each step is timed on the client, with what went wrong in it.
 """
 
 from __future__ import annotations
@@ -156,13 +155,14 @@ def _element(elements: list[tuple[str, Any, str]], kind: str, label: str) -> tup
 
 
 async def replay(url: str, visitor: int, export: str) -> list[Step]:
-    """One visitor's session: each step timed; a failed step ends the session."""
+    """One visitor's session: each step timed, with what went wrong in it; a step that raises
+    (connection lost, timeout, a widget missing) ends the session."""
     steps: list[Step] = []
     session = ProtocolSession(url)
 
-    async def timed(name: str, seconds_and_error: Any) -> Any:
+    async def timed(name: str, step: Any) -> Any:
         try:
-            result = await asyncio.wait_for(seconds_and_error, STEP_TIMEOUT_S)
+            result = await asyncio.wait_for(step, STEP_TIMEOUT_S)
         except Exception as exc:
             steps.append(Step(name, NAN, f"{type(exc).__name__}: {exc}"[:200]))
             raise
