@@ -59,7 +59,12 @@ stop() {
         kill -TERM -- "-$pid" 2>/dev/null || true
         deadline=$((SECONDS + 20))
         while group_alive "$pid" && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.2; done
-        if group_alive "$pid"; then kill -KILL -- "-$pid" 2>/dev/null || true; say "$name killed"; fi
+        if group_alive "$pid"; then
+            kill -KILL -- "-$pid" 2>/dev/null || true
+            deadline=$((SECONDS + 5))  # a kill is delivered asynchronously: until it has landed
+            while group_alive "$pid" && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.1; done
+            say "$name killed"
+        fi
         say "$name stopped"
     fi
     rm -f "$(pidfile "$name")"
