@@ -4,6 +4,8 @@ name, sessions and service failures are counted, and the metrics are served once
 
 from __future__ import annotations
 
+import logging
+import socket
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 from streamlit.util import calc_hash
 
 from app import metrics
+from app.components import risk_map as risk_map_parts
 from app.services import risk_map
 from core.settings import Settings
 
@@ -83,6 +86,38 @@ def test_a_service_failure_shown_on_a_page_is_counted_as_an_error(
     assert sample("vz_app_script_run_errors_total", page="risk-map", kind="service") == (
         failures + 1
     )
+
+
+def test_a_run_that_raises_is_counted_as_an_error_and_still_timed(
+    city: City, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_: object) -> None:
+        raise ValueError("a bug in a component")
+
+    monkeypatch.setattr(risk_map_parts, "day_metrics", broken)
+    raised = sample("vz_app_script_run_errors_total", page="risk-map", kind="exception")
+    map_runs = runs("risk-map")
+    at = AppTest.from_file(ENTRYPOINT, default_timeout=60).run()
+    assert at.exception  # the page's own error box
+    assert sample("vz_app_script_run_errors_total", page="risk-map", kind="exception") == (
+        raised + 1
+    )
+    assert runs("risk-map") == map_runs + 1
+
+
+def test_a_taken_metrics_port_is_logged_once_and_the_app_goes_on(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(metrics, "_served_at", None)  # as in a fresh process
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with caplog.at_level(logging.ERROR, logger="app.metrics"):
+            assert metrics.serve_metrics(Settings(app_metrics_port=port)) is None
+            assert metrics.serve_metrics(Settings(app_metrics_port=port)) is None
+    problems = [r.getMessage() for r in caplog.records if r.name == "app.metrics"]
+    assert len(problems) == 1 and f"127.0.0.1:{port}" in problems[0], problems
 
 
 def test_the_metrics_are_served_once_per_process_and_off_by_default() -> None:
