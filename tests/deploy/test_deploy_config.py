@@ -76,6 +76,13 @@ def test_each_app_replica_serves_its_metrics_where_prometheus_scrapes() -> None:
         assert "VZ_DATABASE_URL" in environment  # the shared app settings are kept
 
 
+def test_prometheus_scrapes_the_scheduler_where_the_stack_serves_its_metrics() -> None:
+    scrape = yaml.safe_load((DEPLOY / "prometheus.yml").read_text(encoding="utf-8"))
+    job = next(job for job in scrape["scrape_configs"] if job["job_name"] == "vz-pipeline")
+    port = shared_settings()["VZ_METRICS_PORT"]
+    assert job["static_configs"][0]["targets"] == [f"127.0.0.1:{port}"]
+
+
 def test_the_proxy_sets_the_security_headers() -> None:
     headers = dict(re.findall(r'^\s+([A-Z][\w-]+) "([^"]*)"$', CADDYFILE, flags=re.M))
     assert headers["X-Frame-Options"] == "DENY"
