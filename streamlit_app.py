@@ -9,18 +9,14 @@ import logging
 
 import streamlit as st
 
-from app import PROJECT_ROOT, access, registered_pages
+from app import access, registered_pages
 from app.components.frame import use_css
-from app.components.map_code import load_map_code
 from app.warmup import warm_up
 from core.settings import SettingsError, get_settings
 
-FAVICON = PROJECT_ROOT / "assets" / "favicon.svg"
-
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-# The icon is served by the app itself: a Material icon would be fetched from Google's fonts.
-st.set_page_config(page_title="Vision Zero Risk", page_icon=FAVICON, layout="wide")
+st.set_page_config(page_title="Vision Zero Risk", page_icon=":material/traffic:", layout="wide")
 use_css("app.css")
 
 try:
@@ -36,7 +32,5 @@ visitor = access.current_visitor(settings)
 page = access.navigation(visitor, registered_pages())
 access.banner(visitor)
 access.sidebar(visitor)
-if visitor.staff:
-    load_map_code()  # the maps' code loads while the page runs
 page.run()
 warm_up(settings)  # after the first page: the slow pages' caches, in the background

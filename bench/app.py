@@ -126,16 +126,22 @@ def wait_drawn(canvas: object) -> None:
 
 
 @contextmanager
-def serving(var_dir: Path, basemap: str | None, log_name: str) -> Iterator[tuple[str, Path]]:
-    """The app served as ``vz serve`` serves it, on a free port: (url, server log)."""
+def serving(
+    var_dir: Path, basemap: str | None, log_name: str, *, preload: bool = True
+) -> Iterator[tuple[str, Path]]:
+    """The app served as ``vz serve`` serves it, on a free port: (url, server log). Without
+    ``preload``, plain ``streamlit run`` (for comparison)."""
     from app.server import streamlit_command
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     server_log = var_dir / log_name
+    command = streamlit_command(port=port)
+    if not preload:
+        command[1:2] = ["-m", "streamlit"]
     with server_log.open("w") as log:
         server = subprocess.Popen(
-            streamlit_command(port=port), cwd=ROOT, env=environment(var_dir, basemap),
+            command, cwd=ROOT, env=environment(var_dir, basemap),
             stdout=subprocess.DEVNULL, stderr=log,
         )  # fmt: skip
         try:
@@ -152,7 +158,7 @@ def launch_chromium(playwright: Any) -> Any:
     )
 
 
-def cold_start(var_dir: Path, basemap: str | None) -> dict[str, float]:
+def cold_start(var_dir: Path, basemap: str | None, *, preload: bool = True) -> dict[str, float]:
     """One cold start: server start → healthy, then a fresh browser → the map drawn. Browser
     steps are counted from the navigation."""
     from playwright.sync_api import expect, sync_playwright
@@ -163,7 +169,7 @@ def cold_start(var_dir: Path, basemap: str | None) -> dict[str, float]:
         chromium = launch_chromium(playwright)
         started = time.perf_counter()
         try:
-            with serving(var_dir, basemap, "bench-app-cold.log") as (url, log):
+            with serving(var_dir, basemap, "bench-app-cold.log", preload=preload) as (url, log):
                 steps["server start → healthy"] = time.perf_counter() - started
                 page = chromium.new_page(viewport={"width": 1440, "height": 1000})
                 opened = time.perf_counter()
@@ -392,6 +398,9 @@ def main() -> None:
     parser.add_argument("--cold-runs", type=int, default=3, help="cold starts to measure")
     parser.add_argument("--cold-only", action="store_true", help="only the cold starts")
     parser.add_argument("--basemap", help="VZ_BASEMAP for the server (e.g. offline)")
+    parser.add_argument(
+        "--no-preload", action="store_true", help="cold starts with plain streamlit run"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="vz-bench-app-") as scratch:
@@ -402,7 +411,9 @@ def main() -> None:
             build_demo(var_dir)
         basemap = args.basemap or os.environ.get("VZ_BASEMAP")
         print(f"basemap {basemap or 'default'}; load average {load_average()}")
-        runs = [cold_start(var_dir, args.basemap) for _ in range(args.cold_runs)]
+        preload = not args.no_preload
+        print("server: " + ("vz serve's (app.launch)" if preload else "plain streamlit run"))
+        runs = [cold_start(var_dir, args.basemap, preload=preload) for _ in range(args.cold_runs)]
         for step in runs[0]:
             label = step if "→" in step or "preload" in step else f"cold start → {step}"
             target = TARGETS["cold start"] if step == "map drawn" else None
