@@ -318,13 +318,23 @@ def plan(
     ] = None,
     units: Annotated[int, typer.Option(help="Units to deploy")] = 10,
     spacing: Annotated[int, typer.Option(help="Minimum spacing between units (H3 rings)")] = 2,
+    target: Annotated[
+        str, typer.Option(help="What to plan for: crashes, injury, pedestrian or cyclist")
+    ] = "crashes",
+    tour: Annotated[
+        str, typer.Option(help="Patrol tour such as 23-07 (VZ_TOURS), or day for the whole day")
+    ] = "day",
+    rank_by: Annotated[
+        Literal["total", "excess"],
+        typer.Option("--rank-by", help="total risk, or tomorrow's excess over the usual level"),
+    ] = "total",
     fmt: Annotated[
         Literal["csv", "geojson", "pdf"], typer.Option("--format", help="File to write")
     ] = "pdf",
     out: Annotated[Path, typer.Option(help="Folder to write into")] = Path("."),
 ) -> None:
     """Write a deployment plan (the planner page's CSV, GeoJSON or one-page PDF briefing),
-    e.g. for a nightly export: vz-plan_<area>_<date>.<format>."""
+    e.g. for a nightly export: vz-plan_<area>_<date>[_<target>-<tour>].<format>."""
     from jobs.plan import PlanError, PlanRequest, plan_job, plan_summary
 
     request = PlanRequest(
@@ -333,6 +343,9 @@ def plan(
         area=area,
         n_units=units,
         min_spacing=spacing,
+        rank_by="excess" if rank_by == "excess" else "expected_crashes",
+        target=target.strip().lower(),
+        tour=tour.strip(),
     )
     settings = _settings()
     _engine(settings, create=False)

@@ -9,8 +9,11 @@ import streamlit as st
 
 from app import DRILLDOWN, state
 from app.components.frame import long_date
+from app.components.tables import forecast_params
+from app.services.forecast_of import ForecastOf, tour_name
 from app.services.overview import FIX_SCORE
 from app.services.risk_map import ForecastDay
+from core.schema import WHOLE_DAY
 
 
 def forecast_caption(day: ForecastDay, as_of: dt.date | None) -> None:
@@ -27,6 +30,11 @@ def forecast_caption(day: ForecastDay, as_of: dt.date | None) -> None:
             f"Forecast for **{long_date(day.target_date)}**, {when} (tomorrow is "
             f"{long_date(day.tomorrow) if day.tomorrow else '—'}). "
             f"Model version {day.model_version}; weather: {day.weather_kind}."
+        )
+    if not day.of.is_default:
+        st.caption(
+            f"Showing {day.of.described}. What happened is compared for all crashes over "
+            "the whole day only."
         )
     if day.requested_date is not None and day.requested_date != day.target_date:
         st.info(
@@ -57,7 +65,9 @@ def headline(day: ForecastDay) -> str:
     return (
         f"{long_date(day.target_date)}: {summary.high_hexes:,} of {summary.n_hexes:,} hexes "
         f"{where} are Somewhat Dangerous or worse; "
-        f"{summary.expected_crashes:,.0f} crashes expected."
+        f"{summary.expected_crashes:,.0f} {day.of.noun} expected"
+        + ("" if day.of.tour == WHOLE_DAY else f" in the {tour_name(day.of.tour)}")
+        + "."
     )
 
 
@@ -65,7 +75,8 @@ def day_metrics(day: ForecastDay) -> None:
     summary = day.summary
     st.subheader(headline(day))
     columns = st.columns(4)
-    columns[0].metric("Expected crashes", f"{summary.expected_crashes:,.0f}")
+    expected = summary.expected_crashes
+    columns[0].metric(day.of.expected, f"{expected:,.0f}" if expected >= 10 else f"{expected:.1f}")
     columns[1].metric("Dangerous hexes", f"{summary.class_counts[-1]:,}")
     columns[2].metric("Somewhat Dangerous or worse", f"{summary.share_high_hexes:.0%}")
     if day.outcomes_known:
@@ -88,11 +99,13 @@ def downloads(day: ForecastDay) -> None:
     )  # fmt: skip
 
 
-def drilldown_link(cell: str, day: dt.date, *, label: str | None = None) -> None:
-    """A link to the drill-down page for one hex and day."""
+def drilldown_link(
+    cell: str, day: dt.date, *, label: str | None = None, of: ForecastOf = ForecastOf()
+) -> None:
+    """A link to the drill-down page for one hex and day, for the same target and tour."""
     st.page_link(
         DRILLDOWN.path,
         label=label or f"Open hex {cell} in the drill-down",
         icon=":material/arrow_forward:",
-        query_params={state.HEX: cell, state.DATE: day.isoformat()},
+        query_params={state.HEX: cell, state.DATE: day.isoformat(), **forecast_params(of)},
     )

@@ -12,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from app.services import overview
+from app.services.forecast_of import ForecastOf
 from core.settings import get_settings
 from jobs.plan import PlanError, PlanRequest, build_plan
 from model import planner
@@ -30,16 +31,25 @@ def deployment_plan(
     n_units: int,
     min_spacing: int,
     rank_by: planner.RankBy,
+    of: ForecastOf = ForecastOf(),
 ) -> AreaPlan:
-    """Pick ``n_units`` hexes for ``day`` in the area and measure the plan (see jobs.plan)."""
+    """Pick ``n_units`` hexes for ``day`` in the area by the forecast of ``of`` (target and
+    tour) and measure the plan (see jobs.plan)."""
     settings = get_settings()
     day = day or overview.overview().default_forecast_date
-    request = PlanRequest(day, layer, area, n_units, min_spacing, rank_by)
+    request = PlanRequest(day, layer, area, n_units, min_spacing, rank_by, of.target, of.tour)
     try:
         return _plan(settings.resolved_database_url, settings.h3_res, request)
     except PlanError as exc:
         what = str(exc)
         raise overview.Unavailable(f"{what[:1].upper()}{what[1:]}.", overview.FIX_SCORE) from exc
+
+
+def _vs_usual(excess: float) -> str:
+    """``+0.31 over usual``, ``−0.05 under usual``; ``—`` without a usual level."""
+    if pd.isna(excess):
+        return "—"
+    return f"+{excess:.2f} over usual" if excess >= 0 else f"−{-excess:.2f} under usual"
 
 
 def plan_table(plan: AreaPlan) -> pd.DataFrame:
@@ -50,7 +60,12 @@ def plan_table(plan: AreaPlan) -> pd.DataFrame:
             "Unit": frame["rank"],
             "Place": frame["place"],
             "Risk": frame["risk_class"],
-            "Expected crashes": frame["expected_crashes"].map("{:.2f}".format),
+            f"Expected {plan.noun}": frame["expected_crashes"].map("{:.2f}".format),
+            **(
+                {"Tomorrow vs usual": [_vs_usual(x) for x in frame["excess"]]}
+                if frame["excess"].notna().any()
+                else {}
+            ),
             "Chance of ≥ 1 crash": frame["chance_of_crash"].map("{:.0%}".format),
             "Why": [" · ".join(map(str, reasons)) for reasons in plan.picks["reasons"]],
         }

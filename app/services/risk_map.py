@@ -14,11 +14,13 @@ import pandas as pd
 import streamlit as st
 
 from app.services import overview
+from app.services.forecast_of import ForecastOf
 from core import schema as s
 from core.reads.predictions import predictions_for_day
 from core.settings import get_settings
 from core.spreadsheet import neutralise_value, safe_csv
 from geo.cells import cells_to_boundaries
+from model.chronic import spike_columns
 from model.contract import reason_phrases
 from model.uncertainty import (
     EXPECTED_HIGH,
@@ -35,6 +37,17 @@ HIGH_RISK_CLASS: Final = 3  # "Somewhat Dangerous" or worse counts as high risk
 INTERVAL_COLUMN: Final = f"{INTERVAL_LEVEL:.0%} interval"
 CHANCE_COLUMN: Final = "Chance of ≥ 1 crash"
 CLASS_CHANCE_COLUMN: Final = "Chance the day ends in each class"
+USUAL_COLUMN: Final = "Usual level"
+RATIO_COLUMN: Final = "Tomorrow vs usual"
+
+
+def ratio_text(ratio: float, low: float, high: float) -> str:
+    """``1.8× usual (1.2–2.6×)``; ``—`` where the hex has no usual level."""
+    if not np.isfinite(ratio):
+        return "—"
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return f"{ratio:.1f}× usual"
+    return f"{ratio:.1f}× usual ({low:.1f}–{high:.1f}×)"
 
 
 @dataclass(frozen=True)
@@ -75,7 +88,9 @@ class ForecastDay:
     least one crash; ``model.uncertainty``), ``uncertainty`` (the three in one sentence, as
     every page words it), ``expected_injuries``, ``reasons`` (display
     lines, ``model.contract.reason_lines``), ``actual_crashes`` (Int64, missing until the
-    day's crashes are in); riskiest first. ``classes_calibrated``: whether the model's class
+    day's crashes are in), ``dispersion``, ``usual`` (the hex's long-run expected count,
+    missing on old forecasts) and ``model.chronic.spike_columns``' ``excess``, ``ratio``,
+    ``ratio_low``, ``ratio_high``; riskiest first. ``classes_calibrated``: whether the model's class
     probabilities passed its backtest check and may be shown.
     """
 
@@ -91,10 +106,16 @@ class ForecastDay:
     area: str | None  # None: the whole city
     available_dates: tuple[dt.date, ...]
     classes_calibrated: bool = False
+    of: ForecastOf = ForecastOf()  # what is forecast: target and tour
 
     @property
     def is_tomorrow(self) -> bool:
         return self.target_date == self.tomorrow
+
+    @property
+    def has_usual(self) -> bool:
+        """Whether the forecast carries each hex's usual level (schema v7 and later)."""
+        return bool(self.hexes[s.USUAL].notna().any()) if len(self.hexes) else False
 
     @property
     def crashed_cells(self) -> list[str]:
@@ -112,7 +133,7 @@ class ForecastDay:
         columns |= {
             "Borough": top[s.BOROUGH].fillna("—").str.title().to_numpy(),
             "Risk": top["risk_label"].to_numpy(),
-            "Expected crashes": top["expected_crashes"].to_numpy(),
+            self.of.expected: top["expected_crashes"].to_numpy(),
             INTERVAL_COLUMN: [
                 interval_text(lo, hi)
                 for lo, hi in zip(top[EXPECTED_LOW], top[EXPECTED_HIGH], strict=True)
@@ -121,6 +142,12 @@ class ForecastDay:
         }
         if self.classes_calibrated:
             columns[CLASS_CHANCE_COLUMN] = top["class_chances"].to_numpy()
+        if self.has_usual:
+            columns[USUAL_COLUMN] = top[s.USUAL].to_numpy()
+            columns[RATIO_COLUMN] = [
+                ratio_text(r, lo, hi)
+                for r, lo, hi in zip(top["ratio"], top["ratio_low"], top["ratio_high"], strict=True)
+            ]
         columns["Why"] = top["reasons"].map("; ".join).to_numpy()
         if self.outcomes_known:
             columns["Crashes that day"] = top["actual_crashes"].to_numpy()
@@ -135,13 +162,18 @@ class ForecastDay:
     def export_table(self) -> pd.DataFrame:
         """Every hex of the area, riskiest first, for the CSV and GeoJSON downloads."""
         table = self._table(self.hexes)
+        if self.of.target != s.ALL_CRASHES:
+            return table
         return table.assign(**{"Expected injuries": self.hexes["expected_injuries"].to_numpy()})
 
     @property
     def file_stem(self) -> str:
-        """``risk-map-2026-01-01-precinct-14``: the day and the area in every file name."""
+        """``risk-map-2026-01-01-precinct-14``: the day and the area in every file name, and
+        the target and tour when not all crashes over the whole day
+        (``risk-map-2026-01-01-city-pedestrian-23-07``)."""
         area = re.sub(r"[^a-z0-9]+", "-", (self.area or "city").lower()).strip("-")
-        return f"risk-map-{self.target_date.isoformat()}-{area or 'area'}"
+        stem = f"risk-map-{self.target_date.isoformat()}-{area or 'area'}"
+        return f"{stem}-{self.of.slug}" if self.of.slug else stem
 
     def csv(self) -> bytes:
         """The export as a spreadsheet-safe CSV (``core.spreadsheet``)."""
@@ -176,11 +208,14 @@ def _json_value(value: object) -> object:
 
 @st.cache_data(ttl=overview.CACHE_TTL_S, show_spinner="Reading the forecast…")
 def _forecast_frame(
-    url: str, res: int, target_date: dt.date, version: str, day_title: str
+    url: str, res: int, target_date: dt.date, version: str, day_title: str, of: ForecastOf
 ) -> pd.DataFrame:
-    """Every hex's stored forecast for one day, with its place, precinct (when loaded),
-    borough, uncertainty and reasons (the day's own reasons titled ``day_title``)."""
-    preds = predictions_for_day(overview._warehouse(url), res, target_date, version)
+    """Every hex's stored forecast of ``of`` for one day, with its place, precinct (when
+    loaded), borough, uncertainty, usual level against tomorrow (``model.chronic``) and
+    reasons (the day's own reasons titled ``day_title``)."""
+    preds = predictions_for_day(
+        overview._warehouse(url), res, target_date, version, target=of.target, tour=of.tour
+    )
     cells = preds[s.H3_CELL].astype("str")
     probabilities = preds[list(s.PROBABILITY_COLUMNS)].to_numpy()
     risk = preds["risk_class"].astype("int64").to_numpy()
@@ -214,6 +249,8 @@ def _forecast_frame(
                 )
             ],
             "expected_injuries": preds["expected_injuries"].astype("float64"),
+            s.DISPERSION: dispersion,
+            s.USUAL: pd.to_numeric(preds[s.USUAL], errors="coerce").to_numpy(dtype="float64"),
             "reasons": [
                 reason_phrases(payload, int(k), day_title=day_title)
                 for payload, k in zip(preds["reasons"], risk, strict=True)
@@ -222,15 +259,20 @@ def _forecast_frame(
             s.CLASSES_CALIBRATED: preds[s.CLASSES_CALIBRATED].fillna(False).astype("bool"),
         }
     )
+    frame = spike_columns(frame)
     return frame.sort_values(
         ["expected_crashes", s.H3_CELL], ascending=[False, True], ignore_index=True
     )
 
 
 def forecast_day(
-    requested: dt.date | None = None, layer: str = overview.BOROUGH_LAYER, area: str | None = None
+    requested: dt.date | None = None,
+    layer: str = overview.BOROUGH_LAYER,
+    area: str | None = None,
+    of: ForecastOf = ForecastOf(),
 ) -> ForecastDay:
-    """The forecast for ``requested`` (default tomorrow) in one area, with outcomes if known."""
+    """The forecast of ``of`` for ``requested`` (default tomorrow) in one area, with
+    outcomes if known."""
     settings = get_settings()
     url, res = settings.resolved_database_url, settings.h3_res
     info = overview.overview()
@@ -241,13 +283,14 @@ def forecast_day(
     if version is None:  # the dates were cached before the rows went away
         raise overview.Unavailable(f"The forecast for {day} is gone.", overview.FIX_SCORE)
     day_title = "Tomorrow" if day == info.tomorrow else "That day"
-    frame = _forecast_frame(url, res, day, version, day_title)
+    frame = _forecast_frame(url, res, day, version, day_title, of)
     in_area = overview._in_area(url, res, layer, area)
     if in_area is not None:
         frame = frame[frame[s.H3_CELL].isin(in_area)].reset_index(drop=True)
 
     newest = info.newest_crash_date
-    outcomes_known = newest is not None and day <= newest
+    # what happened is counted for all crashes over the whole day only
+    outcomes_known = of.is_default and newest is not None and day <= newest
     actual_total: int | None = None
     actual_high: int | None = None
     actual = pd.Series(pd.NA, index=frame.index, dtype="Int64")
@@ -281,4 +324,5 @@ def forecast_day(
         area=area,
         available_dates=info.prediction_dates,
         classes_calibrated=bool(len(frame)) and bool(frame[s.CLASSES_CALIBRATED].all()),
+        of=of,
     )
