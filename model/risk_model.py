@@ -20,11 +20,13 @@ import numpy.typing as npt
 import pandas as pd
 
 from core.schema import (
+    ALL_CRASHES,
     CLASSES_CALIBRATED,
     DISPERSION,
     PREDICTION_COLUMNS,
     PROBABILITY_COLUMNS,
     RISK_CLASSES,
+    WHOLE_DAY,
 )
 from model.classes import class_probabilities, classify
 
@@ -80,6 +82,16 @@ class RiskModel:
         if by_class and len(by_class) == len(RISK_CLASSES):
             return np.asarray(by_class, dtype=np.float64)[classify(mu, self.thresholds)]
         return np.full(mu.shape, self.dispersion)
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """The targets this model forecasts (``core.schema.TARGETS`` order)."""
+        return (ALL_CRASHES,)
+
+    @property
+    def tours(self) -> tuple[str, ...]:
+        """What each target is forecast for: the whole day first, then the patrol tours."""
+        return (WHOLE_DAY,)
 
     @property
     def classes_calibrated(self) -> bool:

@@ -153,8 +153,11 @@ def score_features(model: RiskModel, day: DayFeatures, *, k: int = TOP_REASONS) 
         {
             s.H3_CELL: cells,
             **{c: predicted[c].to_numpy() for c in s.PREDICTION_COLUMNS},
+            s.USUAL: np.nan,
             "reasons": [reasons_to_json(r) for r in reasons],
             s.WEATHER_KIND: day.weather_kind,
+            s.TARGET: s.ALL_CRASHES,
+            s.TOUR: s.WHOLE_DAY,
         }
     )
     return ScoredDay(
