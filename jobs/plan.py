@@ -208,9 +208,7 @@ def _hit_rate(
     return rate, note
 
 
-def _forecast_of(
-    engine: Engine, res: int, day: dt.date, request: PlanRequest
-) -> tuple[str, str]:
+def _forecast_of(engine: Engine, res: int, day: dt.date, request: PlanRequest) -> tuple[str, str]:
     """The request's target and tour, checked against those stored for the day."""
     targets, tours = forecast_options(engine, res, day)
     if request.target not in targets:

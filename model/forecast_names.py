@@ -33,16 +33,23 @@ def target_label(target: str) -> str:
     return s.TARGET_LABELS.get(target, target)
 
 
+def tour_kind(tour: str) -> str:
+    """``night`` for ``23-07``, ``day`` for ``07-15``, ``evening`` for ``15-23``."""
+    try:
+        start = s.tour_hours(tour)[0]
+    except ValueError:
+        return "patrol"
+    return next((name for name, hours in TOUR_NAMES if start in hours), NIGHT_TOUR)
+
+
 def tour_name(tour: str) -> str:
     """``night tour 23:00–07:00``, ``day tour 07:00–15:00``; ``whole day`` for the day."""
     if tour == s.WHOLE_DAY:
         return "whole day"
     try:
-        start = s.tour_hours(tour)[0]
+        return f"{tour_kind(tour)} tour {s.tour_label(tour)}"
     except ValueError:
         return f"tour {tour}"
-    name = next((name for name, hours in TOUR_NAMES if start in hours), NIGHT_TOUR)
-    return f"{name} tour {s.tour_label(tour)}"
 
 
 def forecast_label(target: str, tour: str) -> str:

@@ -302,7 +302,9 @@ def _footer(figure: Figure, plan: AreaPlan) -> None:
         f"Model version {plan.model_version} · forecast for {plan.target_date.isoformat()} · "
         "Vision Zero Risk" + (" · DEMO DATA (synthetic city)" if plan.is_demo else "")
     )
-    expected = "Expected crashes" if plan.target == s.ALL_CRASHES else f"Expected count: {plan.noun}"
+    expected = (
+        "Expected crashes" if plan.target == s.ALL_CRASHES else f"Expected count: {plan.noun}"
+    )
     note = (
         f"{expected}: in the hex, {_when(plan)}. Chance of ≥ 1: from the expected count "
         "and its spread. Reasons are model explanations:\nassociations, not causes; decisions "

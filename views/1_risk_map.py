@@ -46,7 +46,7 @@ if mode == RISK:
         forecast.summary.class_counts,
         outlined=forecast.outcomes_known,
         selected=shown is not None,
-        title=f"Risk class ({forecast.of.described})",
+        title=f"Legend — {forecast.of.described}",
     )
 else:
     mode_legend(forecast, mode)

@@ -4,13 +4,13 @@ show the change against the forecast."""
 import streamlit as st
 
 from app.components.frame import banners, load, try_load
+from app.components.params import forecast_of_param
 from app.components.what_if import (
     change_map,
     class_changes_table,
     scenario_controls,
     what_if_summary,
 )
-from app.components.params import forecast_of_param
 from app.services.forecast_of import forecast_choices
 from app.services.map_context import map_context
 from app.services.overview import overview

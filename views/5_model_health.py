@@ -31,7 +31,7 @@ st.subheader(f"Backtest against the baselines — {forecast_name}")
 backtest_table(health)
 where_worse(health)
 
-st.subheader(f"Caught by the riskiest hexes — {forecast_name}")
+st.subheader(f"Crashes caught by the riskiest hexes — {forecast_name}")
 backtest_column, live_column = st.columns(2)
 with backtest_column:
     st.markdown("**On the backtest** (held-out days)")

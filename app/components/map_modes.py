@@ -9,6 +9,7 @@ sequential, tomorrow against usual diverges around "as usual" (purple below, ora
 
 from __future__ import annotations
 
+import itertools
 from typing import Final
 
 import numpy as np
@@ -82,7 +83,9 @@ def mode_tooltips(day: ForecastDay, mode: str) -> list[str]:
     else:
         lines = [
             f"Tomorrow vs usual: {ratio_text(r, lo, hi)}"
-            for r, lo, hi in zip(hexes["ratio"], hexes["ratio_low"], hexes["ratio_high"], strict=True)
+            for r, lo, hi in zip(
+                hexes["ratio"], hexes["ratio_low"], hexes["ratio_high"], strict=True
+            )
         ]
     return [f"{line}\n{tip}" for line, tip in zip(lines, tips, strict=True)]
 
@@ -132,7 +135,7 @@ def mode_legend(day: ForecastDay, mode: str) -> None:
     if mode == USUAL:
         edges = usual_edges(day.hexes[s.USUAL])
         bounds = ["0", *(f"{e:.2f}" for e in edges)]
-        labels = [f"{lo}–{hi}" for lo, hi in zip(bounds, bounds[1:], strict=False)]
+        labels = [f"{lo}–{hi}" for lo, hi in itertools.pairwise(bounds)]
         labels.append(f"{bounds[-1]} or more")
         title = f"Usual level ({day.of.noun} {day.of.per})"
         body = _chips(list(zip(USUAL_PALETTE, labels, strict=True)))

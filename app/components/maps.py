@@ -17,7 +17,7 @@ import streamlit as st
 from app import state
 from app.components.map_layers import SELECTED_RGB, CompactDeck, map_deck
 from app.services.drilldown import HexDetail
-from app.services.forecast_of import ForecastOf
+from app.services.forecast_of import DEFAULT_FORECAST, ForecastOf
 from app.services.map_context import MapContext
 from app.services.risk_map import ForecastDay
 from core import schema as s
@@ -225,7 +225,7 @@ def hex_names(hexes: pd.DataFrame) -> list[str]:
 
 
 def forecast_tooltips(
-    hexes: pd.DataFrame, outcomes_known: bool, of: ForecastOf = ForecastOf()
+    hexes: pd.DataFrame, outcomes_known: bool, of: ForecastOf = DEFAULT_FORECAST
 ) -> list[str]:
     """Tooltip text per hex: its place, class, the expected count of ``of`` (target and
     tour, named unless all crashes over the whole day) with its 80 % interval and the chance

@@ -61,6 +61,7 @@ def select_param(
     default: T,
     format_func: Callable[[T], str] = str,
     horizontal: bool = False,
+    help: str | None = None,
 ) -> T:
     """A select box (or horizontal radio) whose value lives in the URL parameter ``param``."""
     choices = list(options)
@@ -70,6 +71,7 @@ def select_param(
         "format_func": format_func,
         "on_change": state.to_url,
         "args": (param, key, default),
+        "help": help,
     }
     if horizontal:
         value = st.radio(label, choices, horizontal=True, **common)
@@ -141,7 +143,7 @@ def area_filter(options: AreaOptions, *, key_prefix: str) -> tuple[str, str | No
 
 
 def forecast_of_param(choices: ForecastChoices, *, key_prefix: str) -> ForecastOf:
-    """"Forecast of" and "Tour" pickers (both in the URL) over the targets and tours stored
+    """ "Forecast of" and "Tour" pickers (both in the URL) over the targets and tours stored
     for the day; a value the day lacks falls back to all crashes, whole day."""
     left, right = st.columns(2)
     with left:
@@ -160,7 +162,8 @@ def forecast_of_param(choices: ForecastChoices, *, key_prefix: str) -> ForecastO
             key=f"{key_prefix}_tour",
             param=state.TOUR,
             default=s.WHOLE_DAY,
-            format_func=lambda name: s.tour_label(name) if name == s.WHOLE_DAY else
-            tour_name(name).capitalize(),
+            format_func=lambda name: (
+                s.tour_label(name) if name == s.WHOLE_DAY else tour_name(name).capitalize()
+            ),
         )
     return choices.choose(target, tour)

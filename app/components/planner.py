@@ -25,6 +25,7 @@ from core import schema as s
 from core.schema import ALL_CRASHES
 from geo.cells import cell_to_latlng
 from model import planner
+from model.forecast_names import tour_kind
 from model.planner import AreaPlan
 
 # URL parameters of this page
@@ -79,6 +80,11 @@ def plan_controls(of: ForecastOf) -> tuple[int, int, planner.RankBy]:
     return n_units, min_spacing, cast(planner.RankBy, rank_by)
 
 
+def _whose(plan: AreaPlan) -> str:
+    """``day's`` or ``night tour's``."""
+    return "day's" if plan.tour == s.WHOLE_DAY else f"{tour_kind(plan.tour)} tour's"
+
+
 def plan_summary(plan: AreaPlan) -> None:
     where = "across the whole city" if plan.area is None else f"in {plan.area_label}"
     when = "tomorrow, " if plan.is_tomorrow else ""
@@ -95,7 +101,7 @@ def plan_summary(plan: AreaPlan) -> None:
     hit = plan.hit_rate.share if plan.hit_rate else None
     columns = st.columns(3)
     columns[0].metric(
-        f"Expected share of the {plan.noun} covered",
+        f"Expected share of the {_whose(plan)} {plan.noun} covered",
         f"{plan.coverage:.0%}",
         help=f"{plan.expected_covered:,.1f} of {plan.expected_total:,.1f} expected {plan.noun} in "
         f"{plan.area_label} fall in the picked hexes ({len(plan.picks)} of {plan.n_hexes}).",

@@ -10,7 +10,7 @@ import streamlit as st
 from app import DRILLDOWN, state
 from app.components.frame import long_date
 from app.components.tables import forecast_params
-from app.services.forecast_of import ForecastOf, tour_name
+from app.services.forecast_of import DEFAULT_FORECAST, ForecastOf, tour_name
 from app.services.overview import FIX_SCORE
 from app.services.risk_map import ForecastDay
 from core.schema import WHOLE_DAY
@@ -100,7 +100,7 @@ def downloads(day: ForecastDay) -> None:
 
 
 def drilldown_link(
-    cell: str, day: dt.date, *, label: str | None = None, of: ForecastOf = ForecastOf()
+    cell: str, day: dt.date, *, label: str | None = None, of: ForecastOf = DEFAULT_FORECAST
 ) -> None:
     """A link to the drill-down page for one hex and day, for the same target and tour."""
     st.page_link(

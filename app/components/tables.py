@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from app import DRILLDOWN, state
-from app.services.forecast_of import ForecastOf
+from app.services.forecast_of import DEFAULT_FORECAST, ForecastOf
 from app.services.risk_map import CHANCE_COLUMN, INTERVAL_COLUMN, USUAL_COLUMN
 from core.schema import ALL_CRASHES, WHOLE_DAY
 from core.spreadsheet import neutralise_frame
@@ -33,14 +33,14 @@ def forecast_params(of: ForecastOf) -> dict[str, str]:
     return params
 
 
-def drilldown_url(cell: str, day: dt.date, of: ForecastOf = ForecastOf()) -> str:
+def drilldown_url(cell: str, day: dt.date, of: ForecastOf = DEFAULT_FORECAST) -> str:
     """A relative link to the drill-down of one hex (for link columns in tables), for the
     same target and tour."""
     extra = "".join(f"&{name}={value}" for name, value in forecast_params(of).items())
     return f"{DRILLDOWN.url_path}?{state.HEX}={cell}&{state.DATE}={day.isoformat()}{extra}"
 
 
-def ranked_table(table: pd.DataFrame, day: dt.date, of: ForecastOf = ForecastOf()) -> None:
+def ranked_table(table: pd.DataFrame, day: dt.date, of: ForecastOf = DEFAULT_FORECAST) -> None:
     """The ranked riskiest hexes, each with a link to its drill-down."""
     linked = table.assign(
         Hex=[drilldown_url(cell, day, of) for cell in table["Hex"]],
@@ -68,7 +68,7 @@ def ranked_table(table: pd.DataFrame, day: dt.date, of: ForecastOf = ForecastOf(
 
 
 def neighbours_table(
-    neighbours: pd.DataFrame, day: dt.date | None, of: ForecastOf = ForecastOf()
+    neighbours: pd.DataFrame, day: dt.date | None, of: ForecastOf = DEFAULT_FORECAST
 ) -> None:
     table = pd.DataFrame(
         {

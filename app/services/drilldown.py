@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from app.services import overview
-from app.services.forecast_of import ForecastOf
+from app.services.forecast_of import DEFAULT_FORECAST, ForecastOf
 from core import schema as s
 from core.reads.crashes import (
     crash_date_range,
@@ -179,7 +179,7 @@ class HexDetail:
     neighbours: pd.DataFrame
     forecast_dates: tuple[dt.date, ...]
     default_date: dt.date | None  # tomorrow if forecast, else the hex's newest forecast day
-    of: ForecastOf = ForecastOf()  # the target and tour shown
+    of: ForecastOf = DEFAULT_FORECAST  # the target and tour shown
 
     @property
     def title(self) -> str:
@@ -206,7 +206,7 @@ def _stored_flag(value: object) -> bool:
     return bool(value) if pd.notna(value) else False
 
 
-def hex_detail(cell: str, day: dt.date | None, of: ForecastOf = ForecastOf()) -> HexDetail:
+def hex_detail(cell: str, day: dt.date | None, of: ForecastOf = DEFAULT_FORECAST) -> HexDetail:
     """The hex's forecast of ``of`` for ``day`` (default: tomorrow, else its newest) and
     neighbours."""
     settings = get_settings()
@@ -309,7 +309,7 @@ def _crashes_of_hex(cell: str, days: int) -> pd.DataFrame:
 
 
 def hex_history(
-    cell: str, freq: str = "W", days: int = HISTORY_DAYS, of: ForecastOf = ForecastOf()
+    cell: str, freq: str = "W", days: int = HISTORY_DAYS, of: ForecastOf = DEFAULT_FORECAST
 ) -> pd.DataFrame:
     """Crashes in the hex per day next to the stored forecast of ``of`` (its expected count),
     over the last ``days`` of the record and the forecast days after it (all crashes over
@@ -410,7 +410,7 @@ def _stored_explanation(forecast: HexForecast, note: str | None) -> Explanation:
 
 
 def hex_explanation(
-    cell: str, forecast: HexForecast, of: ForecastOf = ForecastOf()
+    cell: str, forecast: HexForecast, of: ForecastOf = DEFAULT_FORECAST
 ) -> Explanation:
     """The SHAP waterfall of a hex-day from the model that made the forecast; when that model
     cannot be loaded, or the forecast is of another target or tour than all crashes over the

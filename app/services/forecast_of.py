@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Final
+
 import streamlit as st
 
 from app.services import overview
@@ -18,6 +20,7 @@ from core import schema as s
 from core.reads.predictions import forecast_options
 from core.settings import get_settings
 from model.forecast_names import forecast_label, forecast_slug, target_noun, tour_name
+
 
 @dataclass(frozen=True)
 class ForecastOf:
@@ -67,6 +70,9 @@ class ForecastOf:
         if self.target == s.ALL_CRASHES:
             return text
         return text.replace("crashes expected", f"{self.noun} expected", 1)
+
+
+DEFAULT_FORECAST: Final = ForecastOf()
 
 
 @dataclass(frozen=True)

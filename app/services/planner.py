@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from app.services import overview
-from app.services.forecast_of import ForecastOf
+from app.services.forecast_of import DEFAULT_FORECAST, ForecastOf
 from core.settings import get_settings
 from jobs.plan import PlanError, PlanRequest, build_plan
 from model import planner
@@ -31,7 +31,7 @@ def deployment_plan(
     n_units: int,
     min_spacing: int,
     rank_by: planner.RankBy,
-    of: ForecastOf = ForecastOf(),
+    of: ForecastOf = DEFAULT_FORECAST,
 ) -> AreaPlan:
     """Pick ``n_units`` hexes for ``day`` in the area by the forecast of ``of`` (target and
     tour) and measure the plan (see jobs.plan)."""

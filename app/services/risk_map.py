@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from app.services import overview
-from app.services.forecast_of import ForecastOf
+from app.services.forecast_of import DEFAULT_FORECAST, ForecastOf
 from core import schema as s
 from core.reads.predictions import predictions_for_day
 from core.settings import get_settings
@@ -106,7 +106,7 @@ class ForecastDay:
     area: str | None  # None: the whole city
     available_dates: tuple[dt.date, ...]
     classes_calibrated: bool = False
-    of: ForecastOf = ForecastOf()  # what is forecast: target and tour
+    of: ForecastOf = DEFAULT_FORECAST  # what is forecast: target and tour
 
     @property
     def is_tomorrow(self) -> bool:
@@ -269,7 +269,7 @@ def forecast_day(
     requested: dt.date | None = None,
     layer: str = overview.BOROUGH_LAYER,
     area: str | None = None,
-    of: ForecastOf = ForecastOf(),
+    of: ForecastOf = DEFAULT_FORECAST,
 ) -> ForecastDay:
     """The forecast of ``of`` for ``requested`` (default tomorrow) in one area, with
     outcomes if known."""

@@ -138,7 +138,8 @@ def test_planner_renders_a_ranked_plan(city: object) -> None:
     table = at.table[0].value
     assert len(table) >= 1
     assert list(table.columns) == [
-        "Unit", "Place", "Risk", "Expected crashes", "Chance of ≥ 1 crash", "Why",
+        "Unit", "Place", "Risk", "Expected crashes", "Tomorrow vs usual", "Chance of ≥ 1 crash",
+        "Why",
     ]  # fmt: skip
     assert table["Why"].str.len().min() > 0
     assert 0 < metric(at, "Expected share of the day's crashes covered") <= 100
