@@ -60,10 +60,12 @@ MODEL_VERSION = "3"
 TARGET_SHARES = {"crashes": 1.0, "injury": 0.3, "pedestrian": 0.1}
 TOUR_SHARES = {"day": 1.0, "07-15": 0.4, "15-23": 0.4, "23-07": 0.2}
 # The pedestrian corridor: hexes west of the centre carry four times the pedestrian rate, so
-# pedestrian forecasts rank other hexes first. The night spike: one corridor hex expects
-# three times its usual pedestrian count in tomorrow's night tour.
+# pedestrian forecasts rank other hexes first. The night spike: a modest corridor hex (its
+# rate at most SPIKE_BELOW of the corridor's top) expects 2.5 times its usual pedestrian count
+# in tomorrow's night tour: the most above usual, yet not the most expected.
 PEDESTRIAN_CORRIDOR = 4.0
-NIGHT_SPIKE = 3.0
+NIGHT_SPIKE = 2.5
+SPIKE_BELOW = 0.3
 
 
 @dataclass(frozen=True)
@@ -164,7 +166,9 @@ def city_predictions(hexes: pd.DataFrame, rng: np.random.Generator) -> pd.DataFr
     rows = []
     days = [AS_OF - dt.timedelta(days=d) for d in range(FORECAST_DAYS)] + [TOMORROW]
     corridor = np.where(hexes[s.LNG] < CENTRE[1], PEDESTRIAN_CORRIDOR, 1.0)
-    spike_cell = hexes[s.H3_CELL][int(np.argmax(np.where(corridor > 1, hexes["rate"], 0)))]
+    in_corridor = np.where(corridor > 1, hexes["rate"], 0.0)
+    modest = np.where(in_corridor <= SPIKE_BELOW * in_corridor.max(), in_corridor, 0.0)
+    spike_cell = hexes[s.H3_CELL][int(np.argmax(modest))]
     for day in days:
         swing = rng.uniform(0.8, 1.25)
         for target, share in TARGET_SHARES.items():
