@@ -186,6 +186,13 @@ TARGET_LABELS: Final = {
     "pedestrian": "Pedestrian injuries",
     "cyclist": "Cyclist injuries",
 }
+# The crash columns whose sum (missing as 0) above 0 makes a crash count for each target besides
+# all crashes; a crash where both are missing does not carry that target.
+TARGET_SOURCE_COLUMNS: Final = {
+    "injury": (PERSONS_INJURED, PERSONS_KILLED),
+    "pedestrian": (PEDESTRIANS_INJURED, PEDESTRIANS_KILLED),
+    "cyclist": (CYCLISTS_INJURED, CYCLISTS_KILLED),
+}
 # A tour is ``HH-HH`` (start and end hour, wrapping at midnight): it holds the crashes whose hour
 # on the crash's calendar date falls in it, so "23-07" is 23:00-24:00 and 00:00-07:00 of a date.
 WHOLE_DAY: Final = "day"
