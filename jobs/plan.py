@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -21,7 +22,7 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from core import schema as s
-from core.reads.crashes import crash_counts, crash_date_range, crash_sources
+from core.reads.crashes import crash_date_range, crash_sources, forecast_counts
 from core.reads.hexes import area_layers, hex_areas, hex_cells
 from core.reads.predictions import (
     forecast_options,
@@ -42,10 +43,6 @@ log = logging.getLogger(__name__)
 BOROUGH_LAYER: Final = s.BOROUGH_LAYER
 WHOLE_CITY: Final = s.WHOLE_CITY
 HISTORY_DAYS: Final = 90  # past forecast days the rule is replayed on
-REPLAY_ALL_CRASHES_ONLY: Final = (
-    "Past days are replayed for all crashes over the whole day only: pick that forecast to "
-    "see how the rule did."
-)
 
 
 class PlanError(ValueError):
@@ -152,23 +149,52 @@ def _forecast(
     return spike_columns(frame)
 
 
+def observed_counts(
+    engine: Engine,
+    tours: Sequence[str],
+    res: int,
+    start: dt.date,
+    end: dt.date,
+    *,
+    target: str = s.ALL_CRASHES,
+    tour: str = s.WHOLE_DAY,
+) -> pd.Series:
+    """What happened: the count of ``target`` in ``tour`` (the whole day: every tour) per
+    day and hex at ``res`` over ``start..end`` (index ``date``, ``h3_cell``; hex-days
+    without one are absent). ``tours``: the settings' tours, which partition the day."""
+    counts = forecast_counts(engine, res, tours, start, end)
+    if tour != s.WHOLE_DAY:
+        counts = counts[counts[s.TOUR] == tour]
+    return counts.groupby([s.DATE, s.H3_CELL])[target].sum()
+
+
 def _history(
-    engine: Engine, res: int, day: dt.date, members: set[str] | None, days: int
+    engine: Engine,
+    settings: Settings,
+    day: dt.date,
+    members: set[str] | None,
+    days: int,
+    target: str,
+    tour: str,
 ) -> tuple[pd.DataFrame, list[dt.date]]:
-    """Stored forecasts of the newest ``days`` past days whose crashes are in, one row per
-    hex and day, with ``actual_crashes``; and those days."""
+    """Stored forecasts of the target in the tour for the newest ``days`` past days whose
+    crashes are in, one row per hex and day, with ``actual_crashes`` (the count of the
+    target in the tour that happened); and those days."""
+    res = settings.h3_res
     newest = crash_date_range(engine)[1]
-    past = days_with_outcomes(prediction_dates(engine, res), newest, last=days, before=day)
+    stored = prediction_dates(engine, res, target=target, tour=tour)
+    past = days_with_outcomes(stored, newest, last=days, before=day)
     if not past:
         return pd.DataFrame(), []
-    counts = crash_counts(engine, res, past[0], past[-1])
-    actual = counts.groupby([s.DATE, s.H3_CELL])[s.CRASHES].sum()
+    actual = observed_counts(
+        engine, settings.tours, res, past[0], past[-1], target=target, tour=tour
+    )
     frames = []
     for past_day in past:
-        version = newest_model_version(engine, res, past_day)
+        version = newest_model_version(engine, res, past_day, target=target, tour=tour)
         if version is None:
             continue
-        frame = _forecast(engine, res, past_day, version, s.ALL_CRASHES, s.WHOLE_DAY)
+        frame = _forecast(engine, res, past_day, version, target, tour)
         if members is not None:
             frame = frame[frame[s.H3_CELL].isin(members)]
         stamp = pd.Timestamp(past_day)
@@ -277,12 +303,9 @@ def build_plan(
         for _, cells in others.groupby("area")[s.H3_CELL]
         for ring in planner.outline_rings(cells.tolist())
     ]
+    history, _ = _history(engine, settings, day, members, history_days, target, tour)
     newest = crash_date_range(engine)[1]
-    if target == s.ALL_CRASHES and tour == s.WHOLE_DAY:
-        history, _ = _history(engine, res, day, members, history_days)
-        hit_rate, note = _hit_rate(history, request, newest, settings.expected_crash_lag_days)
-    else:
-        hit_rate, note = None, REPLAY_ALL_CRASHES_ONLY
+    hit_rate, note = _hit_rate(history, request, newest, settings.expected_crash_lag_days)
     sources = crash_sources(engine)[s.SOURCE].astype("str").tolist()
     return planner.AreaPlan(
         target_date=day,

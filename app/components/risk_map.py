@@ -31,11 +31,6 @@ def forecast_caption(day: ForecastDay, as_of: dt.date | None) -> None:
             f"{long_date(day.tomorrow) if day.tomorrow else '—'}). "
             f"Model version {day.model_version}; weather: {day.weather_kind}."
         )
-    if not day.of.is_default:
-        st.caption(
-            f"Showing {day.of.described}. What happened is compared for all crashes over "
-            "the whole day only."
-        )
     if day.requested_date is not None and day.requested_date != day.target_date:
         st.info(
             f"No forecast is stored for {long_date(day.requested_date)}; "
@@ -49,23 +44,27 @@ def forecast_caption(day: ForecastDay, as_of: dt.date | None) -> None:
 
 
 def headline(day: ForecastDay) -> str:
-    """One sentence that sums up the day."""
+    """One sentence that sums up the day, for the target and tour shown."""
     summary = day.summary
     where = "in the city" if day.area is None else f"in {day.area.title()}"
+    when = f"on {long_date(day.target_date)}"
+    if day.of.tour != WHOLE_DAY:
+        when = f"in the {tour_name(day.of.tour)} of {long_date(day.target_date)}"
+    noun = day.of.noun
     if day.outcomes_known and summary.actual_crashes:
         share = summary.share_crashes_in_high or 0.0
         text = (
-            f"Of {summary.actual_crashes:,} crashes {where} on {long_date(day.target_date)}, "
+            f"Of {summary.actual_crashes:,} {noun} {where} {when}, "
             f"{share:.0%} fell in hexes we called Somewhat Dangerous or worse "
             f"({summary.share_high_hexes:.0%} of hexes)."
         )
         return text + (" Crash reports for that day are still arriving." if day.provisional else "")
     if day.outcomes_known:
-        return f"No crashes were recorded {where} on {long_date(day.target_date)}."
+        return f"No {noun} were recorded {where} {when}."
     return (
         f"{long_date(day.target_date)}: {summary.high_hexes:,} of {summary.n_hexes:,} hexes "
         f"{where} are Somewhat Dangerous or worse; "
-        f"{summary.expected_crashes:,.0f} {day.of.noun} expected"
+        f"{summary.expected_crashes:,.0f} {noun} expected"
         + ("" if day.of.tour == WHOLE_DAY else f" in the {tour_name(day.of.tour)}")
         + "."
     )
@@ -80,7 +79,7 @@ def day_metrics(day: ForecastDay) -> None:
     columns[1].metric("Dangerous hexes", f"{summary.class_counts[-1]:,}")
     columns[2].metric("Somewhat Dangerous or worse", f"{summary.share_high_hexes:.0%}")
     if day.outcomes_known:
-        columns[3].metric("Crashes that day", f"{summary.actual_crashes or 0:,}")
+        columns[3].metric(day.of.happened, f"{summary.actual_crashes or 0:,}")
     else:
         columns[3].metric("Hexes", f"{summary.n_hexes:,}")
 

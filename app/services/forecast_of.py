@@ -19,7 +19,13 @@ from app.services import overview
 from core import schema as s
 from core.reads.predictions import forecast_options
 from core.settings import get_settings
-from model.forecast_names import forecast_label, forecast_slug, target_noun, tour_name
+from model.forecast_names import (
+    forecast_label,
+    forecast_slug,
+    target_noun,
+    tour_kind,
+    tour_name,
+)
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,13 @@ class ForecastOf:
     def described(self) -> str:
         """``expected pedestrian-injury crashes, night tour 23:00–07:00``."""
         return f"expected {self.noun}, {tour_name(self.tour)}"
+
+    @property
+    def happened(self) -> str:
+        """What happened, as a column name: ``Crashes that day``, ``Pedestrian-injury crashes
+        that night tour``."""
+        when = "day" if self.tour == s.WHOLE_DAY else f"{tour_kind(self.tour)} tour"
+        return f"{self.noun[:1].upper()}{self.noun[1:]} that {when}"
 
     @property
     def per(self) -> str:

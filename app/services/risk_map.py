@@ -20,6 +20,7 @@ from core.reads.predictions import predictions_for_day
 from core.settings import get_settings
 from core.spreadsheet import neutralise_value, safe_csv
 from geo.cells import cells_to_boundaries
+from jobs.plan import observed_counts
 from model.chronic import spike_columns
 from model.contract import reason_phrases
 from model.uncertainty import (
@@ -83,14 +84,15 @@ class ForecastDay:
     ``borough``, ``risk_class`` (0..4),
     ``risk_label``, ``p_risk`` (probability that the day's count ends in that class),
     ``class_chances`` (every class's, as text: ``model.uncertainty.class_chances_text``),
-    ``expected_crashes``,
-    ``expected_low`` and ``expected_high`` (its 80 % interval), ``p_any_crash`` (chance of at
-    least one crash; ``model.uncertainty``), ``uncertainty`` (the three in one sentence, as
-    every page words it), ``expected_injuries``, ``reasons`` (display
-    lines, ``model.contract.reason_lines``), ``actual_crashes`` (Int64, missing until the
-    day's crashes are in), ``dispersion``, ``usual`` (the hex's long-run expected count,
-    missing on old forecasts) and ``model.chronic.spike_columns``' ``excess``, ``ratio``,
-    ``ratio_low``, ``ratio_high``; riskiest first. ``classes_calibrated``: whether the model's class
+    ``expected_crashes`` (the expected count of the target in the tour), ``expected_low`` and
+    ``expected_high`` (its 80 % interval), ``p_any_crash`` (chance of at least one;
+    ``model.uncertainty``), ``uncertainty`` (the three in one sentence, as every page words
+    it), ``expected_injuries``, ``reasons`` (display lines, ``model.contract.reason_lines``),
+    ``actual_crashes`` (Int64: the count of the target in the tour that happened, missing
+    until the day's crashes are in), ``dispersion``, ``usual`` (the hex's long-run expected
+    count, missing on old forecasts) and ``model.chronic.spike_columns``' ``excess``,
+    ``ratio``, ``ratio_low``, ``ratio_high``; riskiest first. ``classes_calibrated``: whether
+    the model's class
     probabilities passed its backtest check and may be shown.
     """
 
@@ -150,7 +152,7 @@ class ForecastDay:
             ]
         columns["Why"] = top["reasons"].map("; ".join).to_numpy()
         if self.outcomes_known:
-            columns["Crashes that day"] = top["actual_crashes"].to_numpy()
+            columns[self.of.happened] = top["actual_crashes"].to_numpy()
         columns["Hex"] = top[s.H3_CELL].to_numpy()
         return pd.DataFrame(columns)
 
@@ -265,6 +267,17 @@ def _forecast_frame(
     )
 
 
+@st.cache_data(ttl=overview.CACHE_TTL_S, show_spinner=False)
+def _observed(
+    url: str, res: int, tours: tuple[str, ...], day: dt.date, of: ForecastOf
+) -> pd.Series:
+    """The count of ``of``'s target in its tour that happened per hex on ``day``."""
+    counts = observed_counts(
+        overview._warehouse(url), tours, res, day, day, target=of.target, tour=of.tour
+    )
+    return counts.groupby(level=s.H3_CELL).sum()
+
+
 def forecast_day(
     requested: dt.date | None = None,
     layer: str = overview.BOROUGH_LAYER,
@@ -289,13 +302,12 @@ def forecast_day(
         frame = frame[frame[s.H3_CELL].isin(in_area)].reset_index(drop=True)
 
     newest = info.newest_crash_date
-    # what happened is counted for all crashes over the whole day only
-    outcomes_known = of.is_default and newest is not None and day <= newest
+    outcomes_known = newest is not None and day <= newest
     actual_total: int | None = None
     actual_high: int | None = None
     actual = pd.Series(pd.NA, index=frame.index, dtype="Int64")
     if outcomes_known:
-        crashes = overview._crashes_by_hex(url, res, day, day).set_index(s.H3_CELL)["crashes"]
+        crashes = _observed(url, res, settings.tours, day, of)
         if in_area is not None:
             crashes = crashes[crashes.index.isin(in_area)]
         actual = frame[s.H3_CELL].map(crashes).fillna(0).astype("Int64")

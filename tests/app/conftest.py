@@ -117,6 +117,13 @@ def city_hexes() -> pd.DataFrame:
     )
 
 
+def injured(rng: np.random.Generator) -> dict[str, int]:
+    """Three in ten crashes injure someone; half of those a pedestrian."""
+    anyone = rng.random() < 0.3
+    pedestrian = anyone and rng.random() < 0.5
+    return {s.PERSONS_INJURED: int(anyone), s.PEDESTRIANS_INJURED: int(pedestrian)}
+
+
 def city_crashes(hexes: pd.DataFrame, rng: np.random.Generator, source: str) -> pd.DataFrame:
     rows = []
     days = [AS_OF - dt.timedelta(days=d) for d in range(HISTORY_DAYS)]
@@ -141,7 +148,7 @@ def city_crashes(hexes: pd.DataFrame, rng: np.random.Generator, source: str) -> 
                         s.FACTOR_1: "Unspecified",
                         s.VEHICLE_1: "Sedan",
                         **{c: 0 for c in s.INJURY_COLUMNS},
-                        s.PERSONS_INJURED: int(rng.random() < 0.3),
+                        **injured(rng),
                         s.SOURCE: source,
                         s.SOURCE_UPDATED_AT: dt.datetime.combine(day, dt.time(23)),
                     }

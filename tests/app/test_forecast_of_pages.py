@@ -6,6 +6,7 @@ corridor and a night-tour pedestrian spike; no cyclists).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -99,6 +100,27 @@ def test_another_target_and_tour_change_numbers_titles_and_url(city: City) -> No
     assert "Riskiest hexes — Pedestrian injuries, night tour 23:00–07:00" in text
 
 
+def test_a_past_night_tour_compares_pedestrian_forecasts_with_what_happened(
+    city: City,
+) -> None:
+    past_day = city.as_of - dt.timedelta(days=2)
+    at = open_page(RISK_MAP, date=past_day.isoformat(), target=PEDESTRIAN, tour=NIGHT)
+    crashes = city.crashes[city.crashes[s.CRASH_DATE] == past_day]
+    hours = pd.to_datetime(crashes[s.CRASHED_AT]).dt.hour
+    at_night = (hours >= 23) | (hours < 7)
+    happened = int(((crashes[s.PEDESTRIANS_INJURED] > 0) & at_night).sum())
+    all_day = int((crashes[s.PEDESTRIANS_INJURED] > 0).sum())
+    assert happened != all_day  # the tour counts only its own hours
+    assert metric(at, "Pedestrian-injury crashes that night tour") == f"{happened:,}"
+    assert "Pedestrian-injury crashes that night tour" in at.dataframe[0].value.columns
+    title = at.subheader[0].value
+    if happened:
+        assert title.startswith(f"Of {happened:,} pedestrian-injury crashes in the city in the ")
+    else:
+        assert title.startswith("No pedestrian-injury crashes were recorded")
+    assert "night tour 23:00–07:00" in title
+
+
 def test_target_and_tour_round_trip_through_the_url(city: City) -> None:
     at = open_page(RISK_MAP, target=PEDESTRIAN, tour=NIGHT)
     assert at.selectbox(key="map_target").value == PEDESTRIAN
@@ -167,7 +189,8 @@ def test_planner_plans_the_night_tour_for_pedestrians_in_a_precinct(city: City) 
         metric(at, "Expected share of the night tour's pedestrian-injury crashes covered")
     assert excess.selectbox(key="plan_rank").value == "excess"
     assert total.table[0].value["Place"].iloc[0] != excess.table[0].value["Place"].iloc[0]
-    assert "Past days are replayed for all crashes over the whole day only" in texts(excess)
+    assert int(metric(excess, "Past days replayed")) > 0  # replayed for pedestrians at night
+    assert "Replayed on the" in texts(excess)
 
 
 def test_planner_offers_injuries_ranking_only_for_all_crashes(city: City) -> None:
