@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -22,7 +21,7 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from core import schema as s
-from core.reads.crashes import crash_date_range, crash_sources, forecast_counts
+from core.reads.crashes import crash_date_range, crash_sources
 from core.reads.hexes import area_layers, hex_areas, hex_cells
 from core.reads.predictions import (
     forecast_options,
@@ -36,6 +35,7 @@ from jobs.warehouse import open_warehouse
 from model import planner
 from model.chronic import spike_columns
 from model.contract import as_of_date, day_after, reason_phrases
+from model.observed import observed_counts
 from model.outcomes import days_with_outcomes
 
 log = logging.getLogger(__name__)
@@ -147,25 +147,6 @@ def _forecast(
         }
     )
     return spike_columns(frame)
-
-
-def observed_counts(
-    engine: Engine,
-    tours: Sequence[str],
-    res: int,
-    start: dt.date,
-    end: dt.date,
-    *,
-    target: str = s.ALL_CRASHES,
-    tour: str = s.WHOLE_DAY,
-) -> pd.Series:
-    """What happened: the count of ``target`` in ``tour`` (the whole day: every tour) per
-    day and hex at ``res`` over ``start..end`` (index ``date``, ``h3_cell``; hex-days
-    without one are absent). ``tours``: the settings' tours, which partition the day."""
-    counts = forecast_counts(engine, res, tours, start, end)
-    if tour != s.WHOLE_DAY:
-        counts = counts[counts[s.TOUR] == tour]
-    return counts.groupby([s.DATE, s.H3_CELL])[target].sum()
 
 
 def _history(

@@ -20,9 +20,9 @@ from core.reads.predictions import predictions_for_day
 from core.settings import get_settings
 from core.spreadsheet import neutralise_value, safe_csv
 from geo.cells import cells_to_boundaries
-from jobs.plan import observed_counts
 from model.chronic import spike_columns
 from model.contract import reason_phrases
+from model.observed import observed_counts
 from model.uncertainty import (
     EXPECTED_HIGH,
     EXPECTED_LOW,
