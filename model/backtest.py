@@ -257,7 +257,8 @@ def backtest_fold(
             own_panel = panels[_panel_key(model_params[name])]
             features = own_panel.loc[span].reset_index(drop=True).loc[test].reset_index(drop=True)
             if target not in model.targets:
-                raise ValueError(f"the {name} model has no {target} booster to backtest")
+                log.info("the %s model has no %s booster: left out of that backtest", name, target)
+                continue
             predicted = model.predict_target(features, target)
             if tour != s.WHOLE_DAY:
                 share = context.share_of(target, tour, features)
@@ -289,6 +290,8 @@ def backtest_fold(
                     **_class_columns(expected[test], thresholds[name], dispersion[name]),
                 }
             )
+        if MODEL not in method_frames:
+            raise ValueError(f"the model learnt no {target} booster: nothing to backtest")
         outcome.scored[key] = [f.assign(method=n, fold=fold.fold) for n, f in method_frames.items()]
         outcome.per_day[key] = [
             per_day_metrics(f).assign(method=n, fold=fold.fold) for n, f in method_frames.items()
