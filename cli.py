@@ -290,11 +290,18 @@ def backtest(
     start: Annotated[str, typer.Option(help="First test day")],
     end: Annotated[str, typer.Option(help="Last test day")],
     folds: Annotated[int, typer.Option(help="Rolling-origin folds")] = 1,
+    target: Annotated[
+        str, typer.Option(help="crashes, injury, pedestrian, cyclist, or all")
+    ] = "crashes",
+    tour: Annotated[
+        str, typer.Option(help="day, a patrol tour of VZ_TOURS (e.g. 23-07), or all")
+    ] = "day",
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object, a key per method")
     ] = False,
 ) -> None:
-    """Model and baselines side by side on the same held-out days."""
+    """Model and baselines side by side on the same held-out days, for one target and tour
+    (or all of them: --target all --tour all), with paired intervals against each baseline."""
     from jobs.backtest import backtest_job
 
     result = backtest_job(
@@ -303,6 +310,8 @@ def backtest(
         start=_parse_date(start, "--start"),
         end=_parse_date(end, "--end"),
         folds=folds,
+        target=target,
+        tour=tour,
     )
     typer.echo(json.dumps(result.as_json(), indent=2) if as_json else result.as_text())
 
