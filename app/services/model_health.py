@@ -222,7 +222,5 @@ def model_health() -> ModelHealth:
         calibration=outcome_calibration(outcomes),
         realized=realized.per_day,
         versions=versions,
-        by_forecast=dict(
-            getattr(artifacts, "by_forecast", {})
-        ),  # RunArtifacts before issue 10 lacks it
+        by_forecast=dict(artifacts.by_forecast),
     )
