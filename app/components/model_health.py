@@ -39,9 +39,9 @@ METHOD_NAMES: Final = {
 
 
 def forecast_picker(health: ModelHealth) -> tuple[ModelHealth, str]:
-    """ "Backtest of" (in the URL) over the targets and tours the training run evaluated;
-    returns the health with that backtest and lift curve, and its name. Runs before targets
-    and tours offer only all crashes over the whole day."""
+    """The "Backtest of" picker (in the URL) over the targets and tours the training run
+    evaluated; returns the health with that backtest and lift curve, and its name. Runs
+    before targets and tours offer only all crashes over the whole day."""
     keys = [f"{target}{KEY_SEPARATOR}{tour}" for target, tour in health.forecasts]
     chosen = keys[0]
     if len(keys) > 1:

@@ -143,7 +143,7 @@ def area_filter(options: AreaOptions, *, key_prefix: str) -> tuple[str, str | No
 
 
 def forecast_of_param(choices: ForecastChoices, *, key_prefix: str) -> ForecastOf:
-    """ "Forecast of" and "Tour" pickers (both in the URL) over the targets and tours stored
+    """The "Forecast of" and "Tour" pickers (both in the URL) over the targets and tours stored
     for the day; a value the day lacks falls back to all crashes, whole day."""
     left, right = st.columns(2)
     with left:
