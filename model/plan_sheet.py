@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 PAGE_IN: Final = (8.27, 11.69)  # A4 portrait
 MARGIN_IN: Final = 0.45
-HEADER_IN: Final = 1.25  # title, date, and up to three lines of summary
+HEADER_IN: Final = 1.5  # title, date, what is forecast, and up to three lines of summary
 LEGEND_IN: Final = 0.32
 FOOTER_IN: Final = 0.42
 MIN_MAP_IN: Final = 2.6
@@ -158,11 +158,15 @@ def _header(figure: Figure, plan: AreaPlan) -> None:
     )  # fmt: skip
     day = plan.target_date
     figure.text(
-        left, top - 0.36 / height, f"{day:%A} {day.day} {day:%B %Y} · {plan.forecast_label}",
-        fontsize=12.5, va="top", color=INK,
+        left, top - 0.36 / height, f"{day:%A} {day.day} {day:%B %Y}", fontsize=12.5, va="top",
+        color=INK,
+    )  # fmt: skip
+    figure.text(
+        left, top - 0.63 / height, plan.forecast_label, fontsize=11, weight="bold", va="top",
+        color=INK,
     )  # fmt: skip
     hit = (
-        f"the same rule covered {plan.hit_rate.share:.0%} of the crashes on "
+        f"the same rule covered {plan.hit_rate.share:.0%} of the {plan.noun} on "
         f"{plan.hit_rate.days} past days"
         if plan.hit_rate is not None and plan.hit_rate.share is not None
         else "no past day with outcomes to replay the rule on yet"
@@ -175,7 +179,7 @@ def _header(figure: Figure, plan: AreaPlan) -> None:
     )
     wrapped = [part for text in lines for part in _wrap(text, PAGE_IN[0] - 2 * MARGIN_IN, 8.5)]
     figure.text(
-        left, top - 0.66 / height, "\n".join(wrapped), fontsize=8.5, va="top", color=INK,
+        left, top - 0.92 / height, "\n".join(wrapped), fontsize=8.5, va="top", color=INK,
         linespacing=1.45,
     )  # fmt: skip
     if plan.is_demo:
