@@ -107,10 +107,10 @@ def plan_summary(plan: AreaPlan) -> None:
         f"{plan.area_label} fall in the picked hexes ({len(plan.picks)} of {plan.n_hexes}).",
     )
     columns[1].metric(
-        "Same rule on past days: crashes covered",
+        f"Same rule on past days: {plan.noun} covered",
         "—" if hit is None else f"{hit:.0%}",
-        help="Share of the crashes that actually happened in the hexes this rule would have "
-        "picked, pooled over the past days.",
+        help=f"Share of the {plan.noun} that actually happened ({_whose(plan)} hours) in the "
+        "hexes this rule would have picked, pooled over the past days.",
     )
     columns[2].metric("Past days replayed", f"{plan.hit_rate.days if plan.hit_rate else 0}")
     if plan.hit_rate is not None and plan.hit_rate.best_day is not None:
