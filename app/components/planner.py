@@ -109,8 +109,8 @@ def plan_summary(plan: AreaPlan) -> None:
     columns[1].metric(
         f"Same rule on past days: {plan.noun} covered",
         "—" if hit is None else f"{hit:.0%}",
-        help=f"Share of the {plan.noun} that actually happened ({_whose(plan)} hours) in the "
-        "hexes this rule would have picked, pooled over the past days.",
+        help=f"Share of the {plan.noun} that actually happened in the hexes this rule would "
+        f"have picked ({plan.forecast_label.lower()}), pooled over the past days.",
     )
     columns[2].metric("Past days replayed", f"{plan.hit_rate.days if plan.hit_rate else 0}")
     if plan.hit_rate is not None and plan.hit_rate.best_day is not None:
