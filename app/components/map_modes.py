@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app.components.maps import forecast_tooltips, hex_map
+from app.components.maps import forecast_map, forecast_tooltips, hex_map
 from app.components.params import select_param
 from app.services.map_context import MapContext
 from app.services.risk_map import ForecastDay, ratio_text
@@ -54,11 +54,9 @@ def usual_edges(usual: pd.Series) -> tuple[float, ...]:
 
 
 def mode_bins(day: ForecastDay, mode: str) -> np.ndarray:
-    """Each hex's colour index in ``mode``: its risk class, its usual level's bin or its
-    ratio's bin; −1 (grey) where the number is missing."""
+    """Each hex's colour index in ``mode`` (usual level or tomorrow vs usual): its number's
+    bin; −1 (grey) where the number is missing."""
     hexes = day.hexes
-    if mode == RISK:
-        return hexes["risk_class"].to_numpy(dtype="int64")
     values = hexes[s.USUAL] if mode == USUAL else hexes["ratio"]
     numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64")
     edges = usual_edges(values) if mode == USUAL else SPIKE_EDGES
@@ -75,8 +73,6 @@ def _usual_line(usual: float, day: ForecastDay) -> str:
 def mode_tooltips(day: ForecastDay, mode: str) -> list[str]:
     """The forecast's tooltips, led by the mode's number."""
     tips = forecast_tooltips(day.hexes, day.outcomes_known, day.of)
-    if mode == RISK:
-        return tips
     hexes = day.hexes
     if mode == USUAL:
         lines = [_usual_line(float(u), day) for u in hexes[s.USUAL]]
@@ -99,7 +95,10 @@ def clearly_above_usual(day: ForecastDay) -> list[str]:
 def mode_map(
     day: ForecastDay, mode: str, *, key: str, context: MapContext | None, selected: str | None
 ) -> str | None:
-    """The map in ``mode``; returns the selected hex if the map shows it."""
+    """The map in ``mode`` (Risk: ``forecast_map``, crashed hexes outlined on past days);
+    returns the selected hex if the map shows it."""
+    if mode == RISK:
+        return forecast_map(day, key=key, context=context, selected=selected)
     cells = pd.DataFrame(
         {
             s.H3_CELL: day.hexes[s.H3_CELL],
@@ -110,7 +109,7 @@ def mode_map(
     if mode == SPIKE:
         outlined, palette = clearly_above_usual(day), SPIKE_PALETTE
     else:
-        outlined, palette = [], USUAL_PALETTE
+        outlined, palette = [], USUAL_PALETTE  # the usual level
     return hex_map(
         cells, key=key, outlined=outlined, context=context, selected=selected, palette=palette,
         alt=f"Map of hexagons coloured by {MODES[mode].lower()}: {day.of.described}",

@@ -66,6 +66,7 @@ TOUR_SHARES = {"day": 1.0, "07-15": 0.4, "15-23": 0.4, "23-07": 0.2}
 PEDESTRIAN_CORRIDOR = 4.0
 NIGHT_SPIKE = 2.5
 SPIKE_BELOW = 0.3
+SPIKE_DISPERSION = 0.05  # a sure forecast: only the spike's 80 % interval lies above usual
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,8 @@ def city_predictions(hexes: pd.DataFrame, rng: np.random.Generator) -> pd.DataFr
             for tour, tour_share in TOUR_SHARES.items():
                 usual = usual_day * tour_share
                 expected = usual * swing
-                if (target, tour, day) == ("pedestrian", "23-07", TOMORROW):
+                spike_day = (target, tour, day) == ("pedestrian", "23-07", TOMORROW)
+                if spike_day:
                     expected = np.where(
                         hexes[s.H3_CELL] == spike_cell, usual * NIGHT_SPIKE, expected
                     )
@@ -209,7 +211,7 @@ def city_predictions(hexes: pd.DataFrame, rng: np.random.Generator) -> pd.DataFr
                             "expected_crashes": float(mu),
                             "expected_injuries": float(mu * 0.3),
                             "score": float(np.log(mu)),
-                            s.DISPERSION: 0.3,
+                            s.DISPERSION: SPIKE_DISPERSION if spike_day else 0.3,
                             s.CLASSES_CALIBRATED: False,
                             s.USUAL: float(normal),
                             "reasons": json.dumps(stored_reasons(mu, day)),

@@ -15,10 +15,12 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app.components import map_modes, maps
 from app.services.forecast_of import ForecastOf
 from app.services.model_health import ModelHealth
 from app.services.what_if import what_if_note
 from core import schema as s
+from model.chronic import spike_columns
 
 if TYPE_CHECKING:
     from tests.app.conftest import City
@@ -159,6 +161,45 @@ def test_map_modes_show_usual_level_and_tomorrow_against_it(city: City) -> None:
     assert "clearly above usual" in text
     at.radio(key="map_mode").set_value("usual").run()
     assert "Usual level (pedestrian-injury crashes per night tour 23:00–07:00)" in texts(at)
+
+
+def hex_layer(at: AppTest) -> dict[str, object]:
+    deck = json.loads(at.get("deck_gl_json_chart")[0].proto.json)
+    return next(layer for layer in deck["layers"] if layer["id"] == maps.HEX_LAYER_ID)
+
+
+def rgb_texts(palette: tuple[str, ...]) -> list[str]:
+    return ["[{},{},{},".format(*maps.hex_to_rgb(colour)) for colour in palette]
+
+
+@pytest.mark.parametrize(
+    ("mode", "palette"),
+    [
+        ("risk", s.RISK_COLOURS),
+        ("usual", map_modes.USUAL_PALETTE),
+        ("spike", map_modes.SPIKE_PALETTE),
+    ],
+)
+def test_each_map_mode_colours_by_its_own_palette(
+    city: City, mode: str, palette: tuple[str, ...]
+) -> None:
+    at = open_page(RISK_MAP, target=PEDESTRIAN, tour=NIGHT, mode=mode)
+    fill = str(hex_layer(at)["getFillColor"])
+    assert all(colour in fill for colour in rgb_texts(palette))
+    others = {s.RISK_COLOURS, map_modes.USUAL_PALETTE, map_modes.SPIKE_PALETTE} - {palette}
+    for other in others:
+        assert not all(colour in fill for colour in rgb_texts(other))
+    if mode == "spike":  # outlined: the hexes whose 80 % interval lies above their usual
+        spiked = spike_columns(city.tomorrow_of(PEDESTRIAN, NIGHT))
+        above = set(spiked.loc[spiked["ratio_low"] > 1, s.H3_CELL])
+        deck = json.loads(at.get("deck_gl_json_chart")[0].proto.json)
+        outlined = {
+            row["h"]
+            for layer in deck["layers"]
+            if layer["id"] == maps.OUTLINE_LAYER_ID
+            for row in layer["data"]
+        }
+        assert outlined == above == {city.night_spike}
 
 
 # ------------------------------------------------------------------------------------------
