@@ -9,7 +9,8 @@ holds. The source of docs/model_evaluation.md §8.
 
     PYTHONPATH=. python bench/forecast_backtest.py [--skip-demo] [--skip-real] [--res 8]
 
-The demo city is built under /tmp; the Manhattan warehouse is bench/real_backtest.py's
+The demo city (400 hexes, 2023-01 to 2024-06, as in tests/model/test_forecast_recovery.py:
+trained to 2024-02-29, tested 2024-03-01..06-30) is built under /tmp; the Manhattan warehouse is bench/real_backtest.py's
 (``var/real_backtest``, built on first use). Manhattan is skipped without ../shared/data.
 """
 
@@ -88,15 +89,22 @@ def main(argv: list[str] | None = None) -> int:
         from etl.demo import DemoConfig
         from jobs.demo import build_demo_warehouse
 
-        config = DemoConfig()  # the demo warehouse of `vz demo`: 2023-2025
+        config = DemoConfig(
+            start=dt.date(2023, 1, 1),
+            end=dt.date(2024, 6, 30),
+            n_cells=400,
+            mean_daily_crashes=250.0,
+            n_count_segments=30,
+            forecast_days=2,
+        )
         with tempfile.TemporaryDirectory(prefix="vz-demo-") as folder:
             settings = Settings(var_dir=Path(folder), h3_res=args.res)
             build_demo_warehouse(settings, config)
             engine = get_engine(settings.resolved_database_url)
             inputs = load_feature_inputs(engine, args.res)
-            results = run(inputs, dt.date(2025, 6, 30), dt.date(2025, 7, 1), config.end,
+            results = run(inputs, dt.date(2024, 2, 29), dt.date(2024, 3, 1), config.end,
                           args.threads)  # fmt: skip
-            report(f"demo city, res {args.res}, test 2025-07-01..{config.end}", results)
+            report(f"demo city, res {args.res}, test 2024-03-01..{config.end}", results)
     if not args.skip_real:
         real = _real_backtest_module()
         data_dir: Path = real.DATA_DIR  # type: ignore[attr-defined]
