@@ -10,8 +10,9 @@ holds. The source of docs/model_evaluation.md §8.
     PYTHONPATH=. python bench/forecast_backtest.py [--skip-demo] [--skip-real] [--res 8]
 
 The demo city (400 hexes, 2023-01 to 2024-06, as in tests/model/test_forecast_recovery.py:
-trained to 2024-02-29, tested 2024-03-01..06-30) is built under /tmp; the Manhattan warehouse is bench/real_backtest.py's
-(``var/real_backtest``, built on first use). Manhattan is skipped without ../shared/data.
+trained to 2024-02-29, tested 2024-03-01..06-30) is built under /tmp; the Manhattan
+warehouse is bench/real_backtest.py's (``var/real_backtest``, built on first use). Manhattan
+is skipped without ../shared/data.
 """
 
 from __future__ import annotations
