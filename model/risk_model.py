@@ -235,11 +235,15 @@ class RiskModel:
         )
 
     def explain_target(
-        self, features: pd.DataFrame, target: str
+        self,
+        features: pd.DataFrame,
+        target: str,
+        crash_explained: tuple[pd.DataFrame, npt.NDArray[np.float64]] | None = None,
     ) -> tuple[pd.DataFrame, npt.NDArray[np.float64]]:
         """``explain`` for ``target``: the crash booster's and the target booster's SHAP
-        contributions added per feature; ``base + contributions.sum(axis=1) == score``."""
-        contributions, base = self.explain(features)
+        contributions added per feature; ``base + contributions.sum(axis=1) == score``.
+        ``crash_explained``: ``explain(features)`` when already computed."""
+        contributions, base = crash_explained or self.explain(features)
         if target == ALL_CRASHES or len(base) == 0:
             return contributions, base
         info = self._target_info(target)

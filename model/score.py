@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -172,25 +173,22 @@ def score_features(model: RiskModel, day: DayFeatures, *, k: int = TOP_REASONS) 
     context = day.context
     targets = model.targets if context is not None else (s.ALL_CRASHES,)
     frames = []
+    crash_contributions, base = model.explain(features)
     for target in targets:
         predicted = model.predict_target(features, target)
-        contributions, base_of_target = model.explain_target(features, target)
-        if target == s.ALL_CRASHES:
-            crash_contributions, base = contributions, base_of_target
+        contributions, _ = model.explain_target(features, target, (crash_contributions, base))
         reasons = grouped_reasons(contributions, features, k=k, params=params)
+        day_json = [reasons_to_json(r) for r in reasons]
         for tour in model.tours:
             if tour != s.WHOLE_DAY and (context is None or (target, tour) not in context.share):
                 continue
             rows = predicted
-            tour_reasons = reasons
+            reasons_json = day_json
             if tour != s.WHOLE_DAY and context is not None:
                 share = context.share_of(target, tour, features)
                 rows = model.predict_tour(predicted, target, tour, share)
                 city = context.city_share_of(target, tour, features)
-                tour_reasons = [
-                    [*r, tour_reason(target, tour, h, c)]
-                    for r, h, c in zip(reasons, share, city, strict=True)
-                ]
+                reasons_json = with_tour_reasons(day_json, target, tour, share, city)
             usual = (
                 context.usual_of(target, tour, features)
                 if context is not None and (target, tour) in context.usual
@@ -202,7 +200,7 @@ def score_features(model: RiskModel, day: DayFeatures, *, k: int = TOP_REASONS) 
                         s.H3_CELL: cells,
                         **{c: rows[c].to_numpy() for c in s.PREDICTION_COLUMNS},
                         s.USUAL: usual,
-                        "reasons": [reasons_to_json(r) for r in tour_reasons],
+                        "reasons": reasons_json,
                         s.WEATHER_KIND: day.weather_kind,
                         s.TARGET: target,
                         s.TOUR: tour,
@@ -211,12 +209,11 @@ def score_features(model: RiskModel, day: DayFeatures, *, k: int = TOP_REASONS) 
             )
     predictions, *others = frames
     forecasts = pd.concat(others, ignore_index=True) if others else predictions.iloc[:0].copy()
-    contributions = crash_contributions
     return ScoredDay(
         target_date=day.target_date,
         res=day.res,
         predictions=predictions,
-        contributions=contributions.assign(h3_cell=cells)[[s.H3_CELL, *model.feature_names]],
+        contributions=crash_contributions.assign(h3_cell=cells)[[s.H3_CELL, *model.feature_names]],
         base_values=np.asarray(base, dtype=np.float64),
         features=features,
         weather_kind=day.weather_kind,
@@ -227,11 +224,35 @@ def score_features(model: RiskModel, day: DayFeatures, *, k: int = TOP_REASONS) 
     )
 
 
-def tour_reason(target: str, tour: str, share: float, city_share: float) -> Reason:
+def with_tour_reasons(
+    day_json: list[str],
+    target: str,
+    tour: str,
+    share: npt.NDArray[np.float64],
+    city_share: npt.NDArray[np.float64],
+) -> list[str]:
+    """Each row's day reasons (JSON lists) with its ``tour_reason`` appended, spliced as text
+    (tens of thousands of rows a night)."""
+    label, what = s.tour_label(tour), s.TARGET_LABELS[target].lower()
+    texts: dict[tuple[str, str], str] = {}  # the same rounded shares recur across hexes
+    out = []
+    for reasons, here, city in zip(day_json, share.tolist(), city_share.tolist(), strict=True):
+        reason = _tour_reason(label, what, here, city)
+        key = (f"{here:.0%}", f"{city:.0%}")
+        if key not in texts:
+            texts[key] = json.dumps(reason.text, ensure_ascii=False)
+        extra = (
+            f'{{"feature": "{TOUR_SHARE}", "text": {texts[key]}, '
+            f'"contribution": {round(reason.contribution, 4)}, "group": "{USUAL}"}}'
+        )
+        out.append(f"{reasons[:-1]}, {extra}]" if reasons != "[]" else f"[{extra}]")
+    return out
+
+
+def _tour_reason(label: str, what: str, share: float, city_share: float) -> Reason:
     """Why a tour's forecast is its share of the day's: ``23:00–07:00: 62% of this place's
     crashes vs 21% citywide`` (contribution: the log of the two shares' ratio)."""
-    what = s.TARGET_LABELS[target].lower()
-    text = f"{s.tour_label(tour)}: {share:.0%} of this place's {what} vs {city_share:.0%} citywide"
+    text = f"{label}: {share:.0%} of this place's {what} vs {city_share:.0%} citywide"
     ratio = share / city_share if city_share > 0 and share > 0 else 1.0
     return Reason(TOUR_SHARE, text, float(np.log(ratio)), USUAL)
 

@@ -83,14 +83,13 @@ def wide_counts(
             for u in tours:
                 frame[count_column(t, u)] = pd.Series(dtype="int64")
         return frame
-    grouped = by_tour.groupby(keys, sort=True, observed=True)
+    per_tour = by_tour.groupby([*keys, s.TOUR], sort=True, observed=True)[list(targets)].sum()
+    wide = per_tour.unstack(s.TOUR, fill_value=0)
     for t in targets:
-        columns[t] = grouped[t].sum()
-        pivot = by_tour.pivot_table(index=keys, columns=s.TOUR, values=t, aggfunc="sum")
-        pivot = pivot.reindex(index=columns[t].index)
+        columns[t] = wide[t].sum(axis=1).astype("int64")
         for u in tours:
-            values = pivot[u] if u in pivot.columns else pd.Series(0, index=pivot.index)
-            columns[count_column(t, u)] = values.fillna(0).astype("int64")
+            values = wide[(t, u)] if (t, u) in wide.columns else pd.Series(0, index=wide.index)
+            columns[count_column(t, u)] = values.astype("int64")
     return pd.DataFrame(columns).reset_index()
 
 

@@ -116,7 +116,9 @@ def forecast_context(
             )
         city[(s.ALL_CRASHES, s.WHOLE_DAY)] = np.ones(len(days))
         return ForecastContext(days, cells, usual, share, city)
-    wide = wide_counts(inputs.by_tour, targets, tours)
+    window_start = days.min() - pd.Timedelta(days=USUAL_WINDOW_DAYS)
+    recent = inputs.by_tour.loc[inputs.by_tour[s.DATE] >= window_start]
+    wide = wide_counts(recent, targets, tours)
     crash_share: dict[str, FloatArray] = {}
     ordered = (s.ALL_CRASHES, *(t for t in targets if t != s.ALL_CRASHES))
     for target in ordered:

@@ -18,7 +18,7 @@ from etl.demo.effects import (
     P_ANY_INJURY,
     P_FATAL,
     PEDESTRIAN_CORRIDOR,
-    PEDESTRIAN_CORRIDOR_EXTRA,
+    PEDESTRIAN_CORRIDOR_SHARE,
     PLANTED_SEED,
     SLIPPERY_SHARE_WET,
     BoolArray,
@@ -177,7 +177,13 @@ def build_crashes(
     injured = rng.multinomial(rng.poisson(-math.log(1 - P_ANY_INJURY), n), INJURED_SPLIT)
     killed = rng.multinomial((rng.random(n) < P_FATAL).astype(np.int64), KILLED_SPLIT)
     on_pedestrian_corridor = geo.corridor_idx[hex_idx] == CORRIDOR_NAMES.index(PEDESTRIAN_CORRIDOR)
-    injured[:, 0] += on_pedestrian_corridor & (planted.random(n) < PEDESTRIAN_CORRIDOR_EXTRA)
+    to_pedestrians = (
+        on_pedestrian_corridor
+        & (injured[:, 0] == 0)
+        & (planted.random(n) < PEDESTRIAN_CORRIDOR_SHARE)
+    )
+    injured[to_pedestrians, 0] = injured[to_pedestrians, 2]
+    injured[to_pedestrians, 2] = 0
     ped = (injured[:, 0] + killed[:, 0]) > 0
     cyc = (injured[:, 1] + killed[:, 1]) > 0
 

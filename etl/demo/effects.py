@@ -18,9 +18,10 @@ gets both uplifts. Temperature and wind have no planted effect (null features).
 Two planted effects are for the forecasts per target and tour (they change who is hurt and
 when, never how many crashes a hex has):
 
-- the **pedestrian corridor** (``PEDESTRIAN_CORRIDOR``): a further
-  ``PEDESTRIAN_CORRIDOR_EXTRA`` of its crashes injure a pedestrian, so pedestrians are hurt in
-  about four times the city's share of its crashes;
+- the **pedestrian corridor** (``PEDESTRIAN_CORRIDOR``): in ``PEDESTRIAN_CORRIDOR_SHARE`` of
+  its crashes that injure motorists and no pedestrian, the people injured are pedestrians
+  instead (as many), so about three times the city's share of its crashes injure a pedestrian
+  while the share injuring anyone stays the city's;
 - the **night hotspot** (``geography.night_hotspot``, an ordinary busy hex: its base rate at
   ``NIGHT_HOTSPOT_QUANTILE`` of the hexes off corridors and hotspots): ``NIGHT_HOTSPOT_SHARE``
   of its crashes happen 23:00-07:00 (about a fifth citywide), at hours drawn evenly.
@@ -112,7 +113,7 @@ HOTSPOT_CAP: Final = 20.0  # ... but at most 20x the median hex
 HOTSPOT_SIGMA_KM: Final = 0.35  # gaussian bump width (neighbours 0.8 km away get ~7% of it)
 
 PEDESTRIAN_CORRIDOR: Final = "CROSSTOWN AVENUE"
-PEDESTRIAN_CORRIDOR_EXTRA: Final = 0.3  # of its crashes, this share injures one more pedestrian
+PEDESTRIAN_CORRIDOR_SHARE: Final = 0.9  # of its crashes injuring motorists: pedestrians instead
 NIGHT_HOTSPOT_QUANTILE: Final = 0.9
 NIGHT_HOTSPOT_SHARE: Final = 0.8
 NIGHT_HOURS: Final = (23, 0, 1, 2, 3, 4, 5, 6)
