@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app.components.maps import forecast_map, forecast_tooltips, hex_map
+from app.components.maps import NO_FORECAST_RGB, forecast_map, forecast_tooltips, hex_map
 from app.components.params import select_param
 from app.services.map_context import MapContext
 from app.services.risk_map import ForecastDay, ratio_text
@@ -116,6 +116,9 @@ def mode_map(
     )  # fmt: skip
 
 
+NO_USUAL_CHIP: Final = ("#{:02x}{:02x}{:02x}".format(*NO_FORECAST_RGB), "no usual level")
+
+
 def _chips(items: list[tuple[str, str]], *, outline: str | None = None) -> str:
     chips = [
         f'<span class="vz-chip"><span class="vz-swatch" style="background:{colour}"></span>'
@@ -137,7 +140,7 @@ def mode_legend(day: ForecastDay, mode: str) -> None:
         labels = [f"{lo}–{hi}" for lo, hi in itertools.pairwise(bounds)]
         labels.append(f"{bounds[-1]} or more")
         title = f"Usual level ({day.of.noun} {day.of.per})"
-        body = _chips(list(zip(USUAL_PALETTE, labels, strict=True)))
+        body = _chips([*zip(USUAL_PALETTE, labels, strict=True), NO_USUAL_CHIP])
         note = (
             "The hex's long-run expected count: where crashes happen year in, year out — "
             "the places street redesign fixes. Bins are this area's quantiles "
@@ -146,7 +149,7 @@ def mode_legend(day: ForecastDay, mode: str) -> None:
     else:
         title = f"Tomorrow vs usual ({day.of.described})"
         body = _chips(
-            list(zip(SPIKE_PALETTE, SPIKE_LABELS, strict=True)),
+            [*zip(SPIKE_PALETTE, SPIKE_LABELS, strict=True), NO_USUAL_CHIP],
             outline="clearly above usual (80 % interval above 1×)",
         )
         note = (

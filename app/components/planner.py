@@ -81,8 +81,8 @@ def plan_controls(of: ForecastOf) -> tuple[int, int, planner.RankBy]:
 
 
 def _whose(plan: AreaPlan) -> str:
-    """``day's`` or ``night tour's``."""
-    return "day's" if plan.tour == s.WHOLE_DAY else f"{tour_kind(plan.tour)} tour's"
+    """``that day`` or ``night tour``."""
+    return "that day" if plan.tour == s.WHOLE_DAY else f"{tour_kind(plan.tour)} tour"
 
 
 def plan_summary(plan: AreaPlan) -> None:
@@ -101,13 +101,14 @@ def plan_summary(plan: AreaPlan) -> None:
     hit = plan.hit_rate.share if plan.hit_rate else None
     columns = st.columns(3)
     columns[0].metric(
-        f"Expected share of the {_whose(plan)} {plan.noun} covered",
+        "Expected share covered",
         f"{plan.coverage:.0%}",
-        help=f"{plan.expected_covered:,.1f} of {plan.expected_total:,.1f} expected {plan.noun} in "
-        f"{plan.area_label} fall in the picked hexes ({len(plan.picks)} of {plan.n_hexes}).",
+        help=f"{plan.expected_covered:,.2f} of the {plan.expected_total:,.2f} {plan.noun} "
+        f"expected in {plan.area_label} ({_whose(plan)}) fall in the picked hexes "
+        f"({len(plan.picks)} of {plan.n_hexes}).",
     )
     columns[1].metric(
-        f"Same rule on past days: {plan.noun} covered",
+        "Same rule on past days",
         "—" if hit is None else f"{hit:.0%}",
         help=f"Share of the {plan.noun} that actually happened in the hexes this rule would "
         f"have picked ({plan.forecast_label.lower()}), pooled over the past days.",

@@ -46,6 +46,8 @@ def ranked_table(table: pd.DataFrame, day: dt.date, of: ForecastOf = DEFAULT_FOR
         Hex=[drilldown_url(cell, day, of) for cell in table["Hex"]],
         **{CHANCE_COLUMN: (table[CHANCE_COLUMN] * 100).round()},
     )
+    small = of.expected in table and bool(len(table)) and table[of.expected].max() < 0.1
+    digits = "%.3f" if small else "%.2f"
     narrow = {
         name: st.column_config.Column(width="small")
         for name in ("Precinct", "Borough", "Risk", INTERVAL_COLUMN)
@@ -60,8 +62,8 @@ def ranked_table(table: pd.DataFrame, day: dt.date, of: ForecastOf = DEFAULT_FOR
             CHANCE_COLUMN: st.column_config.ProgressColumn(
                 CHANCE_COLUMN, format="%d%%", min_value=0, max_value=100, width="small"
             ),
-            of.expected: st.column_config.NumberColumn(format="%.2f", width="small"),
-            USUAL_COLUMN: st.column_config.NumberColumn(format="%.2f", width="small"),
+            of.expected: st.column_config.NumberColumn(format=digits, width="small"),
+            USUAL_COLUMN: st.column_config.NumberColumn(format=digits, width="small"),
             "Why": st.column_config.TextColumn(width="large"),
         },
     )

@@ -45,11 +45,23 @@ def deployment_plan(
         raise overview.Unavailable(f"{what[:1].upper()}{what[1:]}.", overview.FIX_SCORE) from exc
 
 
+def count_text(count: float) -> str:
+    """An expected count with the digits a small one needs: ``1.25``, ``0.043``."""
+    return f"{count:.2f}" if count == 0 or abs(count) >= 0.1 else f"{count:.3f}"
+
+
+def chance_text(chance: float) -> str:
+    """``37%``; ``< 1%`` rather than a misleading ``0%``."""
+    return "< 1%" if 0 < chance < 0.005 else f"{chance:.0%}"
+
+
 def _vs_usual(excess: float) -> str:
-    """``+0.31 over usual``, ``−0.05 under usual``; ``—`` without a usual level."""
+    """``+0.31 over usual``, ``−0.005 under usual``; ``—`` without a usual level."""
     if pd.isna(excess):
         return "—"
-    return f"+{excess:.2f} over usual" if excess >= 0 else f"−{-excess:.2f} under usual"
+    if excess >= 0:
+        return f"+{count_text(excess)} over usual"
+    return f"−{count_text(-excess)} under usual"
 
 
 def plan_table(plan: AreaPlan) -> pd.DataFrame:
@@ -60,13 +72,13 @@ def plan_table(plan: AreaPlan) -> pd.DataFrame:
             "Unit": frame["rank"],
             "Place": frame["place"],
             "Risk": frame["risk_class"],
-            f"Expected {plan.noun}": frame["expected_crashes"].map("{:.2f}".format),
+            f"Expected {plan.noun}": frame["expected_crashes"].map(count_text),
             **(
                 {"Tomorrow vs usual": [_vs_usual(x) for x in frame["excess"]]}
                 if frame["excess"].notna().any()
                 else {}
             ),
-            "Chance of ≥ 1 crash": frame["chance_of_crash"].map("{:.0%}".format),
+            "Chance of ≥ 1 crash": frame["chance_of_crash"].map(chance_text),
             "Why": [" · ".join(map(str, reasons)) for reasons in plan.picks["reasons"]],
         }
     )

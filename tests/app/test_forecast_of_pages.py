@@ -227,7 +227,7 @@ def test_planner_plans_the_night_tour_for_pedestrians_in_a_precinct(city: City) 
     for at in (total, excess):
         assert "Pedestrian injuries, night tour 23:00–07:00" in texts(at)
         assert "Expected pedestrian-injury crashes" in at.table[0].value.columns
-        metric(at, "Expected share of the night tour's pedestrian-injury crashes covered")
+        metric(at, "Expected share covered")
     assert excess.selectbox(key="plan_rank").value == "excess"
     assert total.table[0].value["Place"].iloc[0] != excess.table[0].value["Place"].iloc[0]
     assert int(metric(excess, "Past days replayed")) > 0  # replayed for pedestrians at night

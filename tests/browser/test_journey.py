@@ -9,6 +9,7 @@ Only Playwright's auto-waiting synchronises (``expect``, ``wait_for``): no sleep
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -203,11 +204,19 @@ NON_DEFAULT = ("pedestrian", "23-07")  # the journey's target and tour
 NIGHT_LABEL = "Pedestrian injuries, night tour 23:00–07:00"
 
 
-def busiest_precinct(app: RunningApp) -> str:
-    """The precinct with the most hexes of the demo city."""
+def spike_precinct(app: RunningApp, day: dt.date) -> str:
+    """The precinct of the hex whose pedestrian forecast for the night tour of ``day`` is
+    furthest above its usual level."""
     engine = get_engine(app.settings.resolved_database_url)
-    areas = hex_areas(engine, app.settings.h3_res, "precinct")
-    return str(areas["area"].value_counts().index[0])
+    res = app.settings.h3_res
+    target, tour = NON_DEFAULT
+    version = newest_model_version(engine, res, day, target=target, tour=tour)
+    assert version is not None
+    night = predictions_for_day(engine, res, day, version, target=target, tour=tour)
+    excess = night["expected_crashes"] - night["usual"]
+    cell = str(night.loc[excess.idxmax(), "h3_cell"])
+    areas = hex_areas(engine, res, "precinct").set_index("h3_cell")["area"]
+    return str(areas[cell])
 
 
 def night_tour_for_pedestrians(page: Page, app: RunningApp) -> None:
@@ -225,7 +234,7 @@ def night_tour_for_pedestrians(page: Page, app: RunningApp) -> None:
     expect(page.get_by_role("heading", name=f"Riskiest hexes — {NIGHT_LABEL}")).to_be_visible()
     screenshot(page, "risk-map-pedestrian-night")
 
-    precinct = busiest_precinct(app)
+    precinct = spike_precinct(app, day)
     query = (
         f"?layer=precinct&area={quote(precinct)}&target={target}&tour={tour}&rank=excess&units=5"
     )
