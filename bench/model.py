@@ -232,7 +232,9 @@ def main(argv: list[str] | None = None) -> int:
         targets = model.metadata["targets"]
         print(
             f"train_model, every target and tour: {train_s:.0f} s "
-            f"({train_s / single_s:.2f}x the single target; "
+            f"({train_s / single_s:.2f}x the single target; crash booster "
+            f"{model.metadata['crash_seconds']:.0f} s, injury booster "
+            f"{model.metadata.get('injury_seconds', 0):.0f} s, "
             + ", ".join(
                 f"{t} booster {v['seconds']:.0f} s, {v['best_iteration']} rounds"
                 for t, v in targets.items()
