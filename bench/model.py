@@ -7,7 +7,10 @@ tour classes) and their ratio, scoring one day for every hex with SHAP contribut
 targets and tours with reasons, on a city of ~8,000 hexes), and the per-round cost of Poisson
 vs 5-class multiclass.
 
-    PYTHONPATH=. python bench/model.py [--years 10] [--threads 2] [--skip-train]
+    PYTHONPATH=. python bench/model.py [--years 10] [--threads 2] [--skip-train] [--manhattan]
+
+``--manhattan`` also times both trainings on the Manhattan 2020-2022 panel at res 8 (the
+warehouse of bench/real_backtest.py, built on first use; skipped without ../shared/data).
 """
 
 from __future__ import annotations
@@ -155,6 +158,43 @@ def score_every_forecast(model: RiskModel, params: ModelParams, rings: int = 51)
     )
 
 
+def time_manhattan(params: ModelParams) -> None:
+    """Today's single target against every target and tour on the real Manhattan panel."""
+    import importlib.util
+
+    from core.warehouse import get_engine
+    from model.features import load_feature_inputs
+
+    spec = importlib.util.spec_from_file_location(
+        "real_backtest", Path(__file__).with_name("real_backtest.py")
+    )
+    assert spec is not None and spec.loader is not None
+    real = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(real)
+    if not (real.DATA_DIR / real.CRASH_FILE).exists():
+        print(f"no {real.DATA_DIR}: the Manhattan timing is skipped")
+        return
+    real.ingest(real.DATA_DIR, real.WAREHOUSE, rebuild=False)
+    inputs = load_feature_inputs(get_engine(f"sqlite:///{real.WAREHOUSE}"), 8)
+    assert inputs.record_start is not None
+    start = (inputs.record_start + pd.Timedelta(days=28)).date()
+    end = real.TEST_END
+    days = pd.date_range(start, end, freq="D")
+    panel = add_targets(build_features(inputs, days, params.features), inputs)
+    others = [y_column(t) for t in inputs.targets if t != s.ALL_CRASHES]
+    started = time.perf_counter()
+    train_model(panel.drop(columns=others), params, train_start=start, train_end=end)
+    single_s = time.perf_counter() - started
+    started = time.perf_counter()
+    model = train_model(panel, params, train_start=start, train_end=end, inputs=inputs)
+    every_s = time.perf_counter() - started
+    print(
+        f"Manhattan res 8 ({len(panel):,} hex-days): single target {single_s:.0f} s, "
+        f"{len(model.targets)} targets x {len(model.tours)} tours {every_s:.0f} s "
+        f"({every_s / single_s:.2f}x)"
+    )
+
+
 def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
@@ -164,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--years", type=int, default=10)
     parser.add_argument("--threads", type=int, help="LightGBM threads (default: params.yaml)")
     parser.add_argument("--skip-train", action="store_true")
+    parser.add_argument("--manhattan", action="store_true")
     args = parser.parse_args(argv)
     params = load_model_params()
     if args.threads is not None:
@@ -232,7 +273,9 @@ def main(argv: list[str] | None = None) -> int:
         targets = model.metadata["targets"]
         print(
             f"train_model, every target and tour: {train_s:.0f} s "
-            f"({train_s / single_s:.2f}x the single target; "
+            f"({train_s / single_s:.2f}x the single target; crash booster "
+            f"{model.metadata['crash_seconds']:.0f} s, injury booster "
+            f"{model.metadata.get('injury_seconds', 0):.0f} s, "
             + ", ".join(
                 f"{t} booster {v['seconds']:.0f} s, {v['best_iteration']} rounds"
                 for t, v in targets.items()
@@ -252,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
             f"predict + SHAP {total - featured:.3f} s, total {total:.2f} s"
         )
         score_every_forecast(model, params)
+    if args.manhattan:
+        time_manhattan(params)
     print(f"peak RSS of the whole run: {peak_rss_gib():.2f} GiB")
     return 0
 

@@ -11,7 +11,8 @@ Why this and not a full booster per target: the crash count carries most of the 
 rarer count (a hex with many crashes has many pedestrian crashes), the offset gives each target
 that signal for free, and the correction needs few rounds: each target booster early-stops on
 the validation slice with at most half the crash booster's rounds and bags half the rows per
-round, so three targets cost about as much as the crash booster's own fit (``bench/model.py``).
+round, on rows binned once for all targets (``TargetRows``), so three targets cost less than
+the crash booster's own fit (``bench/model.py``).
 It is fitted once on the rows before the validation slice (no refit), so its validation
 predictions, from which its dispersion is estimated, are out of sample.
 
@@ -106,6 +107,39 @@ def known_targets(by_tour: pd.DataFrame | None) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
+class TargetRows:
+    """The fit rows and the validation rows, binned once for every target booster (building a
+    LightGBM dataset costs as much as many rounds of a correction booster); each target then
+    sets its own labels and starting scores."""
+
+    train: lgb.Dataset
+    valid: lgb.Dataset
+    n_fit: int
+
+    @classmethod
+    def bin(
+        cls,
+        matrix: npt.NDArray[np.float32],
+        n_fit: int,
+        booster_params: dict[str, Any],
+        feature_names: list[str],
+    ) -> TargetRows:
+        train = lgb.Dataset(
+            matrix[:n_fit],
+            label=np.zeros(n_fit),
+            feature_name=feature_names,
+            params=booster_params,
+        )
+        valid = lgb.Dataset(
+            matrix[n_fit:], label=np.zeros(len(matrix) - n_fit), reference=train,
+            params=booster_params,
+        )  # fmt: skip
+        train.construct()
+        valid.construct()
+        return cls(train, valid, n_fit)
+
+
+@dataclass(frozen=True)
 class TargetFit:
     booster: lgb.Booster
     offset: float  # log of the target's share of crashes in the fit rows
@@ -116,19 +150,19 @@ class TargetFit:
 
 def fit_target_booster(
     target: str,
+    rows: TargetRows,
     matrix: npt.NDArray[np.float32],
     y_target: FloatArray,
     y_crashes: FloatArray,
-    n_fit: int,
     crash_score: FloatArray,
     crash_validation_score: FloatArray,
     booster_params: dict[str, Any],
-    feature_names: list[str],
     crash_rounds: int,
 ) -> TargetFit | None:
-    """The correction booster of ``target`` on top of the crash booster (module docstring);
-    None when the fit rows hold none of it."""
+    """The correction booster of ``target`` on top of the crash booster (module docstring),
+    trained on ``rows`` (``matrix`` binned); None when the fit rows hold none of it."""
     started = time.perf_counter()
+    n_fit = rows.n_fit
     hits, crashes = float(y_target[:n_fit].sum()), float(y_crashes[:n_fit].sum())
     if hits <= 0 or crashes <= 0:
         log.info("no %s crashes in the training rows: no %s booster", target, target)
@@ -139,25 +173,16 @@ def fit_target_booster(
         "bagging_fraction": min(TARGET_BAGGING_FRACTION, booster_params.get("bagging_fraction", 1)),
         "bagging_freq": max(int(booster_params.get("bagging_freq", 0)), 1),
     }
-    train_set = lgb.Dataset(
-        matrix[:n_fit],
-        y_target[:n_fit],
-        init_score=crash_score[:n_fit] + offset,
-        feature_name=feature_names,
-        free_raw_data=True,
-    )
-    valid_set = lgb.Dataset(
-        matrix[n_fit:],
-        y_target[n_fit:],
-        init_score=crash_validation_score + offset,
-        reference=train_set,
-    )
+    rows.train.set_label(y_target[:n_fit])
+    rows.train.set_init_score(crash_score[:n_fit] + offset)
+    rows.valid.set_label(y_target[n_fit:])
+    rows.valid.set_init_score(crash_validation_score + offset)
     rounds = max(int(crash_rounds * TARGET_ROUND_SHARE), 10)
     booster = lgb.train(
         params,
-        train_set,
+        rows.train,
         num_boost_round=rounds,
-        valid_sets=[valid_set],
+        valid_sets=[rows.valid],
         valid_names=["validation"],
         callbacks=[lgb.early_stopping(TARGET_EARLY_STOPPING, verbose=False)],
     )

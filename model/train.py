@@ -45,7 +45,7 @@ from model.features import (
 )
 from model.metrics import poisson_deviance
 from model.risk_model import RiskModel
-from model.targets import OTHER_TARGETS, fit_target_booster, y_column
+from model.targets import OTHER_TARGETS, TargetRows, fit_target_booster, y_column
 from model.tours import forecast_context
 
 log = logging.getLogger(__name__)
@@ -300,20 +300,20 @@ def train_model(
     target_boosters: dict[str, lgb.Booster] = {}
     targets_info: dict[str, dict[str, Any]] = {}
     day_reference: dict[str, FloatArray] = {s.ALL_CRASHES: reference_expected}
-    for target in OTHER_TARGETS:
-        if y_column(target) not in rows.columns:
-            continue
+    present = [t for t in OTHER_TARGETS if y_column(t) in rows.columns]
+    binned = TargetRows.bin(matrix, n_fit, booster_params, feature_names) if present else None
+    for target in present:
+        assert binned is not None
         y_target = rows[y_column(target)].to_numpy(dtype=np.float64)
         fit = fit_target_booster(
             target,
+            binned,
             matrix,
             y_target,
             y_crashes,
-            n_fit,
             crash_score,
             np.log(np.maximum(crashes.validation_expected, 1e-12)),
             booster_params,
-            feature_names,
             crashes.best_iteration,
         )
         if fit is None:
