@@ -291,7 +291,7 @@ def rescoring_seconds(var_dir: Path, repeat: int, basemap: str | None) -> float:
     os.environ.update(environment(var_dir, basemap))
     from core.settings import Settings
     from core.warehouse import get_engine
-    from model import planner
+    from model import whatif
     from model.contract import tomorrow
     from model.registry.loading import load_champion
     from model.score import WeatherOverrides, day_features, what_if
@@ -307,7 +307,7 @@ def rescoring_seconds(var_dir: Path, repeat: int, basemap: str | None) -> float:
         overrides = WeatherOverrides(precip_mm=5.0 + 5 * step)
         started = time.perf_counter()
         scored = what_if(model, features, overrides, base_predictions=base)
-        planner.class_change_reasons(model, features, overrides, scored, limit=50)
+        whatif.class_change_reasons(model, features, overrides, scored, limit=50)
         times.append(time.perf_counter() - started)
     return statistics.median(times)
 

@@ -1,4 +1,4 @@
-"""Deployment planning and what-if explanations: pure functions on forecast frames.
+"""Deployment planning: pure functions on forecast frames.
 
 **Picking.** ``pick_hexes`` walks the hexes from the highest expected count of the plan's
 target in its tour (total risk), or the highest excess of that count over the hex's usual
@@ -23,7 +23,6 @@ plain-word phrases, strongest first); ``place`` (the hex's name) when known.
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 import json
 import math
@@ -31,7 +30,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 import pandas as pd
@@ -41,13 +40,8 @@ from core import schema as s
 from core.spreadsheet import neutralise_value, safe_csv
 from geo.cells import cell_to_latlng, cells_to_boundaries, grid_disk
 from model.chronic import EXCESS
-from model.features import feature_label
 from model.forecast_names import forecast_label, forecast_slug, target_noun
 from model.uncertainty import chance_of_any_crash
-
-if TYPE_CHECKING:
-    from model.risk_model import RiskModel
-    from model.score import WeatherOverrides
 
 RankBy = Literal["expected_crashes", "excess", "expected_injuries"]
 BriefingFormat = Literal["png", "pdf"]
@@ -440,73 +434,3 @@ class AreaPlan:
 
             return render_briefing(self, fmt)
         raise ValueError(f"unknown plan format {fmt!r}: use one of {', '.join(MEDIA_TYPES)}")
-
-
-# ------------------------------------------------------------------------------------------
-# what-if: why a hex changes class
-
-
-def class_change_reasons(
-    model: RiskModel,
-    base_features: pd.DataFrame,
-    overrides: WeatherOverrides,
-    scenario: pd.DataFrame,
-    *,
-    limit: int | None = 100,
-) -> pd.DataFrame:
-    """The hexes whose class the scenario changes, each with its strongest reason.
-
-    ``scenario`` is ``model.score.what_if`` output for ``base_features`` (same rows). The
-    reason is the feature whose SHAP contribution changed most between the forecast and the
-    scenario. Only the ``limit`` largest changes in expected crashes are explained (TreeSHAP
-    costs about a millisecond per hex), largest first. Columns: ``h3_cell``,
-    ``base_risk_class``, ``risk_class``, ``base_expected_crashes``, ``expected_crashes``,
-    ``delta_expected_crashes``, ``feature``, ``reason``, ``contribution_change``.
-    """
-    columns = [
-        s.H3_CELL, "base_risk_class", "risk_class", "base_expected_crashes", "expected_crashes",
-        "delta_expected_crashes", "feature", "reason", "contribution_change",
-    ]  # fmt: skip
-    changed = scenario.loc[scenario["class_change"].to_numpy() != 0, columns[:6]]
-    if changed.empty:
-        return pd.DataFrame(columns=columns)
-    order = changed["delta_expected_crashes"].abs().sort_values(ascending=False, kind="stable")
-    changed = changed.loc[order.index[:limit]]
-    rows = base_features.iloc[changed.index.to_numpy()]
-    scenario_rows = overrides.apply(rows)
-    before, _ = model.explain(rows)
-    after, _ = model.explain(scenario_rows)
-    delta = after.to_numpy() - before.to_numpy()
-    strongest = np.abs(delta).argmax(axis=1)
-    old_values = rows[model.feature_names].to_numpy(dtype=np.float64)
-    new_values = scenario_rows[model.feature_names].to_numpy(dtype=np.float64)
-    names = [model.feature_names[j] for j in strongest]
-    texts = [
-        _change_text(name, old_values[i, j], new_values[i, j], delta[i, j])
-        for i, (name, j) in enumerate(zip(names, strongest, strict=True))
-    ]
-    return changed.assign(
-        feature=names,
-        reason=texts,
-        contribution_change=delta[np.arange(len(strongest)), strongest],
-    ).reset_index(drop=True)
-
-
-def _value_text(feature: str, value: float) -> str:
-    if not math.isfinite(value):
-        return "unknown"
-    if feature == "weekday":
-        return calendar.day_name[int(value) % 7]
-    if feature == "is_holiday":
-        return "yes" if value >= 0.5 else "no"
-    return f"{value:.3g}"
-
-
-def _change_text(feature: str, old: float, new: float, change: float) -> str:
-    direction = "raises" if change > 0 else "lowers"
-    label = feature_label(feature)
-    if math.isclose(old, new, rel_tol=1e-6, abs_tol=1e-9):
-        return f"{label} ({_value_text(feature, new)}) now {direction} the risk"
-    return (
-        f"{label}: {_value_text(feature, old)} → {_value_text(feature, new)} {direction} the risk"
-    )

@@ -346,22 +346,47 @@ class WeatherOverrides:
         return features.assign(**changes) if changes else features
 
 
+def predict_forecast(
+    model: RiskModel,
+    features: pd.DataFrame,
+    target: str = s.ALL_CRASHES,
+    tour: str = s.WHOLE_DAY,
+    share: npt.ArrayLike | None = None,
+) -> pd.DataFrame:
+    """Predictions of ``target`` in ``tour``, as stored: the target's day forecast, times the
+    hex's tour ``share`` (``ForecastContext.share_of``, same rows) for a tour."""
+    day = model.predict_target(features, target)
+    if tour == s.WHOLE_DAY:
+        return day
+    if share is None:
+        raise ValueError(f"the {tour!r} tour needs each hex's tour share")
+    return model.predict_tour(day, target, tour, share)
+
+
 def what_if(
     model: RiskModel,
     base_features: pd.DataFrame,
     overrides: WeatherOverrides,
     *,
     base_predictions: pd.DataFrame | None = None,
+    target: str = s.ALL_CRASHES,
+    tour: str = s.WHOLE_DAY,
+    share: npt.ArrayLike | None = None,
 ) -> pd.DataFrame:
-    """Re-score all hexes with the overrides applied; nothing is written.
+    """Re-score all hexes' ``target`` in ``tour`` with the overrides applied (``predict_forecast``;
+    ``share``: each hex's tour share); nothing is written.
 
     Returns one row per hex: ``h3_cell``, the new ``PREDICTION_COLUMNS``,
     ``base_expected_crashes``, ``delta_expected_crashes``, ``base_risk_class``,
-    ``class_change`` (new minus base class). Pass ``base_predictions`` (``model.predict`` of
-    ``base_features``, same rows) to skip scoring the base again.
+    ``class_change`` (new minus base class). Pass ``base_predictions`` (``predict_forecast`` of
+    ``base_features``, same rows, target and tour) to skip scoring the base again.
     """
-    base = base_predictions if base_predictions is not None else model.predict(base_features)
-    changed = model.predict(overrides.apply(base_features))
+    base = (
+        base_predictions
+        if base_predictions is not None
+        else predict_forecast(model, base_features, target, tour, share)
+    )
+    changed = predict_forecast(model, overrides.apply(base_features), target, tour, share)
     new_class = changed["risk_class"].to_numpy(dtype=np.int64)
     old_class = base["risk_class"].to_numpy(dtype=np.int64)
     new_expected = changed["expected_crashes"].to_numpy(dtype=np.float64)

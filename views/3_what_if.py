@@ -15,7 +15,7 @@ from app.components.what_if import (
 from app.services.forecast_of import forecast_choices
 from app.services.map_context import map_context
 from app.services.overview import overview
-from app.services.what_if import what_if, what_if_base, what_if_note
+from app.services.what_if import what_if, what_if_base
 
 st.title("What-if weather")
 info = load(overview)
@@ -23,12 +23,9 @@ banners(info)
 with st.spinner("Loading the model and tomorrow's features…"):
     base = load(what_if_base)
 of = forecast_of_param(load(forecast_choices, base.target_date), key_prefix="whatif")
-note = what_if_note(of)
-if note:
-    st.info(note, icon=":material/info:")
 st.caption(
-    "Move the sliders: the whole map is re-scored by the model with this weather and day in "
-    "place of the forecast. Nothing is stored."
+    f"Move the sliders: every hex's {of.described} is re-scored by the model with this "
+    "weather and day in place of the forecast. Nothing is stored."
 )
 
 
@@ -36,10 +33,10 @@ st.caption(
 def scenario_view() -> None:
     with metrics.fragment_run("what-if"):  # a slider reruns this fragment alone
         scenario = scenario_controls(base)
-        result = load(what_if, base, scenario)
+        result = load(what_if, base, scenario, of)
         what_if_summary(result)
         change_map(result, try_load(map_context))
-        st.subheader("Hexes that change class")
+        st.subheader(f"Hexes that change class: {of.label.lower()}")
         class_changes_table(result)
 
 

@@ -3,6 +3,7 @@ change map and the table of hexes that change class."""
 
 from __future__ import annotations
 
+import html
 from dataclasses import replace
 from typing import Any, Final
 
@@ -129,19 +130,20 @@ def _changes(scenario: Scenario, forecast: Scenario) -> str:
 
 
 def what_if_summary(result: WhatIfResult) -> None:
-    """Headline numbers: citywide expected crashes with and without the scenario."""
-    base = result.base
+    """Headline numbers: the citywide expected count of the forecast's target in its tour,
+    with and without the scenario."""
+    base, of = result.base, result.of
     st.markdown(
-        f"Forecast for **{long_date(base.target_date)}** (model {base.model_version}, "
+        f"**{of.label}** for **{long_date(base.target_date)}** (model {base.model_version}, "
         f"{base.weather_kind} weather: {_describe(base.forecast)}). "
         f"Scenario: **{_changes(result.scenario, base.on_sliders)}**."
     )
     change = result.expected_total - result.forecast_total
     columns = st.columns(4)
-    columns[0].metric("Expected crashes, forecast", f"{result.forecast_total:,.0f}")
+    columns[0].metric(f"{of.expected}, forecast", f"{result.forecast_total:,.1f}")
     columns[1].metric(
-        "Expected crashes, scenario",
-        f"{result.expected_total:,.0f}",
+        f"{of.expected}, scenario",
+        f"{result.expected_total:,.1f}",
         delta=f"{change:+,.1f}",
         delta_color="inverse",
     )
@@ -151,7 +153,7 @@ def what_if_summary(result: WhatIfResult) -> None:
 
 
 def _change_colour(delta: float, scale: float) -> list[int]:
-    """Diverging RdBu-like colour: blue fewer, red more expected crashes, grey no change."""
+    """Diverging RdBu-like colour: blue fewer, red more expected, grey no change."""
     weight = min(abs(delta) / scale, 1.0) if scale > 0 else 0.0
     end = MORE_RGB if delta > 0 else FEWER_RGB
     rgb = [round(n + (e - n) * weight) for n, e in zip(NEUTRAL_RGB, end, strict=True)]
@@ -159,9 +161,10 @@ def _change_colour(delta: float, scale: float) -> list[int]:
 
 
 def change_deck(result: WhatIfResult, context: MapContext | None = None) -> pdk.Deck:
-    """The change map: every hex coloured by its change in expected crashes, with the area
-    outlines of ``context``."""
+    """The change map: every hex coloured by its change in the expected count of the
+    forecast's target in its tour, with the area outlines of ``context``."""
     hexes = result.hexes
+    noun = result.of.expected.lower()
     deltas = hexes["delta_expected_crashes"].to_numpy(dtype=np.float64)
     scale = float(np.quantile(np.abs(deltas), 0.98)) if len(deltas) else 0.0
     labels = s.RISK_CLASSES
@@ -179,7 +182,7 @@ def change_deck(result: WhatIfResult, context: MapContext | None = None) -> pdk.
             "h": cell,
             "c": _change_colour(delta, scale),
             "t": f"{labels[int(old)]} → {labels[int(new)]}\n"
-            f"{before:.2f} → {after:.2f} expected crashes ({delta:+.2f})",
+            f"{before:.2f} → {after:.2f} {noun} ({delta:+.2f})",
         }
         for cell, old, new, before, after, delta in columns
     ]
@@ -201,20 +204,22 @@ def change_deck(result: WhatIfResult, context: MapContext | None = None) -> pdk.
 
 
 def change_map(result: WhatIfResult, context: MapContext | None = None) -> None:
+    of = result.of
     st.pydeck_chart(
         change_deck(result, context),
         height=CHANGE_MAP_HEIGHT_PX,
         key="what_if_map",
-        alt="Map of the change in expected crashes under the scenario",
+        alt=f"Map of the change in {of.described} under the scenario",
     )
     st.markdown(
-        '<div class="vz-legend"><strong>Change against the forecast:</strong>'
+        f'<div class="vz-legend"><strong>Change in {html.escape(of.described)} against the '
+        "forecast:</strong>"
         f'<span class="vz-chip"><span class="vz-swatch" style="background:rgb{FEWER_RGB}">'
-        "</span>fewer crashes expected</span>"
+        f"</span>fewer {html.escape(of.noun)} expected</span>"
         f'<span class="vz-chip"><span class="vz-swatch" style="background:rgb{NEUTRAL_RGB}">'
         "</span>no change</span>"
         f'<span class="vz-chip"><span class="vz-swatch" style="background:rgb{MORE_RGB}">'
-        "</span>more crashes expected</span></div>",
+        f"</span>more {html.escape(of.noun)} expected</span></div>",
         unsafe_allow_html=True,
     )
 
@@ -228,12 +233,13 @@ def class_changes_table(result: WhatIfResult) -> None:
     if n_changed > len(changes):
         st.caption(f"The {len(changes)} largest of {n_changed:,} class changes, with the reason.")
     labels = s.RISK_CLASSES
+    change_column = f"Change in {result.of.expected.lower()}"
     table = pd.DataFrame(
         {
             "Hex": changes[s.H3_CELL],
             "Forecast class": [labels[int(k)] for k in changes["base_risk_class"]],
             "Scenario class": [labels[int(k)] for k in changes["risk_class"]],
-            "Change in expected crashes": changes["delta_expected_crashes"],
+            change_column: changes["delta_expected_crashes"],
             "Main reason": changes["reason"],
         }
     )
@@ -242,7 +248,7 @@ def class_changes_table(result: WhatIfResult) -> None:
         hide_index=True,
         width="stretch",
         column_config={
-            "Change in expected crashes": st.column_config.NumberColumn(format="%+.2f"),
+            change_column: st.column_config.NumberColumn(format="%+.2f"),
             "Main reason": st.column_config.TextColumn(width="large"),
         },
     )

@@ -26,6 +26,7 @@ from model.contract import day_after
 
 if TYPE_CHECKING:
     from model.risk_model import RiskModel
+    from model.score import DayFeatures
     from model.weather_features import WeatherMode
 
 log = logging.getLogger(__name__)
@@ -117,31 +118,39 @@ def registered_model(version: str | None = None) -> tuple[RiskModel, str]:
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner="Building the day's features…")
-def _day_features(
+def _day(
     url: str, tracking_uri: str, version: str, target_date: dt.date, weather: WeatherMode
-) -> pd.DataFrame:
+) -> DayFeatures:
     from model.score import day_features as build_day
 
     model, _ = _model(tracking_uri, version)
-    return build_day(_warehouse(url), model, target_date, weather=weather).features
+    return build_day(_warehouse(url), model, target_date, weather=weather)
 
 
-def day_features(
+def scoring_day(
     target_date: dt.date, version: str, weather: WeatherMode = "forecast"
-) -> pd.DataFrame:
-    """Every hex's feature row for one day, as model ``version`` scores it (cached).
+) -> DayFeatures:
+    """Every hex's feature row for one day as model ``version`` scores it, with the day's
+    tour shares and usual levels (``DayFeatures.context``; cached).
 
     ``weather`` is ``"forecast"`` (the evening-before view) or ``"observed"``.
     """
     settings = get_settings()
     registered_model(version)
-    return _day_features(
+    return _day(
         settings.resolved_database_url,
         settings.resolved_mlflow_tracking_uri,
         version,
         target_date,
         weather,
     )
+
+
+def day_features(
+    target_date: dt.date, version: str, weather: WeatherMode = "forecast"
+) -> pd.DataFrame:
+    """Every hex's feature row for one day (``scoring_day(...).features``; cached)."""
+    return scoring_day(target_date, version, weather).features
 
 
 # ------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """The what-if page's services: the forecast day a what-if starts from, the scenario (weather
-and day, as the sliders and the URL hold it) and every hex re-scored under it.
+and day, as the sliders and the URL hold it) and every hex's forecast of the chosen target
+and tour (``ForecastOf``) re-scored under it.
 
 The scoring itself is ``model.whatif.score_scenario``; here it is cached per scenario.
 """
@@ -23,6 +24,9 @@ from core import schema as s
 from core.settings import get_settings
 
 if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    from model.risk_model import RiskModel
     from model.score import WeatherOverrides
 
 log = logging.getLogger(__name__)
@@ -139,13 +143,33 @@ class WhatIfBase:
         )
 
 
+def _forecast_inputs(
+    version: str, target_date: dt.date, of: ForecastOf
+) -> tuple[RiskModel, pd.DataFrame, npt.NDArray[np.float64] | None]:
+    """The model, the day's features and (for a tour) each hex's share of ``of.target`` in
+    the tour, as the stored forecast uses them."""
+    model, _ = overview.registered_model(version)
+    day = overview.scoring_day(target_date, version)
+    features = day.features.reset_index(drop=True)
+    if of.tour == s.WHOLE_DAY:
+        return model, features, None
+    if day.context is None or (of.target, of.tour) not in day.context.share:
+        raise overview.Unavailable(
+            f"Model {version} has no {of.label.lower()} forecast to re-score.",
+            overview.FIX_TRAIN,
+        )
+    return model, features, day.context.share_of(of.target, of.tour, features)
+
+
 @st.cache_data(ttl=overview.CACHE_TTL_S, show_spinner="Scoring the forecast…")
 def _base_predictions(
-    url: str, tracking_uri: str, version: str, target_date: dt.date
+    url: str, tracking_uri: str, version: str, target_date: dt.date, of: ForecastOf
 ) -> pd.DataFrame:
-    """``model.predict`` of the day's features (cached: the what-if re-scores only the change)."""
-    model, _ = overview.registered_model(version)
-    return model.predict(overview.day_features(target_date, version)).reset_index(drop=True)
+    """The day's forecast of ``of`` (cached: the what-if re-scores only the change)."""
+    from model.score import predict_forecast
+
+    model, features, share = _forecast_inputs(version, target_date, of)
+    return predict_forecast(model, features, of.target, of.tour, share).reset_index(drop=True)
 
 
 def what_if_base() -> WhatIfBase:
@@ -177,20 +201,9 @@ def what_if_base() -> WhatIfBase:
     )
 
 
-def what_if_note(of: ForecastOf) -> str | None:
-    """What the what-if re-scores when ``of`` is not all crashes over the whole day: the
-    model's what-if scores all crashes over the whole day only, so say so."""
-    if of.is_default:
-        return None
-    return (
-        f"The what-if re-scores all crashes over the whole day: the model cannot yet re-score "
-        f"{of.label.lower()} under other weather. The numbers below are all crashes."
-    )
-
-
 @dataclass(frozen=True)
 class WhatIfResult:
-    """Every hex re-scored under a scenario, next to the forecast.
+    """Every hex's forecast of ``of`` re-scored under a scenario, next to the forecast.
 
     ``hexes``: ``h3_cell``, ``risk_class``, ``base_risk_class``, ``expected_crashes``,
     ``base_expected_crashes``, ``delta_expected_crashes``. ``changes``: the hexes that change
@@ -199,6 +212,7 @@ class WhatIfResult:
     """
 
     base: WhatIfBase
+    of: ForecastOf
     scenario: Scenario
     hexes: pd.DataFrame
     changes: pd.DataFrame
@@ -228,20 +242,33 @@ class WhatIfResult:
 
 @st.cache_data(ttl=overview.CACHE_TTL_S, max_entries=64, show_spinner=False)
 def _score_scenario(
-    url: str, tracking_uri: str, version: str, target_date: dt.date, overrides: WeatherOverrides
+    url: str,
+    tracking_uri: str,
+    version: str,
+    target_date: dt.date,
+    of: ForecastOf,
+    overrides: WeatherOverrides,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     from model.whatif import score_scenario
 
-    model, _ = overview.registered_model(version)
-    features = overview.day_features(target_date, version).reset_index(drop=True)
-    base = _base_predictions(url, tracking_uri, version, target_date)
+    model, features, share = _forecast_inputs(version, target_date, of)
+    base = _base_predictions(url, tracking_uri, version, target_date, of)
     return score_scenario(
-        model, features, overrides, base_predictions=base, explain=CHANGES_EXPLAINED
+        model,
+        features,
+        overrides,
+        base_predictions=base,
+        explain=CHANGES_EXPLAINED,
+        target=of.target,
+        tour=of.tour,
+        share=share,
     )
 
 
-def what_if(base: WhatIfBase, scenario: Scenario) -> WhatIfResult:
-    """Re-score every hex of the base day under ``scenario`` (nothing is stored)."""
+def what_if(base: WhatIfBase, scenario: Scenario, of: ForecastOf | None = None) -> WhatIfResult:
+    """Re-score every hex's forecast of ``of`` (all crashes over the whole day by default) on
+    the base day under ``scenario`` (nothing is stored)."""
+    of = of or ForecastOf()
     settings = get_settings()
     started = time.perf_counter()
     hexes, changes = _score_scenario(
@@ -249,6 +276,7 @@ def what_if(base: WhatIfBase, scenario: Scenario) -> WhatIfResult:
         settings.resolved_mlflow_tracking_uri,
         base.model_version,
         base.target_date,
+        of,
         scenario.overrides(base),
     )
-    return WhatIfResult(base, scenario, hexes, changes, time.perf_counter() - started)
+    return WhatIfResult(base, of, scenario, hexes, changes, time.perf_counter() - started)

@@ -16,9 +16,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app.components import map_modes, maps
-from app.services.forecast_of import ForecastOf
 from app.services.model_health import ModelHealth
-from app.services.what_if import what_if_note
 from core import schema as s
 from model.chronic import spike_columns
 
@@ -242,13 +240,6 @@ def test_planner_offers_injuries_ranking_only_for_all_crashes(city: City) -> Non
         "Total risk",
         "Tomorrow's excess over usual",
     ]
-
-
-def test_what_if_says_which_forecast_it_rescores() -> None:
-    assert what_if_note(ForecastOf()) is None
-    note = what_if_note(ForecastOf(PEDESTRIAN, NIGHT))
-    assert note is not None
-    assert "pedestrian injuries, night tour 23:00–07:00" in note and "all crashes" in note
 
 
 def test_briefing_shows_injury_and_pedestrian_forecasts_under_the_rule(city: City) -> None:

@@ -256,6 +256,40 @@ def test_rain_raises_the_citywide_total(with_model: ModelWorld) -> None:
 
 
 @pytest.mark.slow
+def test_what_if_rescores_pedestrians_on_the_night_tour(with_model: ModelWorld) -> None:
+    crashes = open_page(WHAT_IF)
+    night = open_page(WHAT_IF, target="pedestrian", tour="23-07")
+    label = "Expected pedestrian-injury crashes"
+    forecast = metric(night, f"{label}, forecast")
+    assert forecast < metric(crashes, "Expected crashes, forecast")
+    # untouched, it is the stored forecast of pedestrians on the night tour
+    engine = get_engine(get_settings().resolved_database_url)
+    with engine.connect() as conn:
+        stored = conn.execute(
+            sa.text(
+                "SELECT sum(expected_crashes) FROM predictions WHERE target = 'pedestrian' "
+                "AND tour = '23-07' AND model_version = :v AND target_date = :d"
+            ),
+            {"v": with_model.version, "d": DEMO.end + dt.timedelta(days=1)},
+        ).scalar_one()
+    assert forecast == pytest.approx(stored, abs=0.05)
+    assert metric(night, f"{label}, scenario") == pytest.approx(forecast)
+    text = texts(night)
+    assert "Pedestrian injuries, night tour 23:00–07:00" in text
+    assert "Change in expected pedestrian-injury crashes, night tour 23:00–07:00" in text
+    assert "re-scores all crashes" not in text
+    night.slider(key="wi_precip").set_value(40.0).run()
+    assert not night.exception, [e.value for e in night.exception]
+    assert metric(night, f"{label}, forecast") == pytest.approx(forecast)
+    deck = json.loads(night.get("deck_gl_json_chart")[0].proto.json)
+    (layer,) = [x for x in deck["layers"] if x["id"] == "what-if-change"]
+    tips = [row["t"] for row in layer["data"]]
+    deltas = [float(tip.rsplit("(", 1)[1].rstrip(")")) for tip in tips]
+    assert any(d != 0 for d in deltas)
+    assert all("expected pedestrian-injury crashes" in tip for tip in tips)
+
+
+@pytest.mark.slow
 def test_scenario_is_read_from_the_url(with_model: ModelWorld) -> None:
     at = open_page(WHAT_IF, scenario="precip_mm:30,snow_cm:5,weekday:4,holiday:1")
     assert at.slider(key="wi_precip").value == 30.0

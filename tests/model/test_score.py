@@ -26,6 +26,7 @@ from model.score import (
     day_features,
     explain_hex,
     score_day,
+    score_features,
     what_if,
     what_if_summary,
     write_predictions,
@@ -239,3 +240,31 @@ def test_every_target_s_tours_sum_to_its_day_and_carry_a_tour_reason(world: Demo
     tour_reasons = [[x for x in r if x.feature == "tour_share"] for r in reasons]
     assert all(len(x) == 1 for x in tour_reasons)
     assert any("citywide" in x[0].text and "23:00–07:00" in x[0].text for x in tour_reasons)
+
+
+def test_what_if_of_a_target_in_a_tour_starts_from_its_stored_forecast(world: DemoWorld) -> None:
+    target = tomorrow(world.engine, world.settings)
+    day = day_features(world.engine, world.model, target)
+    scored = score_features(world.model, day)
+    stored = scored.forecasts.loc[
+        (scored.forecasts[s.TARGET] == "pedestrian") & (scored.forecasts[s.TOUR] == "23-07")
+    ]
+    assert day.context is not None
+    share = day.context.share_of("pedestrian", "23-07", day.features)
+    same = what_if(
+        world.model, day.features, WeatherOverrides(), target="pedestrian", tour="23-07",
+        share=share,
+    )  # fmt: skip
+    np.testing.assert_allclose(same["expected_crashes"], stored["expected_crashes"], rtol=1e-9)
+    assert (same["risk_class"].to_numpy() == stored["risk_class"].to_numpy()).all()
+    assert (same["delta_expected_crashes"] == 0).all()
+    # its own counts: fewer than all crashes over the whole day
+    crashes = what_if(world.model, day.features, WeatherOverrides())
+    assert same["expected_crashes"].sum() < 0.5 * crashes["expected_crashes"].sum()
+    wet = what_if(
+        world.model, day.features, WeatherOverrides(precip_mm=25.0), target="pedestrian",
+        tour="23-07", share=share,
+    )  # fmt: skip
+    assert wet["expected_crashes"].sum() != pytest.approx(same["expected_crashes"].sum())
+    with pytest.raises(ValueError, match="tour share"):
+        what_if(world.model, day.features, WeatherOverrides(), target="pedestrian", tour="23-07")
