@@ -8,8 +8,7 @@ hex map; the outlines come from ``model.planner.outline_rings``.
 
 from __future__ import annotations
 
-import functools
-from typing import Final, cast
+from typing import Any, Final, cast
 
 import pandas as pd
 import pydeck as pdk
@@ -19,7 +18,7 @@ from app.components.frame import long_date
 from app.components.maps import build_deck, forecast_tooltips
 from app.components.params import select_param, slider_param
 from app.services.forecast_of import ForecastOf
-from app.services.planner import plan_table
+from app.services.planner import briefing, plan_key, plan_table
 from app.services.risk_map import ForecastDay
 from core import schema as s
 from core.schema import ALL_CRASHES
@@ -37,6 +36,14 @@ UNIT_LAYER_ID: Final = "unit-numbers"
 AREA_LAYER_ID: Final = "area-outline"
 CONTEXT_LAYER_ID: Final = "neighbouring-areas"
 INK_RGBA: Final = [20, 20, 60, 255]
+DOWNLOADS: Final[dict[planner.PlanFormat, tuple[str, str]]] = {
+    "csv": ("Plan as CSV", ":material/table:"),
+    "geojson": ("Plan as GeoJSON", ":material/map:"),
+    "pdf": ("Briefing (PDF)", ":material/print:"),
+    "png": ("Briefing (PNG)", ":material/image:"),
+}
+BRIEFING_BUTTON: Final = "plan_briefing"
+BRIEFING_READY: Final = "plan_briefing_ready"  # the plan whose briefing was asked for
 PIXELS: Final = pdk.types.String("pixels")  # a literal: pydeck reads bare strings as accessors
 
 
@@ -200,18 +207,31 @@ def plan_list(plan: AreaPlan) -> None:
     )
 
 
+def _download(column: Any, plan: AreaPlan, fmt: planner.PlanFormat, data: bytes) -> None:
+    label, icon = DOWNLOADS[fmt]
+    column.download_button(
+        label, data, plan.file_name(fmt), planner.MEDIA_TYPES[fmt], icon=icon,
+        key=f"plan_{fmt}", on_click="ignore",
+    )  # fmt: skip
+
+
 def plan_downloads(plan: AreaPlan) -> None:
-    """CSV, GeoJSON and the printable briefing (PDF and PNG, drawn on download), named by
-    area, date, target and tour as ``vz plan`` names them."""
-    labels = {
-        "csv": ("Plan as CSV", ":material/table:"),
-        "geojson": ("Plan as GeoJSON", ":material/map:"),
-        "pdf": ("Briefing (PDF)", ":material/print:"),
-        "png": ("Briefing (PNG)", ":material/image:"),
-    }
-    for column, (fmt, (label, icon)) in zip(st.columns(len(labels)), labels.items(), strict=True):
-        kind = cast(planner.PlanFormat, fmt)
-        column.download_button(
-            label, functools.partial(plan.content, kind), plan.file_name(kind),
-            planner.MEDIA_TYPES[fmt], icon=icon, key=f"plan_{fmt}", on_click="ignore",
+    """CSV and GeoJSON, and the printable briefing (PDF and PNG, drawn once per plan when
+    asked), named by area, date, target and tour as ``vz plan`` names them.
+
+    Every button carries its file as ready bytes: a deferred download (a callable) can be
+    cleared by another session's clean-up before the browser fetches it, and 404."""
+    key = plan_key(plan)
+    if st.session_state.get(BRIEFING_BUTTON):  # clicked: this run draws the briefing
+        st.session_state[BRIEFING_READY] = key
+    columns = st.columns(len(DOWNLOADS))
+    _download(columns[0], plan, "csv", plan.content("csv"))
+    _download(columns[1], plan, "geojson", plan.content("geojson"))
+    if st.session_state.get(BRIEFING_READY) != key:
+        columns[2].button(
+            "Prepare the printable briefing", icon=":material/print:", key=BRIEFING_BUTTON,
+            help="Draws the one-page briefing of this plan as PDF and PNG (a second or two).",
         )  # fmt: skip
+        return
+    _download(columns[2], plan, "pdf", briefing(plan, "pdf"))
+    _download(columns[3], plan, "png", briefing(plan, "png"))

@@ -45,6 +45,35 @@ def deployment_plan(
         raise overview.Unavailable(f"{what[:1].upper()}{what[1:]}.", overview.FIX_SCORE) from exc
 
 
+@st.cache_data(ttl=overview.CACHE_TTL_S, max_entries=32, show_spinner="Drawing the briefing…")
+def _briefing(key: tuple[object, ...], _plan: AreaPlan, fmt: planner.BriefingFormat) -> bytes:
+    return _plan.content(fmt)
+
+
+def briefing(plan: AreaPlan, fmt: planner.BriefingFormat) -> bytes:
+    """The plan's printable briefing in ``fmt``, drawn once per plan (cached: about 1–2 s a
+    page), as ready bytes for the download button."""
+    return _briefing(plan_key(plan), plan, fmt)
+
+
+def plan_key(plan: AreaPlan) -> tuple[object, ...]:
+    """What makes a plan: its request, model and warehouse (the same key, the same files)."""
+    return (
+        get_settings().resolved_database_url,
+        plan.target_date,
+        plan.model_version,
+        plan.layer,
+        plan.area,
+        plan.n_units,
+        plan.min_spacing,
+        plan.rank_by,
+        plan.target,
+        plan.tour,
+        plan.is_demo,
+        plan.is_tomorrow,
+    )
+
+
 def count_text(count: float) -> str:
     """An expected count with the digits a small one needs: ``1.25``, ``0.043``."""
     return f"{count:.2f}" if count == 0 or abs(count) >= 0.1 else f"{count:.3f}"

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from streamlit.runtime.memory_media_file_storage import _calculate_file_id
 from streamlit.testing.v1 import AppTest
 
 from app.services.what_if import Scenario
@@ -28,6 +29,8 @@ from core.warehouse import get_engine, hex_cells_table
 from etl.demo import DemoConfig
 from jobs.demo import build_demo_warehouse
 from jobs.ingest import load_area_layer
+from jobs.plan import PlanRequest, build_plan
+from model import planner
 from model.backtest import run_backtest
 from model.config import load_model_params
 from model.features import load_feature_inputs
@@ -146,6 +149,43 @@ def test_planner_renders_a_ranked_plan(city: object) -> None:
     # past forecast days with outcomes exist in the city: the rule is replayed on them
     assert metric(at, "Past days replayed") >= 1
     assert "Replayed on the" in texts(at)
+
+
+def _carried(at: AppTest) -> dict[str, str]:
+    """Each planner download button's format and media URL (empty: deferred)."""
+    formats = ("csv", "geojson", "pdf", "png")
+    return {
+        fmt: b.proto.url
+        for b in at.get("download_button")
+        for fmt in formats
+        if b.proto.id.endswith(f"-plan_{fmt}")
+    }
+
+
+def test_plan_downloads_carry_their_bytes(city: object) -> None:
+    at = open_page(PLANNER, units="5", spacing="1", area="HARBOR")
+    layer = at.selectbox(key="plan_layer").value
+    plan = build_plan(get_engine(get_settings().resolved_database_url), get_settings(),
+                      PlanRequest(None, layer, "HARBOR", 5, 1))  # fmt: skip
+    carried = _carried(at)
+    assert set(carried) == {"csv", "geojson"}  # the briefing is drawn when asked
+    for fmt in ("csv", "geojson"):
+        file_id = _calculate_file_id(
+            plan.content(fmt), planner.MEDIA_TYPES[fmt], plan.file_name(fmt)
+        )
+        assert carried[fmt].endswith(f"/{file_id}.{fmt}"), carried  # these bytes and name
+    at.button(key="plan_briefing").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    carried = _carried(at)
+    for fmt in ("pdf", "png"):
+        file_id = _calculate_file_id(
+            plan.content(fmt), planner.MEDIA_TYPES[fmt], plan.file_name(fmt)
+        )
+        assert carried[fmt].endswith(f"/{file_id}.{fmt}"), carried
+    assert not any(b.key == "plan_briefing" for b in at.button)
+    at.slider(key="plan_units").set_value(6).run()  # another plan: asked for again
+    assert set(_carried(at)) == {"csv", "geojson"}
+    assert any(b.key == "plan_briefing" for b in at.button)
 
 
 def test_number_of_units_changes_the_list(city: object) -> None:
