@@ -7,7 +7,7 @@ Two kinds of client, both on loopback:
   (``/_stcore/stream``) and replays a session with Streamlit's own protobuf messages, without
   rendering: the risk map loaded, the what-if page loaded, one what-if slider moved (a fragment
   rerun, as the browser sends it), the planner loaded and its plan exported (``--export``: the
-  CSV, or the printable PDF briefing; the deferred download generated, then fetched)
+  CSV, or the printable PDF briefing drawn on request; the file its button carries fetched)
   (``bench/protocol.py``). Per step: errors, client-side p50/p95; per page, server-side
   p50/p95 of the script runs (``vz_app_script_run_duration_seconds`` from each replica's
   metrics, interpolated in the histogram's buckets) and the peak memory (RSS) of the app

@@ -2,20 +2,20 @@
 (``/_stcore/stream``), as its front end sends them, for ``bench/load.py``.
 
 ``replay`` is one visitor's session: the risk map, the what-if page, one what-if slider moved
-(a fragment rerun), the planner, and one of its files exported (a deferred download generated
-by the server, then fetched). Each step is timed on the client, with what went wrong in it.
+(a fragment rerun), the planner, and one of its files exported (fetched from the media URL its
+download button carries; the PDF briefing first asked for, a rerun that draws it). Each step is
+timed on the client, with what went wrong in it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from streamlit.proto.BackMsg_pb2 import BackendOperationRequest, BackMsg, DeferredFileRequestPayload
+from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ClientState_pb2 import ClientState
 from streamlit.proto.Common_pb2 import DoubleArray
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
@@ -26,6 +26,7 @@ STEPS = ("risk map", "what-if load", "what-if change", "planner load", "planner 
 STEP_TIMEOUT_S = 300.0  # one step of one session; beyond it the step is an error
 SLIDER = "Precipitation (mm)"
 EXPORTS = {"csv": "Plan as CSV", "pdf": "Briefing (PDF)"}  # the planner's download buttons
+PREPARE_BRIEFING = "Prepare the printable briefing"  # draws the PDF and PNG on request
 FAILED_SECTION = "could not be loaded"  # what app.components.frame shows when a service fails
 TITLES = {  # a page run that does not show its title was refused or failed
     "risk-map": "Tomorrow's risk map",
@@ -120,31 +121,13 @@ class ProtocolSession:
                     problems.append(f"script finished with status {message.script_finished}")
                 return seconds, elements, "; ".join(problems)
 
-    async def export(self, file_id: str) -> tuple[float, int]:
-        """Generate a deferred download (as its button's click does) and fetch it."""
-        assert self.ws is not None
-        request_id = uuid.uuid4().hex
-        request = BackendOperationRequest(
-            request_id=request_id,
-            session_id=self.session_id,
-            deferred_file=DeferredFileRequestPayload(file_id=file_id),
-        )
-        started = time.perf_counter()
-        await self.ws.send_bytes(BackMsg(backend_operation_request=request).SerializeToString())
-        while True:
-            message = await self.receive()
-            if (
-                message.WhichOneof("type") == "backend_operation_response"
-                and message.backend_operation_response.request_id == request_id
-            ):
-                break
-        answer = message.backend_operation_response
-        if answer.error_msg:
-            raise RuntimeError(answer.error_msg)
-        async with self.http.get(self.url + answer.deferred_file.url, ssl=False) as download:
+    async def fetch(self, path: str) -> int:
+        """Fetch a download button's file (its ready bytes, at the media URL it carries)."""
+        if not path:
+            raise RuntimeError("the download button carries no file")
+        async with self.http.get(self.url + path, ssl=False) as download:
             download.raise_for_status()
-            size = len(await download.read())
-        return time.perf_counter() - started, size
+            return len(await download.read())
 
 
 def _element(elements: list[tuple[str, Any, str]], kind: str, label: str) -> tuple[Any, str]:
@@ -185,8 +168,16 @@ async def replay(url: str, visitor: int, export: str) -> list[Step]:
         steps.append(Step("what-if change", seconds, error))
         seconds, elements, error = await timed("planner load", session.run("planner"))
         steps.append(Step("planner load", seconds, error))
+        started = time.perf_counter()
+        if export == "pdf":  # the briefing is drawn when asked
+            prepare, _ = _element(elements, "button", PREPARE_BRIEFING)
+            clicked = WidgetState(id=prepare.id, trigger_value=True)
+            _, elements, error = await timed("planner export", session.run("planner", [clicked]))
+            if error:
+                raise RuntimeError(error)
         button, _ = _element(elements, "download_button", EXPORTS[export])
-        seconds, size = await timed("planner export", session.export(button.deferred_file_id))
+        size = await timed("planner export", session.fetch(button.url))
+        seconds = time.perf_counter() - started
         steps.append(Step("planner export", seconds, "" if size else "an empty file"))
     except Exception as exc:
         if not steps or not steps[-1].error:
