@@ -418,15 +418,18 @@ def what_if_summary(frame: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def explain_features(model: RiskModel, row: pd.DataFrame) -> dict[str, Any]:
-    """SHAP explanation of feature rows (normally one hex): base, score, contributions.
+def explain_features(
+    model: RiskModel, row: pd.DataFrame, target: str = s.ALL_CRASHES
+) -> dict[str, Any]:
+    """SHAP explanation of feature rows (normally one hex) for ``target``'s whole day: base,
+    score, contributions.
 
     ``contributions`` is a list of ``{feature, value, contribution}`` (all model features,
     strongest first); ``base + sum(contribution) == score``. ``reasons``: the same
     contributions in plain words (``model.contract.Reason``, features whose phrases coincide
     merged), strongest first.
     """
-    contributions, base = model.explain(row)
+    contributions, base = model.explain_target(row, target)
     reasons = top_reasons(
         contributions,
         row,
@@ -462,8 +465,9 @@ def explain_hex(
     *,
     features: pd.DataFrame | None = None,
     weather: WeatherMode = "forecast",
+    target: str = s.ALL_CRASHES,
 ) -> dict[str, Any]:
-    """SHAP explanation of one hex on one day (see ``explain_features``).
+    """SHAP explanation of one hex on one day for ``target`` (see ``explain_features``).
 
     Fast path: pass the day's ``features`` (``day_features(...).features``, which a caller
     caches); then this costs one TreeSHAP row. Without them the day's features are built
@@ -476,5 +480,5 @@ def explain_hex(
     row = features.loc[features[s.H3_CELL].astype("str") == cell]
     if row.empty:
         raise KeyError(f"hex {cell} is not in the hex universe at res {model.res}")
-    explained = explain_features(model, row.iloc[:1])
+    explained = explain_features(model, row.iloc[:1], target)
     return {"h3_cell": cell, "target_date": target_date, **explained}

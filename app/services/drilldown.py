@@ -412,10 +412,10 @@ def _stored_explanation(forecast: HexForecast, note: str | None) -> Explanation:
 def hex_explanation(
     cell: str, forecast: HexForecast, of: ForecastOf = DEFAULT_FORECAST
 ) -> Explanation:
-    """The SHAP waterfall of a hex-day from the model that made the forecast; when that model
-    cannot be loaded, or the forecast is of another target or tour than all crashes over the
-    whole day, the top reasons stored with the forecast."""
-    if not of.is_default:
+    """The SHAP waterfall of a hex-day's forecast of ``of.target`` from the model that made
+    it; when that model cannot be loaded, or the forecast is of a tour (the day's times the
+    hex's share of it), the top reasons stored with the forecast."""
+    if of.tour != s.WHOLE_DAY:
         return _stored_explanation(
             forecast, f"The stored top reasons of the forecast of {of.label.lower()}."
         )
@@ -432,7 +432,9 @@ def hex_explanation(
         )
     from model.score import explain_hex
 
-    explained = explain_hex(None, model, cell, forecast.target_date, features=features)
+    explained = explain_hex(
+        None, model, cell, forecast.target_date, features=features, target=of.target
+    )
     return Explanation(
         base=float(explained["base"]),
         score=float(explained["score"]),

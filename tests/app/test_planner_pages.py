@@ -382,3 +382,26 @@ def test_scenario_survives_the_url_and_repairs_garbage() -> None:
     assert repaired.snow_cm == 0.0 and repaired.wind_ms == 7.5  # garbage: the forecast's value
     assert repaired.weekday == 2
     assert Scenario.from_param("temp_c:12.3", forecast).temp_c == 12.5  # on the slider's grid
+
+
+@pytest.mark.slow
+def test_drilldown_waterfall_explains_the_chosen_target(with_model: ModelWorld) -> None:
+    from app.services import drilldown
+    from app.services.forecast_of import ForecastOf
+
+    cells = hex_cells(get_engine(get_settings().resolved_database_url), RES)[s.H3_CELL]
+    cell = str(cells.iloc[0])
+    pedestrians = ForecastOf("pedestrian", s.WHOLE_DAY)
+    forecast = drilldown.hex_detail(cell, None, pedestrians).forecast
+    assert forecast is not None
+    explained = drilldown.hex_explanation(cell, forecast, pedestrians)
+    assert explained.complete and explained.base is not None
+    total = explained.base + explained.contributions["contribution"].sum()
+    assert total == pytest.approx(forecast.score, abs=1e-6)  # the stored pedestrian score
+    crashes = drilldown.hex_detail(cell, None).forecast
+    assert crashes is not None
+    assert drilldown.hex_explanation(cell, crashes).score != pytest.approx(forecast.score)
+    night = ForecastOf("pedestrian", "23-07")
+    at_night = drilldown.hex_detail(cell, None, night).forecast
+    assert at_night is not None
+    assert not drilldown.hex_explanation(cell, at_night, night).complete  # stored reasons
