@@ -24,8 +24,8 @@ with st.spinner("Loading the model and tomorrow's features…"):
     base = load(what_if_base)
 of = forecast_of_param(load(forecast_choices, base.target_date), key_prefix="whatif")
 st.caption(
-    f"Move the sliders: every hex's {of.described} is re-scored by the model with this "
-    "weather and day in place of the forecast. Nothing is stored."
+    f"Move the sliders: the model re-scores every hex's forecast ({of.label.lower()}) with "
+    "this weather and day in place of the forecast's. Nothing is stored."
 )
 
 
