@@ -19,18 +19,19 @@ from app import PROJECT_ROOT
 HEALTH_POLL_S = 0.2
 DEFAULT_HOST = "127.0.0.1"
 ENTRYPOINT = PROJECT_ROOT / "streamlit_app.py"
+LAUNCHER = PROJECT_ROOT / "app" / "launch.py"  # preloads, then runs Streamlit in its process
 
 
 def streamlit_command(
     *, host: str = DEFAULT_HOST, port: int = 8501, secrets_file: Path | None = None
 ) -> list[str]:
-    """The ``streamlit run`` command line of ``vz serve``. The serving options (no file
-    watcher, error details off, XSRF, viewer toolbar…) come from ``.streamlit/config.toml``
-    beside the entrypoint, which Streamlit reads whatever the working directory."""
+    """The ``streamlit run`` command line of ``vz serve``, run by ``app.launch`` (which first
+    loads the app's modules and the risk map's data). The serving options (no file watcher,
+    error details off, XSRF, viewer toolbar…) come from ``.streamlit/config.toml`` beside the
+    entrypoint, which Streamlit reads whatever the working directory."""
     command = [
         sys.executable,
-        "-m",
-        "streamlit",
+        str(LAUNCHER),
         "run",
         str(ENTRYPOINT),
         f"--server.address={host}",

@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 import cli
-from app.server import ENTRYPOINT, free_port, streamlit_command, wait_until_healthy
+from app.server import ENTRYPOINT, LAUNCHER, free_port, streamlit_command, wait_until_healthy
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SERVER_START_S = 60.0
@@ -58,7 +58,7 @@ def run_serve(monkeypatch: pytest.MonkeyPatch, *args: str) -> Exec:
 
 def test_command_binds_loopback_by_default() -> None:
     command = streamlit_command()
-    assert command[:5] == [sys.executable, "-m", "streamlit", "run", str(ENTRYPOINT)]
+    assert command[:4] == [sys.executable, str(LAUNCHER), "run", str(ENTRYPOINT)]
     assert "--server.address=127.0.0.1" in command
     assert "--server.port=8501" in command
 

@@ -16,7 +16,7 @@ from typing import Any
 from matplotlib.image import imread
 from playwright.sync_api import Browser, Locator, Page, ViewportSize, expect
 
-from app.server import wait_until_healthy
+from app.server import LAUNCHER, wait_until_healthy
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SERVER_START_S = 60.0
@@ -63,11 +63,11 @@ def browser_tab(
 
 def streamlit_command(port: int, var_dir: Path) -> list[str]:
     """Streamlit serving the app on loopback ``port`` without login, whatever
-    ``.streamlit/secrets.toml`` the checkout holds."""
+    ``.streamlit/secrets.toml`` the checkout holds, started as ``vz serve`` starts it (the
+    preload of ``app.launch`` first)."""
     return [
         sys.executable,
-        "-m",
-        "streamlit",
+        str(LAUNCHER),
         "run",
         "streamlit_app.py",
         "--server.headless",
