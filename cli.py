@@ -290,11 +290,18 @@ def backtest(
     start: Annotated[str, typer.Option(help="First test day")],
     end: Annotated[str, typer.Option(help="Last test day")],
     folds: Annotated[int, typer.Option(help="Rolling-origin folds")] = 1,
+    target: Annotated[
+        str, typer.Option(help="crashes, injury, pedestrian, cyclist, or all")
+    ] = "crashes",
+    tour: Annotated[
+        str, typer.Option(help="day, a patrol tour of VZ_TOURS (e.g. 23-07), or all")
+    ] = "day",
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object, a key per method")
     ] = False,
 ) -> None:
-    """Model and baselines side by side on the same held-out days."""
+    """Model and baselines side by side on the same held-out days, for one target and tour
+    (or all of them: --target all --tour all), with paired intervals against each baseline."""
     from jobs.backtest import backtest_job
 
     result = backtest_job(
@@ -303,6 +310,8 @@ def backtest(
         start=_parse_date(start, "--start"),
         end=_parse_date(end, "--end"),
         folds=folds,
+        target=target,
+        tour=tour,
     )
     typer.echo(json.dumps(result.as_json(), indent=2) if as_json else result.as_text())
 
@@ -318,13 +327,23 @@ def plan(
     ] = None,
     units: Annotated[int, typer.Option(help="Units to deploy")] = 10,
     spacing: Annotated[int, typer.Option(help="Minimum spacing between units (H3 rings)")] = 2,
+    target: Annotated[
+        str, typer.Option(help="What to plan for: crashes, injury, pedestrian or cyclist")
+    ] = "crashes",
+    tour: Annotated[
+        str, typer.Option(help="Patrol tour such as 23-07 (VZ_TOURS), or day for the whole day")
+    ] = "day",
+    rank_by: Annotated[
+        Literal["total", "excess"],
+        typer.Option("--rank-by", help="total risk, or tomorrow's excess over the usual level"),
+    ] = "total",
     fmt: Annotated[
         Literal["csv", "geojson", "pdf"], typer.Option("--format", help="File to write")
     ] = "pdf",
     out: Annotated[Path, typer.Option(help="Folder to write into")] = Path("."),
 ) -> None:
     """Write a deployment plan (the planner page's CSV, GeoJSON or one-page PDF briefing),
-    e.g. for a nightly export: vz-plan_<area>_<date>.<format>."""
+    e.g. for a nightly export: vz-plan_<area>_<date>[_<target>-<tour>].<format>."""
     from jobs.plan import PlanError, PlanRequest, plan_job, plan_summary
 
     request = PlanRequest(
@@ -333,6 +352,9 @@ def plan(
         area=area,
         n_units=units,
         min_spacing=spacing,
+        rank_by="excess" if rank_by == "excess" else "expected_crashes",
+        target=target.strip().lower(),
+        tour=tour.strip(),
     )
     settings = _settings()
     _engine(settings, create=False)

@@ -28,6 +28,8 @@ HEX: Final = "hex"
 STREET: Final = "street"
 FREQ: Final = "freq"
 SCENARIO: Final = "scenario"
+TARGET: Final = "target"
+TOUR: Final = "tour"
 
 
 def get_str(name: str) -> str | None:

@@ -1,8 +1,11 @@
 """Model performance figures on a synthetic NYC-sized city (no data files needed).
 
 ~1,100 res-8 hexes x 10 years = ~4 M hex-day rows. Prints: feature-panel build time and peak
-memory, training time (crash + injury boosters, early stopping + refit), scoring one day for
-every hex with SHAP contributions, and the per-round cost of Poisson vs 5-class multiclass.
+memory, training time of today's single target (crash + injury boosters, early stopping +
+refit) and of every target and tour (plus the injury, pedestrian and cyclist boosters and the
+tour classes) and their ratio, scoring one day for every hex with SHAP contributions (all
+targets and tours with reasons, on a city of ~8,000 hexes), and the per-round cost of Poisson
+vs 5-class multiclass.
 
     PYTHONPATH=. python bench/model.py [--years 10] [--threads 2] [--skip-train]
 """
@@ -10,6 +13,7 @@ every hex with SHAP contributions, and the per-round cost of Poisson vs 5-class 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import resource
 import sys
@@ -26,20 +30,30 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from core import schema as s  # noqa: E402
-from model.config import load_model_params  # noqa: E402
+from core.schema import NYPD_TOURS  # noqa: E402
+from model.config import ModelParams, load_model_params  # noqa: E402
 from model.features import (  # noqa: E402
     FeatureInputs,
     add_targets,
     build_features,
     feature_columns,
 )
+from model.risk_model import RiskModel  # noqa: E402
+from model.score import DayFeatures, score_features  # noqa: E402
+from model.targets import y_column  # noqa: E402
+from model.tours import forecast_context  # noqa: E402
 from model.train import train_model  # noqa: E402
 
 END = dt.date(2024, 12, 31)
 
 
+TOUR_SHARES = (0.45, 0.37, 0.18)  # of crashes in 07-15, 15-23, 23-07
+TARGET_SHARES = {"injury": 0.3, "pedestrian": 0.09, "cyclist": 0.04}  # of crashes
+
+
 def synthetic_city(years: int, rings: int = 19, seed: int = 0) -> FeatureInputs:
-    """A res-8 hex disk over NYC (rings=19: 1,141 hexes), ~300 crashes a day."""
+    """A res-8 hex disk over NYC (rings=19: 1,141 hexes; 51: 7,957), ~300 crashes a day,
+    split into NYPD's tours and the targets at fixed shares."""
     rng = np.random.default_rng(seed)
     cells = sorted(h3.grid_disk(h3.latlng_to_cell(40.72, -73.95, 8), rings))
     dates = pd.date_range(END - dt.timedelta(days=365 * years - 1), END, freq="D")
@@ -51,6 +65,23 @@ def synthetic_city(years: int, rings: int = 19, seed: int = 0) -> FeatureInputs:
     counts = rng.poisson(day_mult[:, None] * base[None, :]).astype(np.int64)
     day_idx, hex_idx = np.nonzero(counts)
     n = counts[day_idx, hex_idx]
+    by_tour = []
+    for tour, in_tour in zip(NYPD_TOURS, rng.multinomial(n, TOUR_SHARES).T, strict=True):
+        keep = in_tour > 0
+        by_tour.append(
+            pd.DataFrame(
+                {
+                    s.H3_CELL: pd.Series(np.asarray(cells)[hex_idx[keep]], dtype="str"),
+                    s.DATE: dates[day_idx[keep]].astype("datetime64[us]"),
+                    s.TOUR: tour,
+                    s.ALL_CRASHES: in_tour[keep],
+                    **{t: rng.binomial(in_tour[keep], p) for t, p in TARGET_SHARES.items()},
+                    **{f"{t}_known": in_tour[keep] for t in TARGET_SHARES},
+                }
+            )
+        )
+    tours = pd.concat(by_tour, ignore_index=True)
+    day_counts = tours.groupby([s.H3_CELL, s.DATE], sort=False)[list(TARGET_SHARES)].sum()
     crashes = pd.DataFrame(
         {
             s.H3_CELL: pd.Series(np.asarray(cells)[hex_idx], dtype="str"),
@@ -60,6 +91,7 @@ def synthetic_city(years: int, rings: int = 19, seed: int = 0) -> FeatureInputs:
             s.KILLED: rng.binomial(n, 0.002),
         }
     )
+    crashes = crashes.join(day_counts, on=[s.H3_CELL, s.DATE])
     centres = np.array([h3.cell_to_latlng(c) for c in cells])
     boroughs = np.array(["MANHATTAN", "BRONX", "BROOKLYN", "QUEENS", "STATEN ISLAND"])
     hexes = pd.DataFrame(
@@ -90,7 +122,37 @@ def synthetic_city(years: int, rings: int = 19, seed: int = 0) -> FeatureInputs:
             "volume_imputed": False,
         }
     )
-    return FeatureInputs(crashes=crashes, hexes=hexes, weather=weather, volume=volume, res=8)
+    return FeatureInputs(
+        crashes=crashes,
+        hexes=hexes,
+        weather=weather,
+        volume=volume,
+        res=8,
+        by_tour=tours,
+        tours=NYPD_TOURS,
+    )
+
+
+def score_every_forecast(model: RiskModel, params: ModelParams, rings: int = 51) -> None:
+    """Score tomorrow on a ~8,000-hex city (two years of history) for every target and tour,
+    with SHAP reasons, as ``vz score`` does (``model.score.score_features``), and time it."""
+    big = synthetic_city(2, rings=rings, seed=1)
+    target_day = END + dt.timedelta(days=1)
+    started = time.perf_counter()
+    features = build_features(big, [target_day], params.features)
+    context = forecast_context(big, [pd.Timestamp(target_day)], model.targets, model.tours[1:])
+    prepared = time.perf_counter() - started
+    day = DayFeatures(target_day, 8, features, s.OBSERVED, {}, None, context)
+    crashes_only = score_features(model, dataclasses.replace(day, context=None))
+    scored = score_features(model, day)
+    rows = len(scored.predictions) + len(scored.forecasts)
+    print(
+        f"score every target and tour: {len(features):,} hexes -> {rows:,} rows "
+        f"({len(model.targets)} targets x {len(model.tours)} tours) with reasons: features and "
+        f"context {prepared:.2f} s, predict + SHAP + reasons {scored.seconds:.2f} s "
+        f"(all crashes for the whole day alone: {crashes_only.seconds:.2f} s), "
+        f"total {prepared + scored.seconds:.2f} s"
+    )
 
 
 def peak_rss_gib() -> float:
@@ -150,15 +212,32 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     if not args.skip_train:
+        others = [y_column(t) for t in TARGET_SHARES]
         started = time.perf_counter()
-        model = train_model(panel, params, train_start=days[0].date(), train_end=END)
-        train_s = time.perf_counter() - started
-        meta = model.metadata
+        single = train_model(
+            panel.drop(columns=others), params, train_start=days[0].date(), train_end=END
+        )
+        single_s = time.perf_counter() - started
+        meta = single.metadata
         print(
-            f"train_model: {meta['training_rows']:,} rows in {train_s:.0f} s "
-            f"(crash booster {meta['crash_seconds']:.0f} s, {meta['best_iteration']} rounds; "
-            f"injury booster {meta.get('injury_seconds', 0):.0f} s) with "
-            f"{params.lightgbm.num_threads} threads"
+            f"train_model, today's single target: {meta['training_rows']:,} rows in "
+            f"{single_s:.0f} s (crash booster {meta['crash_seconds']:.0f} s, "
+            f"{meta['best_iteration']} rounds; injury booster "
+            f"{meta.get('injury_seconds', 0):.0f} s) with {params.lightgbm.num_threads} threads"
+        )
+        del single
+        started = time.perf_counter()
+        model = train_model(panel, params, train_start=days[0].date(), train_end=END, inputs=inputs)
+        train_s = time.perf_counter() - started
+        targets = model.metadata["targets"]
+        print(
+            f"train_model, every target and tour: {train_s:.0f} s "
+            f"({train_s / single_s:.2f}x the single target; "
+            + ", ".join(
+                f"{t} booster {v['seconds']:.0f} s, {v['best_iteration']} rounds"
+                for t, v in targets.items()
+            )
+            + f"; {len(model.targets)} targets x {len(model.tours)} tours incl. the whole day)"
         )
         target_day = END + dt.timedelta(days=1)
         started = time.perf_counter()
@@ -172,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
             f"score one day: {len(day):,} hexes, features {featured:.2f} s, "
             f"predict + SHAP {total - featured:.3f} s, total {total:.2f} s"
         )
+        score_every_forecast(model, params)
     print(f"peak RSS of the whole run: {peak_rss_gib():.2f} GiB")
     return 0
 

@@ -7,6 +7,7 @@ Timestamps are naive wall-clock times in America/New_York (the city's own clock)
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Final
 from zoneinfo import ZoneInfo
 
@@ -160,9 +161,81 @@ PREDICTION_COLUMNS: Final = (
     DISPERSION,
     CLASSES_CALIBRATED,
 )
-# … and what a stored prediction of one hex holds besides its day, resolution and model version
-# (``reasons``: JSON of ``model.contract.Reason``s).
-STORED_PREDICTION_COLUMNS: Final = (H3_CELL, *PREDICTION_COLUMNS, "reasons", WEATHER_KIND)
+USUAL: Final = "usual"  # the hex's long-run expected count of the target in the tour
+# … and what a stored prediction of one hex holds besides its day, resolution, model version,
+# target and tour (``reasons``: JSON of ``model.contract.Reason``s).
+STORED_PREDICTION_COLUMNS: Final = (
+    H3_CELL,
+    *PREDICTION_COLUMNS,
+    USUAL,
+    "reasons",
+    WEATHER_KIND,
+)
+
+# --- what is forecast (target) and for which hours (tour) --------------------------------------
+# A crash counts for ``injury`` when anyone is injured or killed in it, for ``pedestrian`` /
+# ``cyclist`` when a pedestrian / cyclist is. ``expected_crashes`` of a prediction is the
+# expected count of its target in its tour.
+TARGET: Final = "target"
+TOUR: Final = "tour"
+ALL_CRASHES: Final = "crashes"
+TARGETS: Final = ("crashes", "injury", "pedestrian", "cyclist")
+TARGET_LABELS: Final = {
+    "crashes": "All crashes",
+    "injury": "Injury crashes",
+    "pedestrian": "Pedestrian injuries",
+    "cyclist": "Cyclist injuries",
+}
+# The crash columns whose sum (missing as 0) above 0 makes a crash count for each target besides
+# all crashes; a crash where both are missing does not carry that target.
+TARGET_SOURCE_COLUMNS: Final = {
+    "injury": (PERSONS_INJURED, PERSONS_KILLED),
+    "pedestrian": (PEDESTRIANS_INJURED, PEDESTRIANS_KILLED),
+    "cyclist": (CYCLISTS_INJURED, CYCLISTS_KILLED),
+}
+# A tour is ``HH-HH`` (start and end hour, wrapping at midnight): it holds the crashes whose hour
+# on the crash's calendar date falls in it, so "23-07" is 23:00-24:00 and 00:00-07:00 of a date.
+WHOLE_DAY: Final = "day"
+NYPD_TOURS: Final = ("07-15", "15-23", "23-07")
+
+
+def tour_hours(tour: str) -> tuple[int, ...]:
+    """The hours of the day (0-23) that ``tour`` (``"23-07"``) covers; ValueError (one line)
+    for anything else."""
+    parts = tour.strip().split("-")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise ValueError(f"tour {tour!r} is not start-end hours like 07-15")
+    start, end = (int(p) for p in parts)
+    if not (0 <= start <= 23 and 0 <= end <= 24) or start == end % 24:
+        raise ValueError(f"tour {tour!r} needs hours 0-24 with a different start and end")
+    length = (end - start) % 24
+    return tuple((start + i) % 24 for i in range(length))
+
+
+def check_tours(tours: Sequence[str]) -> tuple[str, ...]:
+    """The tours as ``HH-HH``, checked to cover all 24 hours exactly once (ValueError else)."""
+    normal = []
+    covered: dict[int, str] = {}
+    for tour in tours:
+        hours = tour_hours(tour)
+        name = f"{hours[0]:02d}-{(hours[-1] + 1) % 24:02d}"
+        for hour in hours:
+            if hour in covered:
+                raise ValueError(f"tours {covered[hour]} and {name} both cover {hour:02d}:00")
+            covered[hour] = name
+        normal.append(name)
+    missing = [f"{h:02d}:00" for h in range(24) if h not in covered]
+    if missing:
+        raise ValueError(f"tours {','.join(normal) or '(none)'} leave out {', '.join(missing)}")
+    return tuple(normal)
+
+
+def tour_label(tour: str) -> str:
+    """``07:00–15:00`` for a tour, ``Whole day`` for ``WHOLE_DAY``."""
+    if tour == WHOLE_DAY:
+        return "Whole day"
+    hours = tour_hours(tour)
+    return f"{hours[0]:02d}:00–{(hours[-1] + 1) % 24:02d}:00"
 
 
 def check_weather_kind(kind: str) -> None:

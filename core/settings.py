@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from core.schema import NYPD_TOURS, check_tours
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_VAR_DIR = PROJECT_ROOT / "var"
 
@@ -99,6 +101,19 @@ class Settings(BaseSettings):
         ge=0,
         description="LightGBM threads for training; 0: model/params.yaml's num_threads",
     )
+    tours: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=NYPD_TOURS,
+        description="patrol tours forecast besides the whole day: start-end hours, "
+        "comma-separated, covering the 24 hours once (NYPD's: 07-15,15-23,23-07)",
+    )
+
+    @field_validator("tours", mode="before")
+    @classmethod
+    def _tours(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [item for item in value.split(",") if item.strip()]
+        return check_tours(value)
+
     public_mode: bool = False
     expected_crash_lag_days: int = Field(default=3, description="older newest-crash data is stale")
     basemap: str = Field(

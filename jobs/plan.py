@@ -21,14 +21,21 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from core import schema as s
-from core.reads.crashes import crash_counts, crash_date_range, crash_sources
+from core.reads.crashes import crash_date_range, crash_sources
 from core.reads.hexes import area_layers, hex_areas, hex_cells
-from core.reads.predictions import newest_model_version, prediction_dates, predictions_for_day
+from core.reads.predictions import (
+    forecast_options,
+    newest_model_version,
+    prediction_dates,
+    predictions_for_day,
+)
 from core.settings import Settings
 from jobs.ingest import DEMO_SOURCE
 from jobs.warehouse import open_warehouse
 from model import planner
+from model.chronic import spike_columns
 from model.contract import as_of_date, day_after, reason_phrases
+from model.observed import observed_counts
 from model.outcomes import days_with_outcomes
 
 log = logging.getLogger(__name__)
@@ -52,6 +59,8 @@ class PlanRequest:
     n_units: int
     min_spacing: int
     rank_by: planner.RankBy = "expected_crashes"
+    target: str = s.ALL_CRASHES
+    tour: str = s.WHOLE_DAY
 
 
 def _listing(names: list[str], limit: int = 30) -> str:
@@ -111,12 +120,15 @@ def area_label(layer: str, area: str | None) -> str:
     return f"{layer.title()} {area}"
 
 
-def _forecast(engine: Engine, res: int, day: dt.date, version: str) -> pd.DataFrame:
-    """Every hex's stored forecast for ``day`` with its borough, place and reasons in full."""
-    predictions = predictions_for_day(engine, res, day, version)
+def _forecast(
+    engine: Engine, res: int, day: dt.date, version: str, target: str, tour: str
+) -> pd.DataFrame:
+    """Every hex's stored forecast of the target in the tour for ``day`` with its borough,
+    place, usual level, excess over it (``model.chronic``) and reasons in full."""
+    predictions = predictions_for_day(engine, res, day, version, target=target, tour=tour)
     cells = hex_cells(engine, res).set_index(s.H3_CELL)
     hexes = predictions[s.H3_CELL].astype("str")
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             s.H3_CELL: hexes,
             s.BOROUGH: hexes.map(cells[s.BOROUGH]).fillna("").astype("str"),
@@ -125,6 +137,7 @@ def _forecast(engine: Engine, res: int, day: dt.date, version: str) -> pd.DataFr
             "expected_crashes": predictions["expected_crashes"].astype("float64"),
             "expected_injuries": predictions["expected_injuries"].astype("float64"),
             s.DISPERSION: pd.to_numeric(predictions[s.DISPERSION], errors="coerce"),
+            s.USUAL: pd.to_numeric(predictions[s.USUAL], errors="coerce").astype("float64"),
             "reasons": [
                 reason_phrases(payload, int(k))
                 for payload, k in zip(
@@ -133,25 +146,36 @@ def _forecast(engine: Engine, res: int, day: dt.date, version: str) -> pd.DataFr
             ],
         }
     )
+    return spike_columns(frame)
 
 
 def _history(
-    engine: Engine, res: int, day: dt.date, members: set[str] | None, days: int
+    engine: Engine,
+    settings: Settings,
+    day: dt.date,
+    members: set[str] | None,
+    days: int,
+    target: str,
+    tour: str,
 ) -> tuple[pd.DataFrame, list[dt.date]]:
-    """Stored forecasts of the newest ``days`` past days whose crashes are in, one row per
-    hex and day, with ``actual_crashes``; and those days."""
+    """Stored forecasts of the target in the tour for the newest ``days`` past days whose
+    crashes are in, one row per hex and day, with ``actual_crashes`` (the count of the
+    target in the tour that happened); and those days."""
+    res = settings.h3_res
     newest = crash_date_range(engine)[1]
-    past = days_with_outcomes(prediction_dates(engine, res), newest, last=days, before=day)
+    stored = prediction_dates(engine, res, target=target, tour=tour)
+    past = days_with_outcomes(stored, newest, last=days, before=day)
     if not past:
         return pd.DataFrame(), []
-    counts = crash_counts(engine, res, past[0], past[-1])
-    actual = counts.groupby([s.DATE, s.H3_CELL])[s.CRASHES].sum()
+    actual = observed_counts(
+        engine, settings.tours, res, past[0], past[-1], target=target, tour=tour
+    )
     frames = []
     for past_day in past:
-        version = newest_model_version(engine, res, past_day)
+        version = newest_model_version(engine, res, past_day, target=target, tour=tour)
         if version is None:
             continue
-        frame = _forecast(engine, res, past_day, version)
+        frame = _forecast(engine, res, past_day, version, target, tour)
         if members is not None:
             frame = frame[frame[s.H3_CELL].isin(members)]
         stamp = pd.Timestamp(past_day)
@@ -191,6 +215,23 @@ def _hit_rate(
     return rate, note
 
 
+def _forecast_of(engine: Engine, res: int, day: dt.date, request: PlanRequest) -> tuple[str, str]:
+    """The request's target and tour, checked against those stored for the day."""
+    targets, tours = forecast_options(engine, res, day)
+    if request.target not in targets:
+        raise PlanError(
+            f"no forecast of {request.target!r} stored for {day.isoformat()}: use one of "
+            f"{', '.join(targets)}"
+        )
+    if request.tour not in tours:
+        raise PlanError(
+            f"no {request.tour!r} tour stored for {day.isoformat()}: use one of {', '.join(tours)}"
+        )
+    if request.rank_by == "expected_injuries" and request.target != s.ALL_CRASHES:
+        raise PlanError("rank by expected injuries only with --target crashes")
+    return request.target, request.tour
+
+
 def build_plan(
     engine: Engine, settings: Settings, request: PlanRequest, *, history_days: int = HISTORY_DAYS
 ) -> planner.AreaPlan:
@@ -216,18 +257,24 @@ def build_plan(
     day = request.day or tomorrow
     if day is None:
         raise PlanError("the warehouse holds no crashes: run `vz demo` or `vz ingest` first")
-    version = newest_model_version(engine, res, day)
+    target, tour = _forecast_of(engine, res, day, request)
+    version = newest_model_version(engine, res, day, target=target, tour=tour)
     if version is None:
         raise PlanError(
             f"no forecast stored for {day.isoformat()}: run `vz score --date {day.isoformat()}`"
         )
-    forecast = _forecast(engine, res, day, version)
+    forecast = _forecast(engine, res, day, version, target, tour)
     members = None if area is None else set(membership.loc[membership["area"] == area, s.H3_CELL])
     if members is not None:
         forecast = forecast[forecast[s.H3_CELL].isin(members)].reset_index(drop=True)
     label = area_label(layer, area)
     if forecast.empty:
         raise PlanError(f"no hex of {label} has a forecast for {day.isoformat()}")
+    if request.rank_by == "excess" and not forecast[s.USUAL].notna().any():
+        raise PlanError(
+            f"the forecast for {day.isoformat()} has no usual levels to rank by excess: "
+            f"rank by total risk, or re-run `vz score --date {day.isoformat()}`"
+        )
     picks = planner.pick_hexes(
         forecast, request.n_units, min_spacing=request.min_spacing, rank_by=request.rank_by
     )
@@ -237,7 +284,7 @@ def build_plan(
         for _, cells in others.groupby("area")[s.H3_CELL]
         for ring in planner.outline_rings(cells.tolist())
     ]
-    history, _ = _history(engine, res, day, members, history_days)
+    history, _ = _history(engine, settings, day, members, history_days, target, tour)
     newest = crash_date_range(engine)[1]
     hit_rate, note = _hit_rate(history, request, newest, settings.expected_crash_lag_days)
     sources = crash_sources(engine)[s.SOURCE].astype("str").tolist()
@@ -259,6 +306,8 @@ def build_plan(
         hit_rate_note=note,
         is_demo=DEMO_SOURCE in sources,
         is_tomorrow=day == tomorrow,
+        target=target,
+        tour=tour,
     )
 
 
@@ -283,7 +332,8 @@ def plan_summary(plan: planner.AreaPlan, path: Path) -> str:
         else ""
     )
     return (
-        f"plan for {plan.area_label} on {plan.target_date.isoformat()}: {len(plan.picks)} units"
-        f"{short}, {plan.coverage:.0%} of {plan.expected_total:,.1f} expected crashes; "
+        f"plan for {plan.area_label} on {plan.target_date.isoformat()} "
+        f"({plan.forecast_label}): {len(plan.picks)} units"
+        f"{short}, {plan.coverage:.0%} of {plan.expected_total:,.1f} expected {plan.noun}; "
         f"wrote {path}"
     )

@@ -41,7 +41,7 @@ def backfill_job(settings: Settings, *, days: int) -> list[ScoredDay]:
     model, version = load_champion(settings.resolved_mlflow_tracking_uri)
     if model.train_end > as_of - dt.timedelta(days=days):
         log.warning("backfilled days overlap the training window (ends %s)", model.train_end)
-    inputs = load_feature_inputs(engine, model.res, until=as_of)
+    inputs = load_feature_inputs(engine, model.res, until=as_of, tours=model.tours[1:] or None)
     first = as_of - dt.timedelta(days=days - 1)
     return [
         score_day(

@@ -12,7 +12,7 @@ import pandas as pd
 from core import schema as s
 from core.settings import Settings
 from jobs.warehouse import open_warehouse, required_as_of
-from model.backtest import run_backtest
+from model.backtest import run_forecast_backtests
 from model.config import ModelParams, load_model_params
 from model.features import FeatureInputs, add_targets, build_features, load_feature_inputs
 from model.metrics import class_probabilities_calibrated
@@ -50,6 +50,12 @@ def with_thread_setting(params: ModelParams, settings: Settings) -> ModelParams:
     if not settings.train_threads:
         return params
     return params.with_overrides(lightgbm={"num_threads": settings.train_threads})
+
+
+def forecasts_of(inputs: FeatureInputs) -> list[tuple[str, str]]:
+    """Every (target, tour) the inputs can be backtested on: all crashes and each target the
+    crash records carry, for the whole day and each tour."""
+    return [(t, u) for t in inputs.targets for u in (s.WHOLE_DAY, *inputs.tours)]
 
 
 def _training_panel(
@@ -103,14 +109,17 @@ def train_job(
         " (the champion retrained beside it)" if champion is not None else "",
         train_end,
     )
-    backtest = run_backtest(
+    forecasts = forecasts_of(inputs)
+    by_forecast = run_forecast_backtests(
         inputs,
         train_end=test_start - dt.timedelta(days=1),
         start=test_start,
         end=train_end,
         params=params,
         variants=variants,
+        forecasts=forecasts,
     )
+    backtest = by_forecast[(s.ALL_CRASHES, s.WHOLE_DAY)]
     champion_metrics = None
     if champion is not None:
         champion_row = backtest.table.loc[[CHAMPION_VARIANT]].rename(
@@ -120,7 +129,7 @@ def train_job(
 
     log.info("backtest done; the final model")
     panel, train_start = _training_panel(inputs, params, train_end)
-    model = train_model(panel, params, train_start=train_start, train_end=train_end)
+    model = train_model(panel, params, train_start=train_start, train_end=train_end, inputs=inputs)
     model.metadata[s.CLASSES_CALIBRATED] = class_probabilities_calibrated(backtest.table)
     log.info("logging the run to MLflow and registering the version")
     reference_start = pd.Timestamp(train_end) - pd.Timedelta(
@@ -136,6 +145,7 @@ def train_job(
         artifact_location=settings.mlflow_artifact_location,
         shap_features=shap_rows,
         champion_metrics=champion_metrics,
+        by_forecast=by_forecast,
     )
     return TrainSummary(
         version=run.version,

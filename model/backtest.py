@@ -17,7 +17,7 @@ import datetime as dt
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +26,9 @@ import numpy.typing as npt
 import pandas as pd
 
 from core import schema as s
+from core.schema import USUAL
 from model.baselines import ewma_history, expected_on_grid, historical_average, neighbour_smoothed
+from model.chronic import unusual_capture_by_day
 from model.classes import class_probabilities, classify, dispersion_by_class, fit_thresholds
 from model.config import ModelParams
 from model.features import Y_CRASHES, FeatureInputs, add_targets, build_features
@@ -41,6 +43,8 @@ from model.metrics import (
     poisson_deviance,
 )
 from model.risk_model import RiskModel
+from model.targets import check_forecast, y_column
+from model.tours import forecast_context, with_forecast_counts
 from model.train import train_model
 
 log = logging.getLogger(__name__)
@@ -73,6 +77,8 @@ class BacktestResult:
     params: dict[str, Any]
     folds: list[BacktestFold]
     predictions: pd.DataFrame = field(repr=False, default_factory=pd.DataFrame)
+    # per test day: unusual crashes, and those in each ranking's top 10 % (model.chronic)
+    unusual: pd.DataFrame = field(repr=False, default_factory=pd.DataFrame)
 
     @property
     def methods(self) -> list[str]:
@@ -94,10 +100,11 @@ def _pick_baselines(
     panel: pd.DataFrame,
     validation: npt.NDArray[np.bool_],
     params: ModelParams,
+    y: FloatArray,
 ) -> tuple[dict[str, FloatArray], dict[str, Any]]:
-    """Each baseline's expected crashes on ``panel`` rows; grid choices made on ``validation``."""
+    """Each baseline's expected count (``inputs``' crashes column, ``y`` its realised values)
+    on ``panel`` rows; grid choices made on ``validation``."""
     dates = pd.DatetimeIndex(panel[s.DATE].unique())
-    y = panel[Y_CRASHES].to_numpy()
     b = params.baselines
     expected = {
         "historical_average": expected_on_grid(
@@ -147,90 +154,119 @@ def _class_columns(
     }
 
 
-def run_backtest(
-    inputs: FeatureInputs,
-    *,
-    train_end: dt.date,
-    start: dt.date,
-    end: dt.date,
-    folds: int = 1,
-    params: ModelParams | None = None,
-    train_start: dt.date | None = None,
-    variants: Mapping[str, ModelParams] | None = None,
-) -> BacktestResult:
-    """Train up to ``train_end``, score every day of ``start..end``, model beside all baselines.
+@dataclass(frozen=True)
+class FoldSpec:
+    """One fold: train ``train_start..train_end``, test ``test_start..test_end``."""
 
-    ``variants`` adds more model configurations (name -> params) scored on the same rows, for
-    design studies. ``train_start`` defaults to the record start plus ``warmup_days``.
-    """
-    params = params or ModelParams()
-    if not train_end < start <= end:
-        raise ValueError("need train_end < start <= end")
-    record_start = inputs.record_start
-    if record_start is None:
-        raise ValueError("no crashes in the inputs")
-    first_train = (
-        train_start or (record_start + pd.Timedelta(days=params.backtest.warmup_days)).date()
-    )
-    model_params = {MODEL: params, **(variants or {})}
+    fold: int
+    of: int  # how many folds the backtest has
+    train_start: dt.date
+    train_end: dt.date
+    test_start: pd.Timestamp
+    test_end: pd.Timestamp
 
+
+@dataclass
+class FoldOutcome:
+    """What one fold gives per forecast (target, tour): scored test rows and per-day metrics of
+    every method, and the fold's record."""
+
+    scored: dict[tuple[str, str], list[pd.DataFrame]]
+    per_day: dict[tuple[str, str], list[pd.DataFrame]]
+    unusual: dict[tuple[str, str], pd.DataFrame]
+    folds: dict[tuple[str, str], BacktestFold]
+
+
+def plan_folds(
+    first_train: dt.date, train_end: dt.date, start: dt.date, end: dt.date, folds: int
+) -> list[FoldSpec]:
+    """The folds of an expanding-window backtest: test days in ``folds`` blocks, each trained
+    up to the day before its block moved by as much as the block's start."""
     test_days = _date_range(start, end)
     blocks = [b for b in np.array_split(np.arange(len(test_days)), folds) if len(b)]
-    started = time.perf_counter()
-    panel_dates = _date_range(first_train, end)
-    panels: dict[str, pd.DataFrame] = {}  # one per distinct feature set; all share one grid
-    for p in model_params.values():
-        key = p.features.model_dump_json()
-        if key not in panels:
-            panels[key] = add_targets(build_features(inputs, panel_dates, p.features), inputs)
-    panel = panels[params.features.model_dump_json()]
-    log.info("backtest panel: %d rows in %.1f s", len(panel), time.perf_counter() - started)
-
-    fold_results: list[BacktestFold] = []
-    scored: list[pd.DataFrame] = []
-    per_day: list[pd.DataFrame] = []
+    out = []
     for j, block in enumerate(blocks):
-        fold_started = time.perf_counter()
-        test_start = test_days[block[0]]
-        test_end = test_days[block[-1]]
+        test_start, test_end = test_days[block[0]], test_days[block[-1]]
         fold_train_end = pd.Timestamp(train_end) + (test_start - pd.Timestamp(start))
-        log.info(
-            "backtest fold %d of %d: train up to %s, test %s..%s",
-            j + 1,
-            len(blocks),
-            fold_train_end.date(),
-            test_start.date(),
-            test_end.date(),
-        )
-        models = {
-            name: train_model(
-                panels[p.features.model_dump_json()],
-                p,
-                train_start=first_train,
-                train_end=fold_train_end.date(),
-            )
-            for name, p in model_params.items()
-        }
-        # baselines need no training; their choices come from the fold's validation slice
-        validation_start = fold_train_end - pd.Timedelta(days=params.training.validation_days - 1)
-        reference_start = fold_train_end - pd.Timedelta(days=params.training.reference_days - 1)
-        span = _rows_between(panel, min(validation_start, reference_start), test_end)
-        rows = panel.loc[span].reset_index(drop=True)
-        validation = _rows_between(rows, validation_start, fold_train_end)
-        reference = _rows_between(rows, reference_start, fold_train_end)
-        test = _rows_between(rows, test_start, test_end)
-        baseline_expected, choices = _pick_baselines(inputs, rows, validation, params)
+        spec = FoldSpec(j, len(blocks), first_train, fold_train_end.date(), test_start, test_end)
+        out.append(spec)
+    return out
 
-        y = rows[Y_CRASHES].to_numpy()
-        test_rows = rows.loc[test, [s.H3_CELL, s.DATE, Y_CRASHES]].reset_index(drop=True)
+
+def _realised(inputs: FeatureInputs, rows: pd.DataFrame, target: str, tour: str) -> FloatArray:
+    """The count of ``target`` in ``tour`` on each hex-day of ``rows``."""
+    if target == s.ALL_CRASHES and tour == s.WHOLE_DAY:
+        return rows[Y_CRASHES].to_numpy(dtype=np.float64)
+    counted = add_targets(rows[[s.H3_CELL, s.DATE]], inputs, tours=inputs.tours)
+    column = y_column(target, tour)
+    if column not in counted.columns:
+        raise ValueError(f"the inputs carry no {target} counts")
+    return counted[column].to_numpy(dtype=np.float64)
+
+
+def backtest_fold(
+    inputs: FeatureInputs,
+    panels: Mapping[str, pd.DataFrame],
+    fold: FoldSpec,
+    model_params: Mapping[str, ModelParams],
+    forecasts: Sequence[tuple[str, str]],
+) -> FoldOutcome:
+    """Train every model configuration on ``fold`` and score it beside the baselines on its
+    test days, for each forecast (target, tour): a function of the panel and the fold alone,
+    so folds may run anywhere. ``panels`` maps a feature-parameter key (``_panel_key``) to
+    its panel; ``model_params`` holds ``MODEL`` (whose parameters also rule the baselines)."""
+    fold_started = time.perf_counter()
+    params = model_params[MODEL]
+    panel = panels[_panel_key(params)]
+    log.info("backtest fold %d of %d: train up to %s, test %s..%s", fold.fold + 1, fold.of,
+             fold.train_end, fold.test_start.date(), fold.test_end.date())  # fmt: skip
+    models = {
+        name: train_model(
+            panels[_panel_key(p)],
+            p,
+            train_start=fold.train_start,
+            train_end=fold.train_end,
+            inputs=inputs,
+        )
+        for name, p in model_params.items()
+    }
+    fold_train_end = pd.Timestamp(fold.train_end)
+    validation_start = fold_train_end - pd.Timedelta(days=params.training.validation_days - 1)
+    reference_start = fold_train_end - pd.Timedelta(days=params.training.reference_days - 1)
+    span = _rows_between(panel, min(validation_start, reference_start), fold.test_end)
+    rows = panel.loc[span].reset_index(drop=True)
+    validation = _rows_between(rows, validation_start, fold_train_end)
+    reference = _rows_between(rows, reference_start, fold_train_end)
+    test = _rows_between(rows, fold.test_start, fold.test_end)
+    test_days = pd.DatetimeIndex(np.unique(rows.loc[test, s.DATE]))
+    tours = tuple(u for _, u in forecasts if u != s.WHOLE_DAY)
+    targets = tuple(dict.fromkeys(t for t, _ in forecasts))
+    context = forecast_context(inputs, test_days, targets, tuple(dict.fromkeys(tours)))
+    outcome = FoldOutcome({}, {}, {}, {})
+    for target, tour in forecasts:
+        key = (target, tour)
+        y = _realised(inputs, rows, target, tour)
+        counted = with_forecast_counts(inputs, target, tour)
+        baseline_expected, choices = _pick_baselines(counted, rows, validation, params, y)
+        test_rows = rows.loc[test, [s.H3_CELL, s.DATE]].reset_index(drop=True)
+        test_rows[Y_CRASHES] = y[test]
         thresholds: dict[str, list[float]] = {}
         dispersion: dict[str, list[float]] = {}
         method_frames: dict[str, pd.DataFrame] = {}
         for name, model in models.items():
-            own_panel = panels[model_params[name].features.model_dump_json()]
-            predicted = model.predict(own_panel.loc[span].reset_index(drop=True).loc[test])
-            thresholds[name] = model.thresholds
-            dispersion[name] = model.dispersion_of([*model.thresholds, np.inf]).tolist()
+            own_panel = panels[_panel_key(model_params[name])]
+            features = own_panel.loc[span].reset_index(drop=True).loc[test].reset_index(drop=True)
+            if target not in model.targets:
+                log.info("the %s model has no %s booster: left out of that backtest", name, target)
+                continue
+            predicted = model.predict_target(features, target)
+            if tour != s.WHOLE_DAY:
+                share = context.share_of(target, tour, features)
+                predicted = model.predict_tour(predicted, target, tour, share)
+            thresholds[name] = model.thresholds_of(target, tour)
+            dispersion[name] = model.target_dispersion_of(
+                target, [*model.thresholds_of(target), np.inf]
+            ).tolist()
             method_frames[name] = test_rows.assign(
                 **{
                     EXPECTED: predicted["expected_crashes"].to_numpy(),
@@ -254,53 +290,148 @@ def run_backtest(
                     **_class_columns(expected[test], thresholds[name], dispersion[name]),
                 }
             )
-        for name, frame in method_frames.items():
-            scored.append(frame.assign(method=name, fold=j))
-            per_day.append(per_day_metrics(frame).assign(method=name, fold=j))
-        fold_results.append(
-            BacktestFold(
-                fold=j,
-                train_start=first_train,
-                train_end=fold_train_end.date(),
-                test_start=test_start.date(),
-                test_end=test_end.date(),
-                models=models,
-                choices=choices,
-                thresholds=thresholds,
-                dispersion=dispersion,
-                seconds=time.perf_counter() - fold_started,
-            )
+        if MODEL not in method_frames:
+            raise ValueError(f"the model learnt no {target} booster: nothing to backtest")
+        outcome.scored[key] = [f.assign(method=n, fold=fold.fold) for n, f in method_frames.items()]
+        outcome.per_day[key] = [
+            per_day_metrics(f).assign(method=n, fold=fold.fold) for n, f in method_frames.items()
+        ]
+        usual = baseline_expected["historical_average"][test]
+        ranked = test_rows.assign(
+            **{
+                USUAL: usual,
+                **{f"rank_{n}": f[EXPECTED].to_numpy() for n, f in method_frames.items()},
+                "rank_model_excess": method_frames[MODEL][EXPECTED].to_numpy() - usual,
+            }
         )
-        log.info(
-            "backtest fold %d of %d (%s..%s) done in %.1f s",
-            j + 1,
-            len(blocks),
-            test_start.date(),
-            test_end.date(),
-            time.perf_counter() - fold_started,
+        rankings = {n: f"rank_{n}" for n in ("model_excess", *method_frames)}
+        outcome.unusual[key] = unusual_capture_by_day(ranked, rankings).assign(fold=fold.fold)
+        outcome.folds[key] = BacktestFold(
+            fold=fold.fold,
+            train_start=fold.train_start,
+            train_end=fold.train_end,
+            test_start=fold.test_start.date(),
+            test_end=fold.test_end.date(),
+            models=models,
+            choices=choices,
+            thresholds=thresholds,
+            dispersion=dispersion,
+            seconds=time.perf_counter() - fold_started,
         )
+    log.info("backtest fold %d of %d (%s..%s) done in %.1f s", fold.fold + 1, fold.of,
+             fold.test_start.date(), fold.test_end.date(),
+             time.perf_counter() - fold_started)  # fmt: skip
+    return outcome
 
-    predictions = pd.concat(scored, ignore_index=True)
-    table = {}
-    for name in [*model_params, *baseline_expected]:
-        rows_of_method = predictions.loc[predictions["method"] == name]
-        fold_thresholds = {f.fold: f.thresholds[name] for f in fold_results}
-        table[name] = evaluate_folds(rows_of_method, fold_thresholds)
-    return BacktestResult(
-        table=pd.DataFrame.from_dict(table, orient="index").rename_axis("method"),
-        per_day=pd.concat(per_day, ignore_index=True),
-        params={
-            "train_start": first_train,
-            "train_end": train_end,
-            "start": start,
-            "end": end,
-            "folds": len(blocks),
-            "model_params": params.model_dump(mode="json"),
-            "variants": sorted(variants or {}),
-        },
-        folds=fold_results,
-        predictions=predictions,
+
+def _panel_key(params: ModelParams) -> str:
+    return params.features.model_dump_json()
+
+
+def run_forecast_backtests(
+    inputs: FeatureInputs,
+    *,
+    train_end: dt.date,
+    start: dt.date,
+    end: dt.date,
+    forecasts: Sequence[tuple[str, str]],
+    folds: int = 1,
+    params: ModelParams | None = None,
+    train_start: dt.date | None = None,
+    variants: Mapping[str, ModelParams] | None = None,
+) -> dict[tuple[str, str], BacktestResult]:
+    """``run_backtest`` for each forecast (target, tour) at once: each fold trains once and
+    scores every forecast, each against its own baselines (the same methods on that target's
+    counts in that tour) on the same hex-days."""
+    params = params or ModelParams()
+    if not train_end < start <= end:
+        raise ValueError("need train_end < start <= end")
+    if not forecasts:
+        raise ValueError("no forecast (target, tour) to backtest")
+    for target, tour in forecasts:
+        check_forecast(target, tour, inputs.tours)
+        if target not in inputs.targets:
+            raise ValueError(f"the crash records carry no {target} counts to backtest")
+    record_start = inputs.record_start
+    if record_start is None:
+        raise ValueError("no crashes in the inputs")
+    first_train = (
+        train_start or (record_start + pd.Timedelta(days=params.backtest.warmup_days)).date()
     )
+    model_params = {MODEL: params, **(variants or {})}
+    started = time.perf_counter()
+    panel_dates = _date_range(first_train, end)
+    panels: dict[str, pd.DataFrame] = {}  # one per distinct feature set; all share one grid
+    for p in model_params.values():
+        if _panel_key(p) not in panels:
+            panels[_panel_key(p)] = add_targets(
+                build_features(inputs, panel_dates, p.features), inputs
+            )
+    log.info("backtest panel: %d rows in %.1f s", len(panels[_panel_key(params)]),
+             time.perf_counter() - started)  # fmt: skip
+    specs = plan_folds(first_train, train_end, start, end, folds)
+    outcomes = [backtest_fold(inputs, panels, spec, model_params, forecasts) for spec in specs]
+    out = {}
+    for key in forecasts:
+        predictions = pd.concat([f for o in outcomes for f in o.scored[key]], ignore_index=True)
+        per_day = pd.concat([f for o in outcomes for f in o.per_day[key]], ignore_index=True)
+        fold_results = [o.folds[key] for o in outcomes]
+        table = {}
+        for name in dict.fromkeys(predictions["method"]):
+            rows_of_method = predictions.loc[predictions["method"] == name]
+            fold_thresholds = {f.fold: f.thresholds[name] for f in fold_results}
+            table[name] = evaluate_folds(rows_of_method, fold_thresholds)
+        out[key] = BacktestResult(
+            table=pd.DataFrame.from_dict(table, orient="index").rename_axis("method"),
+            per_day=per_day,
+            params={
+                "train_start": first_train,
+                "train_end": train_end,
+                "start": start,
+                "end": end,
+                "folds": len(specs),
+                "target": key[0],
+                "tour": key[1],
+                "model_params": params.model_dump(mode="json"),
+                "variants": sorted(variants or {}),
+            },
+            folds=fold_results,
+            predictions=predictions,
+            unusual=pd.concat([o.unusual[key] for o in outcomes], ignore_index=True),
+        )
+    return out
+
+
+def run_backtest(
+    inputs: FeatureInputs,
+    *,
+    train_end: dt.date,
+    start: dt.date,
+    end: dt.date,
+    folds: int = 1,
+    params: ModelParams | None = None,
+    train_start: dt.date | None = None,
+    variants: Mapping[str, ModelParams] | None = None,
+    target: str = s.ALL_CRASHES,
+    tour: str = s.WHOLE_DAY,
+) -> BacktestResult:
+    """Train up to ``train_end``, score every day of ``start..end``, model beside all baselines.
+
+    ``variants`` adds more model configurations (name -> params) scored on the same rows, for
+    design studies. ``train_start`` defaults to the record start plus ``warmup_days``.
+    ``target`` and ``tour`` choose what is forecast (default: all crashes, whole day).
+    """
+    return run_forecast_backtests(
+        inputs,
+        train_end=train_end,
+        start=start,
+        end=end,
+        forecasts=[(target, tour)],
+        folds=folds,
+        params=params,
+        train_start=train_start,
+        variants=variants,
+    )[(target, tour)]
 
 
 def evaluate_folds(frame: pd.DataFrame, thresholds: dict[int, list[float]]) -> dict[str, float]:

@@ -31,6 +31,7 @@ class FeatureParams(_Frozen):
     windows: tuple[int, ...] = (7, 28, 365)
     injury_windows: tuple[int, ...] = (28, 365)
     killed_windows: tuple[int, ...] = (365,)
+    target_windows: tuple[int, ...] = (365,)  # per hex: crashes injuring anyone, a pedestrian, …
     neighbour_rings: tuple[int, ...] = (1, 2)
     neighbour_windows: tuple[int, ...] = (28, 365)
     city_windows: tuple[int, ...] = (7, 28)
@@ -41,7 +42,12 @@ class FeatureParams(_Frozen):
     known_boroughs: tuple[str, ...] = ("MANHATTAN", "BRONX", "BROOKLYN", "QUEENS", "STATEN ISLAND")
 
     _check_windows = field_validator(
-        "windows", "injury_windows", "killed_windows", "neighbour_windows", "city_windows"
+        "windows",
+        "injury_windows",
+        "killed_windows",
+        "target_windows",
+        "neighbour_windows",
+        "city_windows",
     )(_positive_ascending)
     _check_rings = field_validator("neighbour_rings", "ewma_halflives")(_positive_ascending)
 
@@ -52,6 +58,7 @@ class FeatureParams(_Frozen):
                 *self.windows,
                 *self.injury_windows,
                 *self.killed_windows,
+                *self.target_windows,
                 *self.neighbour_windows,
                 *self.city_windows,
                 1,

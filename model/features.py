@@ -35,11 +35,14 @@ import pyarrow as pa
 from sqlalchemy.engine import Engine
 
 from core import schema as s
-from core.reads.crashes import crash_counts
+from core.reads.crashes import crash_counts, forecast_counts
 from core.reads.hexes import hex_cells
+from core.schema import check_tours
+from core.settings import get_settings
 from etl.hexes import hex_universe
 from model.config import FeatureParams
 from model.history import CrashHistory, ring_matrix
+from model.targets import OTHER_TARGETS, count_column, known_targets, wide_counts, y_column
 from model.volume import TYPICAL_VOLUME, VOLUME_IMPUTED, typical_volumes
 from model.weather_features import observed_weather
 
@@ -69,6 +72,9 @@ class FeatureInputs:
     ``weather``: one row per date, ``date`` + the ``WEATHER_VALUES`` + ``weather_kind``.
     ``volume``: ``h3_cell, typical_volume, volume_imputed`` (may be empty).
     ``history_start``: first day the crash record covers (default: its first crash date).
+    ``by_tour``: ``core.reads.crashes.forecast_counts`` rows (per hex, day and tour: the count
+    of every target) for the ``tours``; None where only all crashes are known (``crashes``
+    then also lacks the per-target day counts ``injury``, ``pedestrian``, ``cyclist``).
     """
 
     crashes: pd.DataFrame
@@ -77,6 +83,8 @@ class FeatureInputs:
     volume: pd.DataFrame
     res: int
     history_start: dt.date | None = None
+    by_tour: pd.DataFrame | None = None
+    tours: tuple[str, ...] = ()
 
     @cached_property
     def record_start(self) -> pd.Timestamp | None:
@@ -98,9 +106,18 @@ class FeatureInputs:
         """The hex universe in a fixed (sorted) order."""
         return pd.Index(np.sort(self.hexes[s.H3_CELL].astype("str").unique()), dtype="str")
 
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """All crashes, and every other target some crash of the inputs carries counts of."""
+        return known_targets(self.by_tour)
+
     def history(self, last_target: pd.Timestamp) -> CrashHistory:
-        """The crash record of the universe before ``last_target`` on a dense grid."""
-        return CrashHistory.from_counts(self.crashes, self.cells, self.record_start, last_target)
+        """The crash record of the universe before ``last_target`` on a dense grid: crashes,
+        injuries, killed and the day count of every other target the inputs carry."""
+        columns = (*s.CRASH_COUNT_COLUMNS, *(t for t in OTHER_TARGETS if t in self.crashes))
+        return CrashHistory.from_counts(
+            self.crashes, self.cells, self.record_start, last_target, columns
+        )
 
 
 # ------------------------------------------------------------------------------------------
@@ -117,6 +134,7 @@ def feature_columns(params: FeatureParams) -> tuple[str, ...]:
         *(f"crashes_{w}d" for w in params.windows),
         *(f"injuries_{w}d" for w in params.injury_windows),
         *(f"killed_{w}d" for w in params.killed_windows),
+        *(target_feature(t, w) for t in OTHER_TARGETS for w in params.target_windows),
         "days_since_crash",
         "long_run_rate",
         *(f"crashes_ewma_{h}d" for h in params.ewma_halflives),
@@ -128,6 +146,12 @@ def feature_columns(params: FeatureParams) -> tuple[str, ...]:
         *(f"city_crashes_{w}d" for w in params.city_windows),
     ]
     return (*history, *CALENDAR_COLUMNS, *WEATHER_FEATURES, *TRAFFIC_FEATURES, *STATIC_FEATURES)
+
+
+def target_feature(target: str, window: int) -> str:
+    """The feature counting the hex's crashes of ``target`` over ``window`` days:
+    ``pedestrian_crashes_365d``."""
+    return f"{target}_crashes_{window}d"
 
 
 def is_day_feature(name: str) -> bool:
@@ -188,6 +212,9 @@ def feature_label(name: str) -> str:
         return f"people injured here {past}"
     if stem == "killed":
         return f"people killed here {past}"
+    if stem in {f"{t}_crashes" for t in OTHER_TARGETS}:
+        hurt = {"injury": "anyone", "pedestrian": "a pedestrian", "cyclist": "a cyclist"}
+        return f"crashes injuring {hurt[stem.split('_')[0]]} here {past}"
     if stem == "city_crashes":
         return f"citywide crashes per day {past}"
     if stem.startswith("ring") and stem.endswith("_crashes"):
@@ -317,6 +344,13 @@ def build_features(
         grids[f"injuries_{w}d"] = history.window_count(s.INJURIES, target, w)
     for w in params.killed_windows:
         grids[f"killed_{w}d"] = history.window_count(s.KILLED, target, w)
+    for name in OTHER_TARGETS:
+        for w in params.target_windows:
+            grids[target_feature(name, w)] = (
+                history.window_count(name, target, w)
+                if name in inputs.crashes
+                else np.full((n_dates, n_cells), np.nan)
+            )
     grids["days_since_crash"] = history.days_since_crash(target, params.days_since_cap)
     grids["long_run_rate"] = history.long_run_rate(target)
     for h in params.ewma_halflives:
@@ -358,8 +392,12 @@ def _row_keys(cells: pd.Index, cell: pd.Series, date: pd.Series, day0: pd.Timest
     return np.where(codes >= 0, days * len(cells) + codes, -1)
 
 
-def add_targets(panel: pd.DataFrame, inputs: FeatureInputs) -> pd.DataFrame:
-    """``panel`` plus ``y_crashes`` and ``y_injuries`` of each row's hex-day (0 where none)."""
+def add_targets(
+    panel: pd.DataFrame, inputs: FeatureInputs, *, tours: Sequence[str] = ()
+) -> pd.DataFrame:
+    """``panel`` plus ``y_crashes`` and ``y_injuries`` of each row's hex-day (0 where none),
+    ``y_<target>`` of every other target the inputs carry, and with ``tours`` the count of
+    every target in each of them (``model.targets.y_column``)."""
     cells = pd.Index(
         np.union1d(
             inputs.cells.to_numpy(dtype=object).astype(str),
@@ -369,19 +407,33 @@ def add_targets(panel: pd.DataFrame, inputs: FeatureInputs) -> pd.DataFrame:
     )
     day0 = pd.Timestamp("1970-01-01")
     crash_keys = _row_keys(cells, inputs.crashes[s.H3_CELL], inputs.crashes[s.DATE], day0)
+    known = [t for t in inputs.targets if t != s.ALL_CRASHES and t in inputs.crashes]
     observed = pd.DataFrame(
         {
             Y_CRASHES: inputs.crashes[s.CRASHES].fillna(0).to_numpy(dtype=np.float64),
             Y_INJURIES: inputs.crashes[s.INJURIES].fillna(0).to_numpy(dtype=np.float64),
+            **{y_column(t): inputs.crashes[t].fillna(0).to_numpy(dtype=np.float64) for t in known},
         },
         index=pd.Index(crash_keys),
     )
     observed = observed.groupby(level=0).sum()
+    if tours and inputs.by_tour is not None:
+        wide = wide_counts(inputs.by_tour, inputs.targets, tuple(tours))
+        wide_keys = _row_keys(cells, wide[s.H3_CELL], wide[s.DATE], day0)
+        by_tour = pd.DataFrame(
+            {
+                y_column(t, u): wide[count_column(t, u)].to_numpy(dtype=np.float64)
+                for t in inputs.targets
+                for u in tours
+            },
+            index=pd.Index(wide_keys),
+        )
+        observed = observed.join(by_tour.groupby(level=0).sum(), how="outer").fillna(0.0)
     panel_keys = _row_keys(cells, panel[s.H3_CELL], panel[s.DATE], day0)
     position = observed.index.get_indexer(panel_keys)
     found = position >= 0
     targets = {}
-    for column in (Y_CRASHES, Y_INJURIES):
+    for column in observed.columns:
         values = np.zeros(len(panel), dtype=np.float64)
         values[found] = observed[column].to_numpy()[position[found]]
         targets[column] = values
@@ -393,15 +445,28 @@ def add_targets(panel: pd.DataFrame, inputs: FeatureInputs) -> pd.DataFrame:
 
 
 def load_feature_inputs(
-    engine: Engine, res: int, *, until: dt.date | None = None, station: str | None = None
+    engine: Engine,
+    res: int,
+    *,
+    until: dt.date | None = None,
+    station: str | None = None,
+    tours: Sequence[str] | None = None,
 ) -> FeatureInputs:
     """Everything ``build_features`` needs from the warehouse, as known at the end of ``until``.
 
-    Crash counts per hex-day at ``res`` (aggregated from the stored fine cells), the hex universe
-    (``hex_cells``, or derived from the crashes when that table has none at ``res``), observed
-    weather of one station and the hexes' typical traffic volume.
+    Crash counts per hex-day at ``res`` (aggregated from the stored fine cells) with the day
+    count of every target, the counts per patrol tour (``tours``, default the settings'), the
+    hex universe (``hex_cells``, or derived from the crashes when that table has none at
+    ``res``), observed weather of one station and the hexes' typical traffic volume.
     """
+    tours = check_tours(get_settings().tours if tours is None else tours)
     crashes = crash_counts(engine, res, end=until)
+    by_tour = forecast_counts(engine, res, tours, end=until)
+    day_counts = wide_counts(by_tour, known_targets(by_tour), ())
+    crashes = crashes.merge(
+        day_counts.drop(columns=[s.ALL_CRASHES]), on=[s.H3_CELL, s.DATE], how="left"
+    )
+    crashes = crashes.fillna({t: 0 for t in day_counts.columns if t in OTHER_TARGETS})
     hexes = hex_cells(engine, res)
     if hexes.empty:
         log.info("hex_cells has no res-%d universe; deriving it from the crashes table", res)
@@ -418,4 +483,12 @@ def load_feature_inputs(
         len(crashes),
         len(weather),
     )
-    return FeatureInputs(crashes=crashes, hexes=hexes, weather=weather, volume=volume, res=res)
+    return FeatureInputs(
+        crashes=crashes,
+        hexes=hexes,
+        weather=weather,
+        volume=volume,
+        res=res,
+        by_tour=by_tour,
+        tours=tours,
+    )

@@ -35,9 +35,7 @@ class CrashHistory:
 
     cells: pd.Index
     day0: pd.Timestamp
-    crashes: npt.NDArray[np.int32]  # (n_days, n_hexes)
-    injuries: npt.NDArray[np.int32]
-    killed: npt.NDArray[np.int32]
+    counts: dict[str, npt.NDArray[np.int32]]  # name -> (n_days, n_hexes): crashes, injuries, …
 
     @classmethod
     def from_counts(
@@ -46,13 +44,15 @@ class CrashHistory:
         cells: pd.Index,
         record_start: pd.Timestamp | None,
         last_target: pd.Timestamp,
+        columns: tuple[str, ...] = s.CRASH_COUNT_COLUMNS,
     ) -> CrashHistory:
         """The grid of ``cells`` from ``record_start`` (else ``last_target``) up to the day
-        before ``last_target``, from crash counts per hex-day (``crash_counts`` columns)."""
+        before ``last_target``, from counts per hex-day (``crash_counts`` columns; ``columns``
+        names the ones kept, a column ``frame`` lacks is all zeros)."""
         day0 = record_start if record_start is not None else last_target
         n_days = max(int((last_target - day0).days), 0)
         shape = (n_days, len(cells))
-        matrices = {c: np.zeros(shape, dtype=np.int32) for c in s.CRASH_COUNT_COLUMNS}
+        matrices = {c: np.zeros(shape, dtype=np.int32) for c in columns}
         if not frame.empty and n_days > 0:
             day = ((pd.to_datetime(frame[s.DATE]).dt.normalize() - day0).dt.days).to_numpy()
             hex_index = cells.get_indexer(frame[s.H3_CELL].astype("str"))
@@ -61,13 +61,19 @@ class CrashHistory:
             if outside:
                 log.debug("%d hex-days with crashes outside the hex universe ignored", outside)
             for column, matrix in matrices.items():
+                if column not in frame.columns:
+                    continue
                 values = frame[column].fillna(0).to_numpy(dtype=np.int64)[keep]
                 np.add.at(matrix, (day[keep], hex_index[keep]), values.astype(np.int32))
-        return cls(cells=cells, day0=day0, **matrices)
+        return cls(cells=cells, day0=day0, counts=matrices)
+
+    @property
+    def crashes(self) -> npt.NDArray[np.int32]:
+        return self.counts[s.CRASHES]
 
     @property
     def n_days(self) -> int:
-        return int(self.crashes.shape[0])
+        return int(next(iter(self.counts.values())).shape[0]) if self.counts else 0
 
     def day_index(self, dates: pd.DatetimeIndex) -> IntArray:
         """Index of each target day on the grid (may be negative or past the end)."""
@@ -77,8 +83,7 @@ class CrashHistory:
     def cumulative(self) -> dict[str, npt.NDArray[np.int64]]:
         """``cum[i]`` = sum of rows ``< i`` for each matrix, shape ``(n_days + 1, n_hexes)``."""
         out = {}
-        for name in s.CRASH_COUNT_COLUMNS:
-            matrix = getattr(self, name)
+        for name, matrix in self.counts.items():
             cum = np.zeros((matrix.shape[0] + 1, matrix.shape[1]), dtype=np.int64)
             np.cumsum(matrix, axis=0, out=cum[1:])
             out[name] = cum
@@ -136,13 +141,16 @@ class CrashHistory:
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(covered > 0, totals / covered, np.nan)
 
-    def ewma_rate(self, target: IntArray, halflife_days: float) -> FloatArray:
+    def ewma_rate(
+        self, target: IntArray, halflife_days: float, name: str = s.CRASHES
+    ) -> FloatArray:
         """Exponentially weighted mean daily count before each target day (bias-corrected).
 
         NaN for targets with no record before them.
         """
         decay = 0.5 ** (1.0 / halflife_days)
-        n_hexes = self.crashes.shape[1]
+        counts = self.counts[name]
+        n_hexes = counts.shape[1]
         level = np.zeros(n_hexes, dtype=np.float64)
         weight = 0.0
         out = np.full((len(target), n_hexes), np.nan)
@@ -156,7 +164,7 @@ class CrashHistory:
                 position += 1
             if i == self.n_days:
                 break
-            level = decay * level + self.crashes[i]
+            level = decay * level + counts[i]
             weight = decay * weight + 1.0
         return out
 

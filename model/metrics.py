@@ -9,7 +9,7 @@ neither favoured nor punished by an arbitrary order.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -241,3 +241,61 @@ def class_probabilities_calibrated(
     if ours.isna().any() or theirs.isna().any():
         return False
     return bool((ours <= theirs).all())
+
+
+PAIRED_LEVEL: Final = 0.9
+PAIRED_METRICS: Final = {  # name: (numerator, denominator) of per_day_metrics, pooled
+    "recall_at_k": ("recall_hits", "k"),
+    "hit_rate_10": ("captured_10", "crashes"),
+    "hit_rate_20": ("captured_20", "crashes"),
+}
+
+
+def paired_differences(
+    ours: pd.DataFrame, theirs: pd.DataFrame, ratios: dict[str, tuple[str, str]],
+    *, draws: int = 1000, seed: int = 0,
+) -> dict[str, float]:  # fmt: skip
+    """``ours`` minus ``theirs`` for each pooled ratio (name -> numerator, denominator
+    columns) of two per-day tables on the same days (``date``), with the ``PAIRED_LEVEL``
+    interval of a bootstrap over days (``<name>_lo``, ``<name>_hi``): the days are drawn
+    together for both, so day-to-day noise common to both cancels."""
+    theirs = theirs.set_index(s.DATE).reindex(ours[s.DATE]).reset_index()
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(ours), size=(draws, len(ours)))
+    out: dict[str, float] = {}
+    tail = (1 - PAIRED_LEVEL) / 2
+
+    def pooled(frame: pd.DataFrame, top: str, bottom: str, idx: npt.NDArray[np.int64]) -> Any:
+        num = frame[top].to_numpy(dtype=np.float64)[idx].sum(axis=-1)
+        den = frame[bottom].to_numpy(dtype=np.float64)[idx].sum(axis=-1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return num / den
+
+    everything = np.arange(len(ours))
+    for name, (top, bottom) in ratios.items():
+        diff = pooled(ours, top, bottom, picks) - pooled(theirs, top, bottom, picks)
+        out[name] = float(
+            pooled(ours, top, bottom, everything) - pooled(theirs, top, bottom, everything)
+        )
+        finite = diff[np.isfinite(diff)]
+        low, high = np.quantile(finite, [tail, 1 - tail]) if len(finite) else (np.nan, np.nan)
+        out[f"{name}_lo"], out[f"{name}_hi"] = float(low), float(high)
+    return out
+
+
+def paired_comparison(per_day: pd.DataFrame, reference: str = "model") -> pd.DataFrame:
+    """``reference`` minus every other method of a backtest's ``per_day`` table (``method``
+    column), on the same days: Recall@K and hit rates with bootstrap intervals, and the
+    daily-total absolute error (lower is better, so negative differences favour ``reference``).
+    One row per other method."""
+    if per_day.empty or reference not in set(per_day["method"]):
+        return pd.DataFrame()
+    with_error = per_day.assign(abs_error=(per_day["expected"] - per_day["crashes"]).abs(), one=1.0)
+    ours = with_error.loc[with_error["method"] == reference].reset_index(drop=True)
+    ratios = {**PAIRED_METRICS, "daily_total_mae": ("abs_error", "one")}
+    rows = {
+        str(method): paired_differences(ours, part.reset_index(drop=True), ratios)
+        for method, part in with_error.groupby("method", sort=False)
+        if method != reference
+    }
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("versus")

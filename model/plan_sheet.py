@@ -23,6 +23,7 @@ import matplotlib.lines
 
 from core import schema as s
 from geo.cells import cell_to_latlng, cells_to_boundaries
+from model.forecast_names import tour_name
 from model.planner import RANK_BY_OPTIONS, AreaPlan, BriefingFormat, export_frame
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
 PAGE_IN: Final = (8.27, 11.69)  # A4 portrait
 MARGIN_IN: Final = 0.45
-HEADER_IN: Final = 1.25  # title, date, and up to three lines of summary
+HEADER_IN: Final = 1.5  # title, date, what is forecast, and up to three lines of summary
 LEGEND_IN: Final = 0.32
 FOOTER_IN: Final = 0.42
 MIN_MAP_IN: Final = 2.6
@@ -142,6 +143,11 @@ def _fit_list(plan: AreaPlan) -> tuple[float, list[ListRow], float]:
             size = max(LIST_FONT_PT[1], size - 0.25)
 
 
+def _when(plan: AreaPlan) -> str:
+    """``that day`` or ``night tour 23:00–07:00``."""
+    return "that day" if plan.tour == s.WHOLE_DAY else tour_name(plan.tour)
+
+
 def _header(figure: Figure, plan: AreaPlan) -> None:
     width, height = PAGE_IN
     top = 1 - MARGIN_IN / height
@@ -155,8 +161,12 @@ def _header(figure: Figure, plan: AreaPlan) -> None:
         left, top - 0.36 / height, f"{day:%A} {day.day} {day:%B %Y}", fontsize=12.5, va="top",
         color=INK,
     )  # fmt: skip
+    figure.text(
+        left, top - 0.63 / height, plan.forecast_label, fontsize=11, weight="bold", va="top",
+        color=INK,
+    )  # fmt: skip
     hit = (
-        f"the same rule covered {plan.hit_rate.share:.0%} of the crashes on "
+        f"the same rule covered {plan.hit_rate.share:.0%} of the {plan.noun} on "
         f"{plan.hit_rate.days} past days"
         if plan.hit_rate is not None and plan.hit_rate.share is not None
         else "no past day with outcomes to replay the rule on yet"
@@ -164,12 +174,12 @@ def _header(figure: Figure, plan: AreaPlan) -> None:
     lines = (
         f"{len(plan.picks)} of {plan.n_units} units, at least {plan.min_spacing} hex ring(s) "
         f"apart, placed by {RANK_BY_OPTIONS[plan.rank_by].lower()}.",
-        f"These hexes hold {plan.coverage:.0%} of the {plan.expected_total:,.1f} crashes "
-        f"expected in the area that day; {hit}.",
+        f"These hexes hold {plan.coverage:.0%} of the {plan.expected_total:,.1f} {plan.noun} "
+        f"expected in the area ({_when(plan)}); {hit}.",
     )
     wrapped = [part for text in lines for part in _wrap(text, PAGE_IN[0] - 2 * MARGIN_IN, 8.5)]
     figure.text(
-        left, top - 0.66 / height, "\n".join(wrapped), fontsize=8.5, va="top", color=INK,
+        left, top - 0.92 / height, "\n".join(wrapped), fontsize=8.5, va="top", color=INK,
         linespacing=1.45,
     )  # fmt: skip
     if plan.is_demo:
@@ -248,7 +258,9 @@ def _legend(figure: Figure, bottom_in: float) -> None:
     )  # fmt: skip
 
 
-def _draw_list(figure: Figure, rows: list[ListRow], size: float, top_in: float) -> None:
+def _draw_list(
+    figure: Figure, plan: AreaPlan, rows: list[ListRow], size: float, top_in: float
+) -> None:
     width, height = PAGE_IN
     line = size * LINE_SPACING / 72
 
@@ -266,7 +278,7 @@ def _draw_list(figure: Figure, rows: list[ListRow], size: float, top_in: float) 
         "unit": "Unit",
         "place": "Place",
         "why": "Why (▲ raises the risk, ▼ lowers it)",
-        "expected": "Expected\ncrashes",
+        "expected": "Expected\ncrashes" if plan.target == s.ALL_CRASHES else "Expected\ncount",
         "chance": "Chance of\n≥ 1 crash",
     }
     for column, text in headings.items():
@@ -294,9 +306,12 @@ def _footer(figure: Figure, plan: AreaPlan) -> None:
         f"Model version {plan.model_version} · forecast for {plan.target_date.isoformat()} · "
         "Vision Zero Risk" + (" · DEMO DATA (synthetic city)" if plan.is_demo else "")
     )
+    expected = (
+        "Expected crashes" if plan.target == s.ALL_CRASHES else f"Expected count: {plan.noun}"
+    )
     note = (
-        "Expected crashes: in the hex that day. Chance of ≥ 1 crash: from the expected crashes "
-        "and their spread. Reasons are model explanations:\nassociations, not causes; decisions "
+        f"{expected}: in the hex, {_when(plan)}. Chance of ≥ 1: from the expected count "
+        "and its spread. Reasons are model explanations:\nassociations, not causes; decisions "
         "stay with the people who know the streets."
     )
     figure.text(MARGIN_IN / width, (MARGIN_IN + 0.27) / height, text, fontsize=7, color=INK)
@@ -322,7 +337,7 @@ def render_briefing(plan: AreaPlan, fmt: BriefingFormat = "pdf") -> bytes:
         _draw_map(figure, plan, map_bottom, map_height)
         _legend(figure, map_bottom - LEGEND_IN)
         list_top = MARGIN_IN + HEADER_IN + map_height + LEGEND_IN + 0.12
-        _draw_list(figure, rows, size, list_top)
+        _draw_list(figure, plan, rows, size, list_top)
         _footer(figure, plan)
         buffer = io.BytesIO()
         figure.savefig(buffer, format=fmt, metadata=_metadata(plan, fmt))
@@ -331,7 +346,10 @@ def render_briefing(plan: AreaPlan, fmt: BriefingFormat = "pdf") -> bytes:
 
 def _metadata(plan: AreaPlan, fmt: BriefingFormat) -> dict[str, str | None]:
     """Title; no creation time, so the same plan gives the same bytes."""
-    title = f"Deployment briefing — {plan.area_label} — {plan.target_date.isoformat()}"
+    title = (
+        f"Deployment briefing — {plan.area_label} — {plan.target_date.isoformat()} — "
+        f"{plan.forecast_label}"
+    )
     if fmt == "pdf":
         return {"Title": title, "CreationDate": None}
     return {"Title": title, "Software": "Vision Zero Risk"}

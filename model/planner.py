@@ -1,10 +1,11 @@
 """Deployment planning and what-if explanations: pure functions on forecast frames.
 
-**Picking.** ``pick_hexes`` walks the hexes from the highest expected crashes (or injuries)
-down and takes a hex when it lies at least ``min_spacing`` H3 rings from every hex already
-taken, until ``n_units`` are placed. Ranking by the chance of at least one crash would give
-the same order (it grows with the expected count), so the choices offered are crashes or
-injuries.
+**Picking.** ``pick_hexes`` walks the hexes from the highest expected count of the plan's
+target in its tour (total risk), or the highest excess of that count over the hex's usual
+level (``model.chronic``: tomorrow's spike, what a deployment can meet), or the highest
+expected injuries, down and takes a hex when it lies at least ``min_spacing`` H3 rings from
+every hex already taken, until ``n_units`` are placed. Ranking by the chance of at least one
+crash would give the same order as total risk (it grows with the expected count).
 
 **Coverage.** The expected share of the day's crashes that falls in the picked hexes is the
 picks' expected crashes over the area's total. ``plan_hit_rates`` replays the same rule on
@@ -13,7 +14,7 @@ that actually happened in the picked hexes.
 
 **Exports.** An ``AreaPlan`` writes every file a plan has (CSV, GeoJSON, and the printable
 one-page briefing as PDF or PNG, ``model.plan_sheet``) under one name scheme,
-``vz-plan_<area>_<date>.<ext>``; the app and ``vz plan`` both call it.
+``vz-plan_<area>_<date>[_<target>-<tour>].<ext>``; the app and ``vz plan`` both call it.
 
 A *forecast frame* has one row per hex with at least ``h3_cell``, ``borough``,
 ``risk_class`` (0..4), ``expected_crashes``, ``expected_injuries`` and ``reasons`` (a list of
@@ -39,20 +40,23 @@ import shapely
 from core import schema as s
 from core.spreadsheet import neutralise_value, safe_csv
 from geo.cells import cell_to_latlng, cells_to_boundaries, grid_disk
+from model.chronic import EXCESS
 from model.features import feature_label
+from model.forecast_names import forecast_label, forecast_slug, target_noun
 from model.uncertainty import chance_of_any_crash
 
 if TYPE_CHECKING:
     from model.risk_model import RiskModel
     from model.score import WeatherOverrides
 
-RankBy = Literal["expected_crashes", "expected_injuries"]
+RankBy = Literal["expected_crashes", "excess", "expected_injuries"]
 BriefingFormat = Literal["png", "pdf"]
 PlanFormat = Literal["csv", "geojson", "pdf", "png"]
 Ring = list[tuple[float, float]]  # (lng, lat) points of a closed outline
 
 RANK_BY_OPTIONS: Final[dict[str, str]] = {
-    "expected_crashes": "Expected crashes",
+    "expected_crashes": "Total risk",
+    "excess": "Tomorrow's excess over usual",
     "expected_injuries": "Expected injuries",
 }
 MAX_UNITS: Final = 50
@@ -66,6 +70,8 @@ CSV_COLUMNS: Final = (
     "expected_crashes",
     "expected_injuries",
     "chance_of_crash",
+    s.USUAL,
+    EXCESS,
     s.LAT,
     s.LNG,
     "reasons",
@@ -221,6 +227,14 @@ def _places(picks: pd.DataFrame) -> list[str]:
     ]
 
 
+def _numbers(picks: pd.DataFrame, column: str) -> pd.Series:
+    """A numeric column of the picks, missing where the forecast lacks it (old forecasts
+    carry no usual level)."""
+    if column not in picks:
+        return pd.Series(np.nan, index=picks.index, dtype="float64")
+    return pd.to_numeric(picks[column], errors="coerce").astype("float64")
+
+
 def export_frame(picks: pd.DataFrame) -> pd.DataFrame:
     """The plan as plain columns (``CSV_COLUMNS``): class as its name, reasons as one text."""
     centres = [cell_to_latlng(cell) for cell in picks[s.H3_CELL]]
@@ -234,6 +248,8 @@ def export_frame(picks: pd.DataFrame) -> pd.DataFrame:
             "expected_crashes": picks["expected_crashes"].astype("float64").round(3),
             "expected_injuries": picks["expected_injuries"].astype("float64").round(3),
             "chance_of_crash": chance_of_crash(picks).round(3),
+            s.USUAL: _numbers(picks, s.USUAL).round(3),
+            EXCESS: _numbers(picks, EXCESS).round(3),
             s.LAT: [round(lat, 6) for lat, _ in centres],
             s.LNG: [round(lng, 6) for _, lng in centres],
             "reasons": [_reason_text(r) for r in picks["reasons"]],
@@ -249,7 +265,12 @@ def plan_to_csv(picks: pd.DataFrame) -> bytes:
 
 
 def plan_to_geojson(
-    picks: pd.DataFrame, *, target_date: dt.date, model_version: str
+    picks: pd.DataFrame,
+    *,
+    target_date: dt.date,
+    model_version: str,
+    target: str = s.ALL_CRASHES,
+    tour: str = s.WHOLE_DAY,
 ) -> dict[str, Any]:
     """The plan as a GeoJSON FeatureCollection of hex polygons (closed rings, lng/lat order).
 
@@ -281,15 +302,28 @@ def plan_to_geojson(
     ]
     return {
         "type": "FeatureCollection",
-        "properties": {"target_date": target_date.isoformat(), "model_version": model_version},
+        "properties": {
+            "target_date": target_date.isoformat(),
+            "model_version": model_version,
+            "target": target,
+            "tour": tour,
+            "forecast": forecast_label(target, tour),
+        },
         "features": features,
     }
 
 
 def plan_to_geojson_bytes(
-    picks: pd.DataFrame, *, target_date: dt.date, model_version: str
+    picks: pd.DataFrame,
+    *,
+    target_date: dt.date,
+    model_version: str,
+    target: str = s.ALL_CRASHES,
+    tour: str = s.WHOLE_DAY,
 ) -> bytes:
-    document = plan_to_geojson(picks, target_date=target_date, model_version=model_version)
+    document = plan_to_geojson(
+        picks, target_date=target_date, model_version=model_version, target=target, tour=tour
+    )
     return json.dumps(document, ensure_ascii=False).encode("utf-8")
 
 
@@ -303,9 +337,19 @@ def slug(text: str) -> str:
     return words[:MAX_SLUG_CHARS].rstrip("-") or "area"
 
 
-def plan_file_name(area_label: str, target_date: dt.date, fmt: PlanFormat) -> str:
-    """``vz-plan_<area>_<date>.<fmt>``: two areas' or days' plans never overwrite each other."""
-    return f"{FILE_PREFIX}_{slug(area_label)}_{target_date.isoformat()}.{fmt}"
+def plan_file_name(
+    area_label: str,
+    target_date: dt.date,
+    fmt: PlanFormat,
+    target: str = s.ALL_CRASHES,
+    tour: str = s.WHOLE_DAY,
+) -> str:
+    """``vz-plan_<area>_<date>.<fmt>``, with ``_<target>-<tour>`` before the extension unless
+    all crashes over the whole day (``vz-plan_precinct-14_2026-01-01_pedestrian-23-07.pdf``):
+    two areas', days' or forecasts' plans never overwrite each other."""
+    forecast = forecast_slug(target, tour)
+    suffix = f"_{forecast}" if forecast else ""
+    return f"{FILE_PREFIX}_{slug(area_label)}_{target_date.isoformat()}{suffix}.{fmt}"
 
 
 def outline_rings(cells: Sequence[str]) -> list[Ring]:
@@ -350,6 +394,18 @@ class AreaPlan:
     hit_rate_note: str
     is_demo: bool
     is_tomorrow: bool
+    target: str = s.ALL_CRASHES
+    tour: str = s.WHOLE_DAY
+
+    @property
+    def forecast_label(self) -> str:
+        """``Pedestrian injuries, night tour 23:00–07:00``."""
+        return forecast_label(self.target, self.tour)
+
+    @property
+    def noun(self) -> str:
+        """What the plan counts: ``pedestrian-injury crashes``."""
+        return target_noun(self.target)
 
     @property
     def n_hexes(self) -> int:
@@ -365,7 +421,7 @@ class AreaPlan:
         return self.expected_covered / total if total > 0 else 0.0
 
     def file_name(self, fmt: PlanFormat) -> str:
-        return plan_file_name(self.area_label, self.target_date, fmt)
+        return plan_file_name(self.area_label, self.target_date, fmt, self.target, self.tour)
 
     def content(self, fmt: PlanFormat) -> bytes:
         """The plan's file in ``fmt``: the same bytes from the app and from ``vz plan``."""
@@ -373,7 +429,11 @@ class AreaPlan:
             return plan_to_csv(self.picks)
         if fmt == "geojson":
             return plan_to_geojson_bytes(
-                self.picks, target_date=self.target_date, model_version=self.model_version
+                self.picks,
+                target_date=self.target_date,
+                model_version=self.model_version,
+                target=self.target,
+                tour=self.tour,
             )
         if fmt in ("pdf", "png"):
             from model.plan_sheet import render_briefing

@@ -26,6 +26,7 @@ import datetime as dt
 import math
 import re
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any, Final, Literal, NamedTuple
 
 import holidays
@@ -249,6 +250,7 @@ _RING: Final = re.compile(r"^ring\d+_crashes_\d+d$")
 _CITY: Final = re.compile(r"^city_crashes_\d+d$")
 
 
+@lru_cache(maxsize=4096)
 def template_for(feature: str) -> Template:
     """The phrase builder of a feature: fixed names, then name patterns, then its label."""
     if feature in _FIXED:
@@ -290,14 +292,20 @@ def _holiday_names(dates: pd.Series, params: FeatureParams) -> list[str | None]:
 
 def _contexts(features: pd.DataFrame, params: FeatureParams) -> list[RowContext]:
     n = len(features)
-    if s.DATE in features.columns:
-        dates: list[pd.Timestamp | None] = [
-            None if pd.isna(d) else pd.Timestamp(d) for d in pd.to_datetime(features[s.DATE])
-        ]
-        names = _holiday_names(features[s.DATE], params)
-    else:
-        dates, names = [None] * n, [None] * n
-    return [RowContext(d, h, params.known_boroughs) for d, h in zip(dates, names, strict=True)]
+    if s.DATE not in features.columns:
+        return [RowContext(None, None, params.known_boroughs)] * n
+    days = pd.to_datetime(features[s.DATE], errors="coerce")
+    codes, unique = pd.factorize(days)  # a day's rows share one context (scoring: all rows)
+    names = _holiday_names(pd.Series(unique), params)
+    contexts = [
+        RowContext(None if pd.isna(d) else pd.Timestamp(d), h, params.known_boroughs)
+        for d, h in zip(unique, names, strict=True)
+    ]
+    missing = RowContext(None, None, params.known_boroughs)
+    return [contexts[c] if c >= 0 else missing for c in codes]
+
+
+_group = lru_cache(maxsize=4096)(reason_group)
 
 
 def top_reasons(
@@ -334,6 +342,7 @@ def top_reasons(
     n_candidates = min(len(names), max(k + _CANDIDATES_PER_ROW, 2 * k))
     order = np.argsort(np.nan_to_num(key, nan=np.inf), axis=1, kind="stable")[:, :n_candidates]
     contexts = _contexts(features, params)
+    texts: dict[tuple[int, float, bool, RowContext], str] = {}  # rows share many phrases
     out: list[list[Reason]] = []
     for row, columns in enumerate(order):
         merged: dict[str, list[Any]] = {}  # text -> [feature, contribution, best |contribution|]
@@ -343,7 +352,10 @@ def top_reasons(
                 continue
             if (direction == "up" and c <= 0) or (direction == "down" and c >= 0):
                 continue
-            text = reason_text(names[col], values[row, col], c, contexts[row])
+            phrase = (int(col), float(values[row, col]), c > 0, contexts[row])
+            text = texts.get(phrase)
+            if text is None:
+                text = texts[phrase] = reason_text(names[col], values[row, col], c, contexts[row])
             if text in merged:
                 entry = merged[text]
                 entry[1] += c
@@ -351,7 +363,7 @@ def top_reasons(
                     entry[0], entry[2] = names[col], abs(c)
             else:
                 merged[text] = [names[col], c, abs(c)]
-        reasons = [Reason(f, t, float(c), reason_group(f)) for t, (f, c, _) in merged.items()]
+        reasons = [Reason(f, t, float(c), _group(f)) for t, (f, c, _) in merged.items()]
         sign = {"up": -1.0, "down": 1.0}.get(direction)
         reasons.sort(key=lambda r: sign * r.contribution if sign else -abs(r.contribution))
         out.append(reasons[:k])
@@ -369,11 +381,17 @@ def grouped_reasons(
     ``DAY``; both directions), plus the strongest reason lowering the risk when none of those
     does, so a display can always say why a hex is low (``model.contract.reason_lines``)."""
     candidates = top_reasons(contributions, features, k=2 * k + 4, direction="both", params=params)
-    lowering = top_reasons(contributions, features, k=1, direction="down", params=params)
-    out = []
-    for row, down in zip(candidates, lowering, strict=True):
-        chosen = [r for group in (USUAL, DAY) for r in [r for r in row if r.group == group][:k]]
-        if down and all(r.raises for r in chosen) and down[0].text not in {r.text for r in chosen}:
-            chosen.append(down[0])
-        out.append(chosen)
+    out = [
+        [r for group in (USUAL, DAY) for r in [r for r in row if r.group == group][:k]]
+        for row in candidates
+    ]
+    # only rows whose chosen reasons all raise the risk need their strongest lowering one
+    rows = [i for i, chosen in enumerate(out) if all(r.raises for r in chosen)]
+    if rows:
+        lowering = top_reasons(
+            contributions.iloc[rows], features.iloc[rows], k=1, direction="down", params=params
+        )
+        for i, down in zip(rows, lowering, strict=True):
+            if down and down[0].text not in {r.text for r in out[i]}:
+                out[i].append(down[0])
     return out

@@ -20,11 +20,14 @@ import numpy.typing as npt
 import pandas as pd
 
 from core.schema import (
+    ALL_CRASHES,
     CLASSES_CALIBRATED,
     DISPERSION,
     PREDICTION_COLUMNS,
     PROBABILITY_COLUMNS,
     RISK_CLASSES,
+    TARGETS,
+    WHOLE_DAY,
 )
 from model.classes import class_probabilities, classify
 
@@ -34,6 +37,10 @@ FORMAT_VERSION: Final = 1
 BOOSTER_FILE: Final = "booster.txt"
 INJURY_BOOSTER_FILE: Final = "injury_booster.txt"
 MODEL_FILE: Final = "model.json"
+
+
+def target_booster_file(target: str) -> str:
+    return f"target_{target}_booster.txt"
 
 
 class FeatureMismatchError(KeyError):
@@ -59,6 +66,8 @@ class RiskModel:
     train_end: dt.date
     params: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    # one correction booster per other target (``model.targets``), on the crash booster
+    target_boosters: dict[str, lgb.Booster] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         cuts = np.asarray(self.thresholds, dtype=np.float64)
@@ -80,6 +89,43 @@ class RiskModel:
         if by_class and len(by_class) == len(RISK_CLASSES):
             return np.asarray(by_class, dtype=np.float64)[classify(mu, self.thresholds)]
         return np.full(mu.shape, self.dispersion)
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """The targets this model forecasts (``core.schema.TARGETS`` order): all crashes, and
+        each other target it has a booster for."""
+        return (ALL_CRASHES, *(t for t in TARGETS if t in self.target_boosters))
+
+    @property
+    def tours(self) -> tuple[str, ...]:
+        """What each target is forecast for: the whole day first, then the patrol tours."""
+        return (WHOLE_DAY, *self.metadata.get("tours", ()))
+
+    def _target_info(self, target: str) -> dict[str, Any]:
+        if target not in self.target_boosters:
+            raise KeyError(f"this model does not forecast {target!r}: it has {self.targets}")
+        return dict(self.metadata["targets"][target])
+
+    def thresholds_of(self, target: str, tour: str = WHOLE_DAY) -> list[float]:
+        """The class cut points of ``target`` in ``tour`` (fixed at training)."""
+        if tour != WHOLE_DAY:
+            key = f"{target}@{tour}"
+            by_tour = self.metadata.get("tour_thresholds", {})
+            if key not in by_tour:
+                raise KeyError(f"this model does not forecast {target!r} in tour {tour!r}")
+            return [float(c) for c in by_tour[key]]
+        if target == ALL_CRASHES:
+            return list(self.thresholds)
+        return [float(c) for c in self._target_info(target)["thresholds"]]
+
+    def target_dispersion_of(self, target: str, expected: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """``dispersion_of`` for ``target``'s expected day counts (its own per-class spread)."""
+        if target == ALL_CRASHES:
+            return self.dispersion_of(expected)
+        info = self._target_info(target)
+        mu = np.asarray(expected, dtype=np.float64)
+        by_class = np.asarray(info["dispersion_by_class"], dtype=np.float64)
+        return by_class[classify(mu, self.thresholds_of(target))]
 
     @property
     def classes_calibrated(self) -> bool:
@@ -143,6 +189,71 @@ class RiskModel:
         )
         return frame
 
+    def predict_target(self, features: pd.DataFrame, target: str) -> pd.DataFrame:
+        """``predict`` for ``target``'s whole day: ``expected_crashes`` is its expected count,
+        ``score`` the log of it, classes and dispersion its own; ``expected_injuries`` is the
+        hex-day's persons injured (the same for every target)."""
+        day = self.predict(features)
+        if target == ALL_CRASHES or day.empty:
+            return day
+        info = self._target_info(target)
+        matrix = self.feature_matrix(features)
+        correction = self.target_boosters[target].predict(matrix, raw_score=True)
+        score = day["score"].to_numpy() + float(info["offset"]) + np.asarray(correction)
+        expected = np.exp(score)
+        thresholds = self.thresholds_of(target)
+        dispersion = self.target_dispersion_of(target, expected)
+        probs = class_probabilities(expected, thresholds, dispersion)
+        return day.assign(
+            expected_crashes=expected,
+            score=score,
+            risk_class=classify(expected, thresholds),
+            **{name: probs[:, i] for i, name in enumerate(PROBABILITY_COLUMNS)},
+            **{DISPERSION: dispersion, CLASSES_CALIBRATED: False},
+        )
+
+    def predict_tour(
+        self, day: pd.DataFrame, target: str, tour: str, share: npt.ArrayLike
+    ) -> pd.DataFrame:
+        """The tour's rows from the day's (``predict_target``): expected count times the hex's
+        tour ``share`` (``model.tours``), the day's dispersion (a binomial share of a negative
+        binomial count keeps its dispersion), the tour's own classes."""
+        if tour == WHOLE_DAY:
+            return day
+        expected = day["expected_crashes"].to_numpy(dtype=np.float64) * np.asarray(share)
+        thresholds = self.thresholds_of(target, tour)
+        dispersion = day[DISPERSION].to_numpy(dtype=np.float64)
+        probs = class_probabilities(expected, thresholds, dispersion)
+        with np.errstate(divide="ignore"):
+            score = np.log(expected)
+        return day.assign(
+            expected_crashes=expected,
+            score=score,
+            risk_class=classify(expected, thresholds),
+            **{name: probs[:, i] for i, name in enumerate(PROBABILITY_COLUMNS)},
+            **{CLASSES_CALIBRATED: False},
+        )
+
+    def explain_target(
+        self,
+        features: pd.DataFrame,
+        target: str,
+        crash_explained: tuple[pd.DataFrame, npt.NDArray[np.float64]] | None = None,
+    ) -> tuple[pd.DataFrame, npt.NDArray[np.float64]]:
+        """``explain`` for ``target``: the crash booster's and the target booster's SHAP
+        contributions added per feature; ``base + contributions.sum(axis=1) == score``.
+        ``crash_explained``: ``explain(features)`` when already computed."""
+        contributions, base = crash_explained or self.explain(features)
+        if target == ALL_CRASHES or len(base) == 0:
+            return contributions, base
+        info = self._target_info(target)
+        matrix = self.feature_matrix(features)
+        extra = np.asarray(
+            self.target_boosters[target].predict(matrix, pred_contrib=True), dtype=np.float64
+        )
+        contributions = contributions + extra[:, :-1]
+        return contributions, base + extra[:, -1] + float(info["offset"])
+
     def explain(self, features: pd.DataFrame) -> tuple[pd.DataFrame, npt.NDArray[np.float64]]:
         """SHAP contributions to ``score`` per feature and the base value of each row.
 
@@ -166,6 +277,8 @@ class RiskModel:
             self.booster.save_model(str(folder / BOOSTER_FILE))
         if self.injury_booster is not None:
             self.injury_booster.save_model(str(folder / INJURY_BOOSTER_FILE))
+        for target, booster in self.target_boosters.items():
+            booster.save_model(str(folder / target_booster_file(target)))
         document = {
             "format_version": FORMAT_VERSION,
             "feature_names": self.feature_names,
@@ -174,6 +287,7 @@ class RiskModel:
             "train_start": self.train_start.isoformat(),
             "train_end": self.train_end.isoformat(),
             "has_injury_booster": self.injury_booster is not None,
+            "target_boosters": sorted(self.target_boosters),
             "params": self.params,
             "metadata": self.metadata,
         }
@@ -207,6 +321,10 @@ class RiskModel:
             train_end=dt.date.fromisoformat(document["train_end"]),
             params=dict(document["params"]),
             metadata=dict(document["metadata"]),
+            target_boosters={
+                target: lgb.Booster(model_file=str(folder / target_booster_file(target)))
+                for target in document.get("target_boosters", [])
+            },
         )
 
 

@@ -7,14 +7,18 @@ the forecast, climatology without one, or the observed weather for backfills) is
 History features always use only crashes dated before the target day (``build_features``),
 so scoring a past day with ``"forecast"`` replays what the evening before would have shown.
 
-Predictions go to the ``predictions`` table, one row per hex, replacing the
-``(target_date, res, model_version)`` set in one transaction (idempotent).
+Predictions go to the ``predictions`` table, one row per hex, target and tour (every target
+the model has, for the whole day and each of its patrol tours), replacing the
+``(target_date, res, model_version)`` set in one transaction (idempotent). Each row carries the
+hex's usual level of its target in its tour (``model.tours``); a tour row's reasons are its
+day's plus one naming the tour's share of the place's crashes against the city's.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -29,14 +33,16 @@ from core import schema as s
 from core.settings import Settings, get_settings
 from core.warehouse import predictions_table, replace_rows
 from model.config import FeatureParams, ModelParams
-from model.contract import TOP_REASONS, reasons_to_json
+from model.contract import TOP_REASONS, USUAL, Reason, reasons_to_json
 from model.features import FeatureInputs, build_features, load_feature_inputs
 from model.reasons import grouped_reasons, top_reasons
 from model.risk_model import RiskModel
+from model.tours import ForecastContext, forecast_context
 from model.weather_features import WeatherMode, choose_weather, weather_row
 
 log = logging.getLogger(__name__)
 
+TOUR_SHARE: Final = "tour_share"  # the feature name of a tour row's extra reason
 WHAT_IF_COLUMNS: Final = {
     "precip_mm": s.PRECIP_MM,
     "snow_cm": s.SNOW_CM,
@@ -60,6 +66,7 @@ class DayFeatures:
     weather_kind: str
     weather: dict[str, float]
     issued_at: dt.datetime | None = None
+    context: ForecastContext | None = None  # usual levels and tour shares of the day
 
 
 def feature_params_of(model: RiskModel) -> FeatureParams:
@@ -99,12 +106,18 @@ def day_features(
     ``weather="observed"``.
     """
     until = target_date if weather == "observed" else target_date - dt.timedelta(days=1)
-    inputs = inputs or load_feature_inputs(engine, model.res, until=until)
+    tours = model.tours[1:]
+    inputs = inputs or load_feature_inputs(engine, model.res, until=until, tours=tours or None)
     values, kind, issued_at = choose_weather(
         engine, inputs.weather, target_date, weather=weather, issued_before=issued_before
     )
     features = features_for_day(inputs, target_date, values, kind, feature_params_of(model))
-    return DayFeatures(target_date, model.res, features, kind, values, issued_at)
+    if tours and not set(tours) <= set(inputs.tours):
+        log.warning("the model's tours %s are not the inputs' %s: scoring whole days only",
+                    tours, inputs.tours)  # fmt: skip
+        tours = ()
+    context = forecast_context(inputs, [pd.Timestamp(target_date)], model.targets, tours)
+    return DayFeatures(target_date, model.res, features, kind, values, issued_at, context)
 
 
 # ------------------------------------------------------------------------------------------
@@ -115,7 +128,9 @@ def day_features(
 class ScoredDay:
     """Predictions of every hex for one day.
 
-    ``predictions``: ``core.schema.STORED_PREDICTION_COLUMNS`` (reasons as JSON).
+    ``predictions``: ``core.schema.STORED_PREDICTION_COLUMNS`` (reasons as JSON) plus
+    ``target`` and ``tour``, all crashes for the whole day; ``forecasts``: the same for every
+    other target and tour of the model (empty without the day's ``context``).
     ``contributions``: ``h3_cell`` + one SHAP column per model feature
     (log expected crashes); ``base_values[i] + contributions.iloc[i].sum() == score[i]``.
     """
@@ -130,45 +145,116 @@ class ScoredDay:
     weather: dict[str, float] = field(default_factory=dict)
     issued_at: dt.datetime | None = None
     seconds: float = 0.0
+    forecasts: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def summary(self) -> str:
         p = self.predictions
         dangerous = int((p["risk_class"] == len(s.RISK_CLASSES) - 1).sum())
         return (
             f"scored {len(p):,} hexes for {self.target_date} ({self.weather_kind} weather): "
-            f"{p['expected_crashes'].sum():,.1f} expected crashes, {dangerous:,} Dangerous, "
-            f"in {self.seconds:.1f} s"
+            f"{p['expected_crashes'].sum():,.1f} expected crashes, {dangerous:,} Dangerous"
+            f"{self._forecasts_summary()}, in {self.seconds:.1f} s"
         )
+
+    def _forecasts_summary(self) -> str:
+        if self.forecasts.empty:
+            return ""
+        targets = self.forecasts[s.TARGET].nunique()
+        tours = self.forecasts[s.TOUR].nunique()
+        return f"; {len(self.forecasts):,} more rows for {targets} target(s) x {tours} tour(s)"
 
 
 def score_features(model: RiskModel, day: DayFeatures, *, k: int = TOP_REASONS) -> ScoredDay:
     """Predictions, SHAP contributions and top reasons for prepared day features (pure)."""
     started = time.perf_counter()
     features = day.features.reset_index(drop=True)
-    predicted = model.predict(features)
-    contributions, base = model.explain(features)
-    reasons = grouped_reasons(contributions, features, k=k, params=feature_params_of(model))
     cells = features[s.H3_CELL].astype("str")
-    predictions = pd.DataFrame(
-        {
-            s.H3_CELL: cells,
-            **{c: predicted[c].to_numpy() for c in s.PREDICTION_COLUMNS},
-            "reasons": [reasons_to_json(r) for r in reasons],
-            s.WEATHER_KIND: day.weather_kind,
-        }
-    )
+    params = feature_params_of(model)
+    context = day.context
+    targets = model.targets if context is not None else (s.ALL_CRASHES,)
+    frames = []
+    crash_contributions, base = model.explain(features)
+    for target in targets:
+        predicted = model.predict_target(features, target)
+        contributions, _ = model.explain_target(features, target, (crash_contributions, base))
+        reasons = grouped_reasons(contributions, features, k=k, params=params)
+        day_json = [reasons_to_json(r) for r in reasons]
+        for tour in model.tours:
+            if tour != s.WHOLE_DAY and (context is None or (target, tour) not in context.share):
+                continue
+            rows = predicted
+            reasons_json = day_json
+            if tour != s.WHOLE_DAY and context is not None:
+                share = context.share_of(target, tour, features)
+                rows = model.predict_tour(predicted, target, tour, share)
+                city = context.city_share_of(target, tour, features)
+                reasons_json = with_tour_reasons(day_json, target, tour, share, city)
+            usual = (
+                context.usual_of(target, tour, features)
+                if context is not None and (target, tour) in context.usual
+                else np.full(len(features), np.nan)
+            )
+            frames.append(
+                pd.DataFrame(
+                    {
+                        s.H3_CELL: cells,
+                        **{c: rows[c].to_numpy() for c in s.PREDICTION_COLUMNS},
+                        s.USUAL: usual,
+                        "reasons": reasons_json,
+                        s.WEATHER_KIND: day.weather_kind,
+                        s.TARGET: target,
+                        s.TOUR: tour,
+                    }
+                )
+            )
+    predictions, *others = frames
+    forecasts = pd.concat(others, ignore_index=True) if others else predictions.iloc[:0].copy()
     return ScoredDay(
         target_date=day.target_date,
         res=day.res,
         predictions=predictions,
-        contributions=contributions.assign(h3_cell=cells)[[s.H3_CELL, *model.feature_names]],
+        contributions=crash_contributions.assign(h3_cell=cells)[[s.H3_CELL, *model.feature_names]],
         base_values=np.asarray(base, dtype=np.float64),
         features=features,
         weather_kind=day.weather_kind,
         weather=dict(day.weather),
         issued_at=day.issued_at,
         seconds=time.perf_counter() - started,
+        forecasts=forecasts,
     )
+
+
+def with_tour_reasons(
+    day_json: list[str],
+    target: str,
+    tour: str,
+    share: npt.NDArray[np.float64],
+    city_share: npt.NDArray[np.float64],
+) -> list[str]:
+    """Each row's day reasons (JSON lists) with its ``tour_reason`` appended, spliced as text
+    (tens of thousands of rows a night)."""
+    label, what = s.tour_label(tour), s.TARGET_LABELS[target].lower()
+    texts: dict[tuple[str, str], str] = {}  # the same rounded shares recur across hexes
+    out = []
+    for reasons, here, city in zip(day_json, share.tolist(), city_share.tolist(), strict=True):
+        reason = _tour_reason(label, what, here, city)
+        key = (f"{here:.0%}", f"{city:.0%}")
+        if key not in texts:
+            texts[key] = json.dumps(reason.text, ensure_ascii=False)
+        extra = (
+            f'{{"feature": "{TOUR_SHARE}", "text": {texts[key]}, '
+            f'"contribution": {round(reason.contribution, 4)}, "group": "{USUAL}"}}'
+        )
+        out.append(f"{reasons[:-1]}, {extra}]" if reasons != "[]" else f"[{extra}]")
+    return out
+
+
+def _tour_reason(label: str, what: str, share: float, city_share: float) -> Reason:
+    """Why a tour's forecast is its share of the day's: ``23:00–07:00: 62% of this place's
+    crashes vs 21% citywide`` (contribution: the log of the two shares' ratio)."""
+    text = f"{label}: {share:.0%} of this place's {what} vs {city_share:.0%} citywide"
+    ratio = share / city_share if city_share > 0 and share > 0 else 1.0
+    return Reason(TOUR_SHARE, text, float(np.log(ratio)), USUAL)
 
 
 def score_day(
@@ -208,8 +294,9 @@ def score_day(
 def write_predictions(
     engine: Engine, scored: ScoredDay, version: str, *, created_at: dt.datetime | None = None
 ) -> int:
-    """Replace the ``(target_date, res, version)`` rows of the predictions table (idempotent)."""
-    frame = scored.predictions.assign(
+    """Replace the ``(target_date, res, version)`` rows of the predictions table (every target
+    and tour; idempotent)."""
+    frame = pd.concat([scored.predictions, scored.forecasts], ignore_index=True).assign(
         target_date=scored.target_date,
         res=scored.res,
         model_version=str(version),

@@ -10,6 +10,11 @@ Procedure (nothing here looks past ``train_end``):
    early-stopped number of rounds, so the most recent days are learnt from too.
 3. Class thresholds are quantiles of the final booster's predictions over the last
    ``reference_days`` of the window (the training reference), fixed from then on.
+4. Every other target the panel carries (``y_<target>``) gets a correction booster on the
+   crash booster (``model.targets``), with its own thresholds and dispersion found the same way.
+5. Given the feature inputs with counts per patrol tour, each target's tours get thresholds
+   too: quantiles over every ``TOUR_REFERENCE_STEP``-th reference day of the day forecast
+   times the hex's tour share (``model.tours``).
 """
 
 from __future__ import annotations
@@ -33,12 +38,15 @@ from model.config import LightGBMParams, ModelParams
 from model.features import (
     Y_CRASHES,
     Y_INJURIES,
+    FeatureInputs,
     feature_columns,
     is_day_feature,
     is_history_count,
 )
 from model.metrics import poisson_deviance
 from model.risk_model import RiskModel
+from model.targets import OTHER_TARGETS, fit_target_booster, y_column
+from model.tours import forecast_context
 
 log = logging.getLogger(__name__)
 
@@ -199,10 +207,12 @@ def train_model(
     *,
     train_start: dt.date,
     train_end: dt.date,
+    inputs: FeatureInputs | None = None,
 ) -> RiskModel:
     """A ``RiskModel`` from the rows of ``panel`` dated ``train_start..train_end``.
 
-    ``panel`` is ``build_features`` output plus ``add_targets`` columns.
+    ``panel`` is ``build_features`` output plus ``add_targets`` columns; ``inputs`` (the
+    features' own) with counts per tour gives the model its patrol tours.
     """
     started = time.perf_counter()
     feature_names = list(feature_columns(params.features))
@@ -284,6 +294,56 @@ def train_model(
             "injury_seconds": round(injuries.seconds, 2),
         }
 
+    crash_score = np.asarray(crashes.booster.predict(matrix, raw_score=True), dtype=np.float64)
+    booster_params = params.lightgbm.booster_params()
+    booster_params.update(constraint_params(params.lightgbm, feature_names))
+    target_boosters: dict[str, lgb.Booster] = {}
+    targets_info: dict[str, dict[str, Any]] = {}
+    day_reference: dict[str, FloatArray] = {s.ALL_CRASHES: reference_expected}
+    for target in OTHER_TARGETS:
+        if y_column(target) not in rows.columns:
+            continue
+        y_target = rows[y_column(target)].to_numpy(dtype=np.float64)
+        fit = fit_target_booster(
+            target,
+            matrix,
+            y_target,
+            y_crashes,
+            n_fit,
+            crash_score,
+            np.log(np.maximum(crashes.validation_expected, 1e-12)),
+            booster_params,
+            feature_names,
+            crashes.best_iteration,
+        )
+        if fit is None:
+            continue
+        correction = np.asarray(fit.booster.predict(matrix[reference], raw_score=True))
+        day_reference[target] = np.exp(crash_score[reference] + fit.offset + correction)
+        cuts = fit_thresholds(day_reference[target], params.classes.quantiles)
+        y_valid = y_target[n_fit:]
+        target_boosters[target] = fit.booster
+        targets_info[target] = {
+            "offset": fit.offset,
+            "thresholds": cuts,
+            "dispersion": estimate_dispersion(
+                y_valid, fit.validation_expected, lower=lower, upper=upper
+            ),
+            "dispersion_by_class": dispersion_by_class(
+                y_valid,
+                fit.validation_expected,
+                cuts,
+                lower=lower,
+                upper=upper,
+                by_class=params.classes.dispersion_by_class,
+            ),
+            "best_iteration": fit.best_iteration,
+            "seconds": round(fit.seconds, 2),
+            "training_count": float(y_target.sum()),
+            "validation_poisson_deviance": poisson_deviance(y_valid, fit.validation_expected),
+        }
+    tour_info = _tour_thresholds(rows.loc[reference], day_reference, inputs, params)
+
     total_crashes = float(y_crashes.sum())
     total_injuries = float(rows[Y_INJURIES].sum()) if Y_INJURIES in rows.columns else 0.0
     metadata: dict[str, Any] = {
@@ -302,6 +362,8 @@ def train_model(
         "crash_seconds": round(crashes.seconds, 2),
         "train_seconds": round(time.perf_counter() - started, 2),
         **injury_info,
+        "targets": targets_info,
+        **tour_info,
     }
     res = cells_resolution(rows[s.H3_CELL].iloc[:1])
     log.info(
@@ -323,4 +385,31 @@ def train_model(
         train_end=train_end,
         params=params.model_dump(mode="json"),
         metadata=metadata,
+        target_boosters=target_boosters,
     )
+
+
+TOUR_REFERENCE_STEP = 5  # tour thresholds from every 5th reference day (weekdays rotate)
+
+
+def _tour_thresholds(
+    reference_rows: pd.DataFrame,
+    day_expected: dict[str, FloatArray],
+    inputs: FeatureInputs | None,
+    params: ModelParams,
+) -> dict[str, Any]:
+    """``tours`` and ``tour_thresholds`` (``target@tour`` -> cut points) of the model's
+    metadata; none without inputs holding counts per tour."""
+    if inputs is None or inputs.by_tour is None or not inputs.tours:
+        return {}
+    days = pd.DatetimeIndex(np.unique(reference_rows[s.DATE]))[::TOUR_REFERENCE_STEP]
+    sampled = reference_rows[s.DATE].isin(days).to_numpy()
+    rows = reference_rows.loc[sampled]
+    targets = tuple(day_expected)
+    context = forecast_context(inputs, days, targets, inputs.tours)
+    thresholds = {}
+    for target, expected in day_expected.items():
+        for tour in inputs.tours:
+            tour_expected = expected[sampled] * context.share_of(target, tour, rows)
+            thresholds[f"{target}@{tour}"] = fit_thresholds(tour_expected, params.classes.quantiles)
+    return {"tours": list(inputs.tours), "tour_thresholds": thresholds}

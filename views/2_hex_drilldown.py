@@ -1,5 +1,6 @@
-"""Hex drill-down: one hex's forecast, its crash history against the forecast, why the model
-rates it so (SHAP), its streets and recent crashes, and its neighbours."""
+"""Hex drill-down: one hex's forecast of the chosen target and tour, its crash history against
+the forecast, why the model rates it so (SHAP), its streets and recent crashes, and its
+neighbours."""
 
 import streamlit as st
 
@@ -8,7 +9,7 @@ from app.components.charts import history_chart, waterfall
 from app.components.drilldown import hex_header, hex_picker
 from app.components.frame import banners, load, try_load
 from app.components.maps import locator_map
-from app.components.params import date_param, select_param
+from app.components.params import date_param, forecast_of_param, select_param
 from app.components.tables import dataframe, neighbours_table
 from app.services.drilldown import (
     hex_detail,
@@ -17,6 +18,7 @@ from app.services.drilldown import (
     hex_recent_crashes,
     hex_streets,
 )
+from app.services.forecast_of import forecast_choices
 from app.services.map_context import map_context
 from app.services.overview import overview
 
@@ -29,7 +31,9 @@ if cell is None:
     st.info("Pick a hex: click one on the risk map, paste its id, or search a street or corner.")
     st.stop()
 
-detail = load(hex_detail, cell, state.get_date())
+day = state.get_date()
+of = forecast_of_param(load(forecast_choices, day), key_prefix="drill")
+detail = load(hex_detail, cell, day, of)
 if detail.default_date is not None:
     date_param(
         "Forecast day", key="drill_date", dates=detail.forecast_dates, default=detail.default_date
@@ -43,6 +47,8 @@ with locator_column:
 history_column, why_column = st.columns(2)
 with history_column:
     st.subheader("Crash history and forecast")
+    if not of.is_default:
+        st.caption(f"Line: the forecast of {of.described}; bars: all crashes, for scale.")
     freq = select_param(
         "Per",
         ["W", "D"],
@@ -52,7 +58,7 @@ with history_column:
         format_func=lambda freq: {"W": "week", "D": "day"}[freq],
         horizontal=True,
     )
-    history = try_load(hex_history, cell, freq)
+    history = try_load(hex_history, cell, freq, of=of)
     if history is not None:
         history_chart(history)
 with why_column:
@@ -61,7 +67,7 @@ with why_column:
         st.caption("No forecast to explain.")
     else:
         with st.spinner("Explaining this hex's forecast (the model's first use loads it)…"):
-            explanation = try_load(hex_explanation, cell, detail.forecast)
+            explanation = try_load(hex_explanation, cell, detail.forecast, of)
         if explanation is not None:
             waterfall(explanation)
 
@@ -78,4 +84,6 @@ with crashes_column:
         dataframe(recent, hide_index=True, width="stretch")
 
 st.subheader("Neighbouring hexes")
-neighbours_table(detail.neighbours, detail.forecast.target_date if detail.forecast else None)
+neighbours_table(
+    detail.neighbours, detail.forecast.target_date if detail.forecast else None, detail.of
+)

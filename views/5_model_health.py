@@ -9,6 +9,7 @@ from app.components.model_health import (
     backtest_table,
     calibration_chart,
     champion_header,
+    forecast_picker,
     importance_chart,
     lift_chart,
     live_performance,
@@ -24,12 +25,13 @@ banners(info)
 with st.spinner("Reading the model's training run and its past forecasts…"):
     health = load(model_health)
 champion_header(health)
+health, forecast_name = forecast_picker(health)
 
-st.subheader("Backtest against the baselines")
+st.subheader(f"Backtest against the baselines — {forecast_name}")
 backtest_table(health)
 where_worse(health)
 
-st.subheader("Crashes caught by the riskiest hexes")
+st.subheader(f"Crashes caught by the riskiest hexes — {forecast_name}")
 backtest_column, live_column = st.columns(2)
 with backtest_column:
     st.markdown("**On the backtest** (held-out days)")
@@ -39,7 +41,9 @@ with backtest_column:
         "(`vz train`) to see it.",
     )
 with live_column:
-    st.markdown(f"**On live outcomes** ({len(health.realized)} forecast day(s))")
+    st.markdown(
+        f"**On live outcomes** (all crashes, whole day; {len(health.realized)} forecast day(s))"
+    )
     lift_chart(
         health.live_lift,
         empty_note="No stored forecast of this model has its crashes in yet.",

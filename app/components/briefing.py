@@ -94,6 +94,10 @@ def public_briefing(brief: Briefing) -> None:
         columns = st.columns(3)
         columns[0].metric("Crashes expected citywide", brief.expected_crashes)
         columns[1].metric("Area at Somewhat Dangerous or worse", f"{brief.share_high_hexes:.0%}")
+        if brief.people:
+            columns = st.columns(3)
+            for column, (what, value) in zip(columns, brief.people, strict=False):
+                column.metric(f"{what}, citywide", value)
         columns = st.columns(3)
         columns[0].metric(f"Crashes in the last {brief.recent_days} days", brief.recent_crashes)
         columns[1].metric(f"People injured, last {brief.recent_days} days", brief.recent_injured)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import streamlit as st
 
 from app import state
@@ -11,7 +13,7 @@ from app.components.uncertainty import uncertainty_caption
 from app.services.drilldown import HexDetail, hexes_on_street, normalize_hex
 from app.services.overview import FIX_SCORE, overview
 from app.services.risk_map import CLASS_CHANCE_COLUMN
-from core.schema import PRECINCT, RISK_COLOURS
+from core.schema import ALL_CRASHES, PRECINCT, RISK_COLOURS
 from model.contract import reason_lines
 from model.uncertainty import class_chances_text
 
@@ -73,7 +75,8 @@ def _street_matches(street: str) -> None:
 
 
 def hex_header(detail: HexDetail) -> None:
-    """The hex's name and areas, its class, expected crashes with their uncertainty, and why."""
+    """The hex's name and areas, its class for the target and tour shown, the expected count
+    with its uncertainty and usual level, and why."""
     st.header(detail.title, anchor=False)
     others = [
         f"{layer_title(layer)}: {name}" for layer, name in detail.areas.items() if layer != PRECINCT
@@ -84,12 +87,23 @@ def hex_header(detail: HexDetail) -> None:
         st.info(f"No forecast is stored for this hex. Run `{FIX_SCORE}`.")
         return
     colour = RISK_COLOURS[forecast.risk_class]
+    of = detail.of
+    injuries = (
+        f"{forecast.expected_injuries:.2f} people injured expected; "
+        if of.target == ALL_CRASHES
+        else ""
+    )
+    usual = (
+        f"usually {forecast.usual:.2f} ({forecast.expected_crashes / forecast.usual:.1f}× usual); "
+        if math.isfinite(forecast.usual) and forecast.usual > 0
+        else ""
+    )
     st.markdown(
         f'<div class="vz-legend"><span class="vz-chip"><span class="vz-swatch" '
         f'style="background:{colour}"></span><strong>{forecast.risk_label}</strong></span> '
-        f"on {long_date(forecast.target_date)}: {forecast.uncertainty}; "
-        f"{forecast.expected_injuries:.2f} people injured expected "
-        f"(model {forecast.model_version}).</div>",
+        f"{_escape(of.label)} on {long_date(forecast.target_date)}: "
+        f"{of.count_text(forecast.uncertainty)}; {usual}{injuries}"
+        f"model {forecast.model_version}.</div>",
         unsafe_allow_html=True,
     )
     if forecast.classes_calibrated:

@@ -17,6 +17,7 @@ import streamlit as st
 from app import state
 from app.components.map_layers import SELECTED_RGB, CompactDeck, map_deck
 from app.services.drilldown import HexDetail
+from app.services.forecast_of import DEFAULT_FORECAST, ForecastOf
 from app.services.map_context import MapContext
 from app.services.risk_map import ForecastDay
 from core import schema as s
@@ -52,10 +53,10 @@ def hex_to_rgb(colour: str) -> tuple[int, int, int]:
     return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)
 
 
-def _fill_expression(opacity: int = 200) -> str:
+def _fill_expression(opacity: int = 200, palette: Sequence[str] = RISK_COLOURS) -> str:
     """deck.gl expression: the class index ``k`` picks its colour from the palette; a
     negative ``k`` (no forecast) is grey."""
-    colours = [f"[{r},{g},{b},{opacity}]" for r, g, b in map(hex_to_rgb, RISK_COLOURS)]
+    colours = [f"[{r},{g},{b},{opacity}]" for r, g, b in map(hex_to_rgb, palette)]
     expression = colours[-1]
     for k in range(len(colours) - 2, -1, -1):
         expression = f"k=={k}?{colours[k]}:{expression}"
@@ -97,6 +98,7 @@ def build_deck(
     selected: str | None = None,
     view: pdk.ViewState | None = None,
     frame_px: tuple[int, int] | None = None,
+    palette: Sequence[str] = RISK_COLOURS,
 ) -> CompactDeck:
     """A map of hexes coloured by risk class, over the basemap of the settings.
 
@@ -106,7 +108,7 @@ def build_deck(
     dark outline (e.g. the hexes that had a crash that day). ``context`` adds the area
     outlines and names; the ``selected`` hex is drawn with a bold outline on top. The view
     fits the hexes unless ``view`` is given; ``frame_px`` (the map's width and height) keeps
-    names off its edges.
+    names off its edges. ``palette`` colours ``risk_class`` (another map mode's bins).
     """
     records = [
         {"h": cell, "k": int(k), "t": tip}
@@ -120,7 +122,7 @@ def build_deck(
             data=records,
             id=HEX_LAYER_ID,
             get_hexagon="h",
-            get_fill_color=_fill_expression(),
+            get_fill_color=_fill_expression(palette=palette),
             get_line_color=[255, 255, 255, 160],
             line_width_min_pixels=0.5,
             stroked=True,
@@ -165,6 +167,7 @@ def hex_map(
     alt: str = "Map of hexagons coloured by forecast risk class",
     context: MapContext | None = None,
     selected: str | None = None,
+    palette: Sequence[str] = RISK_COLOURS,
 ) -> str | None:
     """Draw the hex map; returns the ``selected`` hex if the map shows it (else None).
 
@@ -173,7 +176,9 @@ def hex_map(
     """
     if selected not in set(cells["h3_cell"]):
         selected = None  # a hex from the URL that this map does not show
-    deck = build_deck(cells, outlined, height_px=height, context=context, selected=selected)
+    deck = build_deck(
+        cells, outlined, height_px=height, context=context, selected=selected, palette=palette
+    )
     if not selectable:
         st.pydeck_chart(deck, height=height, alt=alt)
         return selected
@@ -219,10 +224,13 @@ def hex_names(hexes: pd.DataFrame) -> list[str]:
     return [" · ".join(p for p in names if p) for names in zip(*parts, strict=True)]
 
 
-def forecast_tooltips(hexes: pd.DataFrame, outcomes_known: bool) -> list[str]:
-    """Tooltip text per hex: its place, class, expected crashes with their 80 % interval and
-    the chance of at least one crash, crashes that day (once known) and the reason lines
-    (shortened only on very large maps, the place names' bytes counted)."""
+def forecast_tooltips(
+    hexes: pd.DataFrame, outcomes_known: bool, of: ForecastOf = DEFAULT_FORECAST
+) -> list[str]:
+    """Tooltip text per hex: its place, class, the expected count of ``of`` (target and
+    tour, named unless all crashes over the whole day) with its 80 % interval and the chance
+    of at least one, crashes that day (once known) and the reason lines (shortened only on
+    very large maps, the place names' bytes counted)."""
     names = hex_names(hexes)
     name_bytes = sum(len(name.encode("utf-8")) for name in names) / max(len(names), 1)
     limit = reason_chars(len(hexes), TOOLTIP_FIXED_BYTES + name_bytes)
@@ -238,7 +246,9 @@ def forecast_tooltips(hexes: pd.DataFrame, outcomes_known: bool) -> list[str]:
         hexes["reasons"],
         strict=True,
     ):
-        lines = [label, uncertainty_text(expected, low, high, p_any, short=True)]
+        lines = [label, of.count_text(uncertainty_text(expected, low, high, p_any, short=True))]
+        if not of.is_default:
+            lines[0] = f"{label} · {of.label}"
         if outcomes_known and pd.notna(actual):
             lines[-1] += f", {int(actual)} happened"
         if limit:
@@ -262,11 +272,18 @@ def forecast_map(
         {
             "h3_cell": day.hexes["h3_cell"],
             "risk_class": day.hexes["risk_class"],
-            "tooltip": forecast_tooltips(day.hexes, day.outcomes_known),
+            "tooltip": forecast_tooltips(day.hexes, day.outcomes_known, day.of),
         }
     )
     outlined = day.crashed_cells if day.outcomes_known else []
-    return hex_map(cells, key=key, outlined=outlined, context=context, selected=selected)
+    return hex_map(
+        cells,
+        key=key,
+        outlined=outlined,
+        context=context,
+        selected=selected,
+        alt=f"Map of hexagons coloured by forecast risk class: {day.of.described}",
+    )
 
 
 def legend(
@@ -316,7 +333,8 @@ def locator_cells(detail: HexDetail) -> pd.DataFrame:
             s.H3_CELL: [detail.h3_cell],
             "risk_class": [forecast.risk_class if forecast else -1],
             "tooltip": [
-                f"This hex: {forecast.risk_label}\n{forecast.expected_crashes:.1f} crashes expected"
+                f"This hex: {forecast.risk_label}\n{forecast.expected_crashes:.1f} "
+                f"{detail.of.noun} expected"
                 if forecast
                 else "This hex: no forecast"
             ],
@@ -325,7 +343,7 @@ def locator_cells(detail: HexDetail) -> pd.DataFrame:
     ring = detail.neighbours
     expected = ring["expected_crashes"]
     tips = [
-        f"{label}\n{value:.1f} crashes expected" if pd.notna(value) else label
+        f"{label}\n{value:.1f} {detail.of.noun} expected" if pd.notna(value) else label
         for label, value in zip(ring["risk_label"], expected, strict=True)
     ]
     neighbours = pd.DataFrame(

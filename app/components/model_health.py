@@ -11,10 +11,14 @@ import pandas as pd
 import streamlit as st
 
 from app.components.charts import INCREASE_COLOUR
+from app.components.params import select_param
 from app.components.tables import dataframe
 from app.services.model_health import ModelHealth
 from app.services.overview import FIX_SCORE
+from model.forecast_names import forecast_label
 
+BACKTEST_OF: Final = "backtest"  # URL parameter: target/tour
+KEY_SEPARATOR: Final = "/"
 HEALTH_METRICS: Final = {
     "poisson_deviance": "Poisson deviance (lower is better)",
     "recall_at_k": "Recall@K",
@@ -32,6 +36,21 @@ METHOD_NAMES: Final = {
     "ewma_history": "Exponentially weighted history",
     "neighbour_smoothed": "Neighbour-smoothed history",
 }
+
+
+def forecast_picker(health: ModelHealth) -> tuple[ModelHealth, str]:
+    """The "Backtest of" picker (in the URL) over the targets and tours the training run
+    evaluated; returns the health with that backtest and lift curve, and its name. Runs
+    before targets and tours offer only all crashes over the whole day."""
+    keys = [f"{target}{KEY_SEPARATOR}{tour}" for target, tour in health.forecasts]
+    chosen = keys[0]
+    if len(keys) > 1:
+        chosen = select_param(
+            "Backtest of", keys, key="health_forecast", param=BACKTEST_OF, default=keys[0],
+            format_func=lambda key: forecast_label(*key.split(KEY_SEPARATOR, 1)),
+        )  # fmt: skip
+    target, tour = chosen.split(KEY_SEPARATOR, 1)
+    return health.of_forecast(target, tour), forecast_label(target, tour)
 
 
 def champion_header(health: ModelHealth) -> None:

@@ -1,5 +1,5 @@
 """Widgets whose value lives in a URL parameter (``app.state``), so every view is a link:
-dates, choices, text, integer sliders and the area filter."""
+dates, choices, text, integer sliders, the area filter and what is forecast."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any, Final, TypeVar
 import streamlit as st
 
 from app import state
+from app.services.forecast_of import ForecastChoices, ForecastOf, tour_name
 from app.services.overview import AreaOptions
 from core import schema as s
 
@@ -60,6 +61,7 @@ def select_param(
     default: T,
     format_func: Callable[[T], str] = str,
     horizontal: bool = False,
+    help: str | None = None,
 ) -> T:
     """A select box (or horizontal radio) whose value lives in the URL parameter ``param``."""
     choices = list(options)
@@ -69,6 +71,7 @@ def select_param(
         "format_func": format_func,
         "on_change": state.to_url,
         "args": (param, key, default),
+        "help": help,
     }
     if horizontal:
         value = st.radio(label, choices, horizontal=True, **common)
@@ -137,3 +140,30 @@ def area_filter(options: AreaOptions, *, key_prefix: str) -> tuple[str, str | No
             format_func=lambda name: name if name == WHOLE_CITY else name.title(),
         )
     return layer, None if area == WHOLE_CITY else area
+
+
+def forecast_of_param(choices: ForecastChoices, *, key_prefix: str) -> ForecastOf:
+    """The "Forecast of" and "Tour" pickers (both in the URL) over the targets and tours stored
+    for the day; a value the day lacks falls back to all crashes, whole day."""
+    left, right = st.columns(2)
+    with left:
+        target = select_param(
+            "Forecast of",
+            choices.targets,
+            key=f"{key_prefix}_target",
+            param=state.TARGET,
+            default=s.ALL_CRASHES,
+            format_func=lambda name: s.TARGET_LABELS.get(name, name),
+        )
+    with right:
+        tour = select_param(
+            "Tour",
+            choices.tours,
+            key=f"{key_prefix}_tour",
+            param=state.TOUR,
+            default=s.WHOLE_DAY,
+            format_func=lambda name: (
+                s.tour_label(name) if name == s.WHOLE_DAY else tour_name(name).capitalize()
+            ),
+        )
+    return choices.choose(target, tour)

@@ -18,11 +18,14 @@ import streamlit as st
 from app.components.frame import long_date
 from app.components.maps import build_deck, forecast_tooltips
 from app.components.params import select_param, slider_param
+from app.services.forecast_of import ForecastOf
 from app.services.planner import plan_table
 from app.services.risk_map import ForecastDay
 from core import schema as s
+from core.schema import ALL_CRASHES
 from geo.cells import cell_to_latlng
 from model import planner
+from model.forecast_names import tour_kind
 from model.planner import AreaPlan
 
 # URL parameters of this page
@@ -37,8 +40,9 @@ INK_RGBA: Final = [20, 20, 60, 255]
 PIXELS: Final = pdk.types.String("pixels")  # a literal: pydeck reads bare strings as accessors
 
 
-def plan_controls() -> tuple[int, int, planner.RankBy]:
-    """Units, spacing and ranking, all in the URL."""
+def plan_controls(of: ForecastOf) -> tuple[int, int, planner.RankBy]:
+    """Units, spacing and ranking, all in the URL; expected injuries rank only a plan for
+    all crashes."""
     units, spacing, rank = st.columns([2, 2, 1])
     with units:
         n_units = slider_param(
@@ -57,21 +61,37 @@ def plan_controls() -> tuple[int, int, planner.RankBy]:
             "2 keeps one hex between units, and so on.",
         )
     with rank:
+        options = [
+            name
+            for name in planner.RANK_BY_OPTIONS
+            if name != "expected_injuries" or of.target == ALL_CRASHES
+        ]
         rank_by = select_param(
             "Rank by",
-            list(planner.RANK_BY_OPTIONS),
+            options,
             key="plan_rank",
             param=RANK,
             default="expected_crashes",
             format_func=planner.RANK_BY_OPTIONS.__getitem__,
+            help="Total risk: the highest expected count. Tomorrow's excess over usual: "
+            "where tomorrow expects the most above the hex's own long-run level — the "
+            "departures a deployment can meet, not the chronic hotspots street design fixes.",
         )
     return n_units, min_spacing, cast(planner.RankBy, rank_by)
+
+
+def _whose(plan: AreaPlan) -> str:
+    """``that day`` or ``night tour``."""
+    return "that day" if plan.tour == s.WHOLE_DAY else f"{tour_kind(plan.tour)} tour"
 
 
 def plan_summary(plan: AreaPlan) -> None:
     where = "across the whole city" if plan.area is None else f"in {plan.area_label}"
     when = "tomorrow, " if plan.is_tomorrow else ""
     st.subheader(f"{len(plan.picks)} units {where} for {when}{long_date(plan.target_date)}")
+    st.markdown(
+        f"**{plan.forecast_label}** · ranked by {planner.RANK_BY_OPTIONS[plan.rank_by].lower()}"
+    )
     if len(plan.picks) < plan.n_units:
         st.info(
             f"Only {len(plan.picks)} of the {plan.n_units} units could be placed: the area has "
@@ -81,16 +101,17 @@ def plan_summary(plan: AreaPlan) -> None:
     hit = plan.hit_rate.share if plan.hit_rate else None
     columns = st.columns(3)
     columns[0].metric(
-        "Expected share of the day's crashes covered",
+        "Expected share covered",
         f"{plan.coverage:.0%}",
-        help=f"{plan.expected_covered:,.1f} of {plan.expected_total:,.1f} expected crashes in "
-        f"{plan.area_label} fall in the picked hexes ({len(plan.picks)} of {plan.n_hexes}).",
+        help=f"{plan.expected_covered:,.2f} of the {plan.expected_total:,.2f} {plan.noun} "
+        f"expected in {plan.area_label} ({_whose(plan)}) fall in the picked hexes "
+        f"({len(plan.picks)} of {plan.n_hexes}).",
     )
     columns[1].metric(
-        "Same rule on past days: crashes covered",
+        "Same rule on past days",
         "—" if hit is None else f"{hit:.0%}",
-        help="Share of the crashes that actually happened in the hexes this rule would have "
-        "picked, pooled over the past days.",
+        help=f"Share of the {plan.noun} that actually happened in the hexes this rule would "
+        f"have picked ({plan.forecast_label.lower()}), pooled over the past days.",
     )
     columns[2].metric("Past days replayed", f"{plan.hit_rate.days if plan.hit_rate else 0}")
     if plan.hit_rate is not None and plan.hit_rate.best_day is not None:
@@ -116,7 +137,7 @@ def plan_deck(plan: AreaPlan, forecast: ForecastDay) -> pdk.Deck:
         (f"Unit {ranks[c]} · {places[c]}\n" if c in ranks else "") + tip
         for c, tip in zip(
             forecast.hexes[s.H3_CELL],
-            forecast_tooltips(forecast.hexes, outcomes_known=False),
+            forecast_tooltips(forecast.hexes, outcomes_known=False, of=forecast.of),
             strict=True,
         )
     ]
@@ -181,7 +202,7 @@ def plan_list(plan: AreaPlan) -> None:
 
 def plan_downloads(plan: AreaPlan) -> None:
     """CSV, GeoJSON and the printable briefing (PDF and PNG, drawn on download), named by
-    area and date as ``vz plan`` names them."""
+    area, date, target and tour as ``vz plan`` names them."""
     labels = {
         "csv": ("Plan as CSV", ":material/table:"),
         "geojson": ("Plan as GeoJSON", ":material/map:"),

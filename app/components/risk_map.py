@@ -9,8 +9,11 @@ import streamlit as st
 
 from app import DRILLDOWN, state
 from app.components.frame import long_date
+from app.components.tables import forecast_params
+from app.services.forecast_of import DEFAULT_FORECAST, ForecastOf, tour_name
 from app.services.overview import FIX_SCORE
 from app.services.risk_map import ForecastDay
+from core.schema import WHOLE_DAY
 
 
 def forecast_caption(day: ForecastDay, as_of: dt.date | None) -> None:
@@ -41,23 +44,29 @@ def forecast_caption(day: ForecastDay, as_of: dt.date | None) -> None:
 
 
 def headline(day: ForecastDay) -> str:
-    """One sentence that sums up the day."""
+    """One sentence that sums up the day, for the target and tour shown."""
     summary = day.summary
     where = "in the city" if day.area is None else f"in {day.area.title()}"
+    when = f"on {long_date(day.target_date)}"
+    if day.of.tour != WHOLE_DAY:
+        when = f"in the {tour_name(day.of.tour)} of {long_date(day.target_date)}"
+    noun = day.of.noun
     if day.outcomes_known and summary.actual_crashes:
         share = summary.share_crashes_in_high or 0.0
         text = (
-            f"Of {summary.actual_crashes:,} crashes {where} on {long_date(day.target_date)}, "
+            f"Of {summary.actual_crashes:,} {noun} {where} {when}, "
             f"{share:.0%} fell in hexes we called Somewhat Dangerous or worse "
             f"({summary.share_high_hexes:.0%} of hexes)."
         )
         return text + (" Crash reports for that day are still arriving." if day.provisional else "")
     if day.outcomes_known:
-        return f"No crashes were recorded {where} on {long_date(day.target_date)}."
+        return f"No {noun} were recorded {where} {when}."
     return (
         f"{long_date(day.target_date)}: {summary.high_hexes:,} of {summary.n_hexes:,} hexes "
         f"{where} are Somewhat Dangerous or worse; "
-        f"{summary.expected_crashes:,.0f} crashes expected."
+        f"{summary.expected_crashes:,.0f} {noun} expected"
+        + ("" if day.of.tour == WHOLE_DAY else f" in the {tour_name(day.of.tour)}")
+        + "."
     )
 
 
@@ -65,11 +74,12 @@ def day_metrics(day: ForecastDay) -> None:
     summary = day.summary
     st.subheader(headline(day))
     columns = st.columns(4)
-    columns[0].metric("Expected crashes", f"{summary.expected_crashes:,.0f}")
+    expected = summary.expected_crashes
+    columns[0].metric(day.of.expected, f"{expected:,.0f}" if expected >= 10 else f"{expected:.1f}")
     columns[1].metric("Dangerous hexes", f"{summary.class_counts[-1]:,}")
     columns[2].metric("Somewhat Dangerous or worse", f"{summary.share_high_hexes:.0%}")
     if day.outcomes_known:
-        columns[3].metric("Crashes that day", f"{summary.actual_crashes or 0:,}")
+        columns[3].metric(day.of.happened, f"{summary.actual_crashes or 0:,}")
     else:
         columns[3].metric("Hexes", f"{summary.n_hexes:,}")
 
@@ -88,11 +98,13 @@ def downloads(day: ForecastDay) -> None:
     )  # fmt: skip
 
 
-def drilldown_link(cell: str, day: dt.date, *, label: str | None = None) -> None:
-    """A link to the drill-down page for one hex and day."""
+def drilldown_link(
+    cell: str, day: dt.date, *, label: str | None = None, of: ForecastOf = DEFAULT_FORECAST
+) -> None:
+    """A link to the drill-down page for one hex and day, for the same target and tour."""
     st.page_link(
         DRILLDOWN.path,
         label=label or f"Open hex {cell} in the drill-down",
         icon=":material/arrow_forward:",
-        query_params={state.HEX: cell, state.DATE: day.isoformat()},
+        query_params={state.HEX: cell, state.DATE: day.isoformat(), **forecast_params(of)},
     )

@@ -18,6 +18,7 @@ import pandas as pd
 import streamlit as st
 
 from app.services import overview, risk_map
+from app.services.forecast_of import ForecastOf, forecast_choices
 from core import schema as s
 from core.reads.crashes import crash_date_range, totals_by_year
 from core.settings import get_settings
@@ -25,6 +26,7 @@ from geo.cells import cells_to_parents
 
 PUBLIC_MIN_COUNT: Final = 10  # the public briefing never shows a number below this
 PUBLIC_RES: Final = 7  # the public briefing's coarse cells
+PEOPLE_TARGETS: Final = ("injury", "pedestrian")  # forecasts about people, shown when stored
 TREND_COLUMNS: Final = {
     s.CRASHES: "Crashes",
     s.INJURIES: "People injured",
@@ -104,7 +106,9 @@ class Briefing:
 
     ``boroughs``: one row per borough. ``districts``: coarse res-7 cells: ``h3_cell``,
     ``risk_class`` (typical class of its hexes), ``risk_label``, ``expected`` and
-    ``recent_crashes`` (text).
+    ``recent_crashes`` (text). ``people``: citywide expected injury and pedestrian-injury
+    crashes (``PEOPLE_TARGETS`` the forecast stores), as text; ``boroughs`` has a column for
+    each too.
     """
 
     target_date: dt.date
@@ -122,6 +126,7 @@ class Briefing:
     boroughs: pd.DataFrame
     districts: pd.DataFrame
     trend: Trend | None
+    people: tuple[tuple[str, str], ...] = ()  # (what, citywide expected text) per target
 
 
 @st.cache_data(ttl=overview.CACHE_TTL_S, show_spinner=False)
@@ -163,6 +168,17 @@ def briefing(recent_days: int = 28) -> Briefing:
             f"People killed, last {recent_days} days": by_borough["killed"].map(public_number),
         }
     )
+    people = []
+    choices = forecast_choices(day.target_date)
+    for target in (t for t in PEOPLE_TARGETS if t in choices.targets):
+        of = ForecastOf(target)
+        of_target = risk_map.forecast_day(day.target_date, of=of).hexes
+        expected = of_target.groupby(of_target[s.BOROUGH].fillna("Unknown"))[
+            "expected_crashes"
+        ].sum()
+        column = f"{of.expected} tomorrow"
+        boroughs[column] = by_borough.index.map(expected).fillna(0.0).map(public_number)
+        people.append((of.expected, public_number(float(of_target["expected_crashes"].sum()))))
     parents = cells_to_parents(hexes[s.H3_CELL], min(PUBLIC_RES, res))
     coarse = (
         hexes.assign(parent=parents)
@@ -199,4 +215,5 @@ def briefing(recent_days: int = 28) -> Briefing:
         boroughs=boroughs,
         districts=districts,
         trend=(_cached_trend(url, info.newest_crash_date) if info.newest_crash_date else None),
+        people=tuple(people),
     )

@@ -14,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from app.services import overview
+from app.services.forecast_of import DEFAULT_FORECAST, ForecastOf
 from core import schema as s
 from core.reads.crashes import (
     crash_date_range,
@@ -148,6 +149,7 @@ class HexForecast:
     weather_kind: str
     dispersion: float = float("nan")
     classes_calibrated: bool = False
+    usual: float = float("nan")  # the hex's long-run expected count; NaN before schema 7
 
     @property
     def risk_label(self) -> str:
@@ -177,6 +179,7 @@ class HexDetail:
     neighbours: pd.DataFrame
     forecast_dates: tuple[dt.date, ...]
     default_date: dt.date | None  # tomorrow if forecast, else the hex's newest forecast day
+    of: ForecastOf = DEFAULT_FORECAST  # the target and tour shown
 
     @property
     def title(self) -> str:
@@ -191,9 +194,11 @@ class HexDetail:
 
 
 @st.cache_data(ttl=overview.CACHE_TTL_S, show_spinner=False)
-def _hex_predictions(url: str, res: int, cell: str) -> pd.DataFrame:
-    """Per target date, the hex's forecast by the version written last."""
-    return newest_predictions_of_hex(overview._warehouse(url), res, cell)
+def _hex_predictions(url: str, res: int, cell: str, of: ForecastOf) -> pd.DataFrame:
+    """Per target date, the hex's forecast of ``of`` by the version written last."""
+    return newest_predictions_of_hex(
+        overview._warehouse(url), res, cell, target=of.target, tour=of.tour
+    )
 
 
 def _stored_flag(value: object) -> bool:
@@ -201,12 +206,13 @@ def _stored_flag(value: object) -> bool:
     return bool(value) if pd.notna(value) else False
 
 
-def hex_detail(cell: str, day: dt.date | None) -> HexDetail:
-    """The hex's forecast for ``day`` (default: tomorrow, else its newest) and neighbours."""
+def hex_detail(cell: str, day: dt.date | None, of: ForecastOf = DEFAULT_FORECAST) -> HexDetail:
+    """The hex's forecast of ``of`` for ``day`` (default: tomorrow, else its newest) and
+    neighbours."""
     settings = get_settings()
     url, res = settings.resolved_database_url, settings.h3_res
     info = overview.overview()
-    preds = _hex_predictions(url, res, cell)
+    preds = _hex_predictions(url, res, cell, of)
     dates = tuple(pd.to_datetime(preds["target_date"]).dt.date)
     forecast = None
     default_date = overview.choose_day(None, info.tomorrow, dates) if dates else None
@@ -227,6 +233,7 @@ def hex_detail(cell: str, day: dt.date | None) -> HexDetail:
             weather_kind=str(row["weather_kind"]),
             dispersion=float(dispersion) if pd.notna(dispersion) else float("nan"),
             classes_calibrated=_stored_flag(row.get(s.CLASSES_CALIBRATED)),
+            usual=float(pd.to_numeric(row.get(s.USUAL), errors="coerce")),
         )
     cells = overview._hex_cells(url, res).set_index(s.H3_CELL)
     borough = cells[s.BOROUGH].get(cell)
@@ -242,21 +249,33 @@ def hex_detail(cell: str, day: dt.date | None) -> HexDetail:
         borough=None if pd.isna(borough) else str(borough),
         areas=areas,
         forecast=forecast,
-        neighbours=_neighbours(url, res, cell, forecast, cells[[s.PLACE, s.BOROUGH]]),
+        neighbours=_neighbours(url, res, cell, forecast, cells[[s.PLACE, s.BOROUGH]], of),
         forecast_dates=dates,
         default_date=default_date,
+        of=of,
     )
 
 
 def _neighbours(
-    url: str, res: int, cell: str, forecast: HexForecast | None, names: pd.DataFrame
+    url: str,
+    res: int,
+    cell: str,
+    forecast: HexForecast | None,
+    names: pd.DataFrame,
+    of: ForecastOf,
 ) -> pd.DataFrame:
     ring = grid_disk_pairs([cell], k=1)
     ring = ring.loc[ring["distance"] == 1, "neighbour"].astype("str").tolist()
     frame = pd.DataFrame({s.H3_CELL: ring})
     if forecast is not None:
         preds = predictions_for_cells(
-            overview._warehouse(url), res, forecast.target_date, forecast.model_version, ring
+            overview._warehouse(url),
+            res,
+            forecast.target_date,
+            forecast.model_version,
+            ring,
+            target=of.target,
+            tour=of.tour,
         )
         frame = frame.merge(preds, on=s.H3_CELL, how="left")
     else:
@@ -289,9 +308,12 @@ def _crashes_of_hex(cell: str, days: int) -> pd.DataFrame:
     return _hex_crashes(settings.resolved_database_url, tuple(_fine_cells(cell)), since)
 
 
-def hex_history(cell: str, freq: str = "W", days: int = HISTORY_DAYS) -> pd.DataFrame:
-    """Crashes in the hex per day next to the stored forecast (expected crashes), over the
-    last ``days`` of the record and the forecast days after it.
+def hex_history(
+    cell: str, freq: str = "W", days: int = HISTORY_DAYS, of: ForecastOf = DEFAULT_FORECAST
+) -> pd.DataFrame:
+    """Crashes in the hex per day next to the stored forecast of ``of`` (its expected count),
+    over the last ``days`` of the record and the forecast days after it (all crashes over
+    the whole day are counted whatever the target: the bars give the hex's scale).
 
     ``freq="D"``: one row per day. ``"W"``: weekly means of the days that have a value, so a
     week with a forecast for only some of its days still compares like with like.
@@ -300,7 +322,7 @@ def hex_history(cell: str, freq: str = "W", days: int = HISTORY_DAYS) -> pd.Data
     settings = get_settings()
     url = settings.resolved_database_url
     crashes = _crashes_of_hex(cell, days)
-    preds = _hex_predictions(url, settings.h3_res, cell)
+    preds = _hex_predictions(url, settings.h3_res, cell, of)
     first, newest = _crash_date_range(url)
     end = newest or dt.date.today()
     start = max(end - dt.timedelta(days=days), first or end)
@@ -387,9 +409,16 @@ def _stored_explanation(forecast: HexForecast, note: str | None) -> Explanation:
     )
 
 
-def hex_explanation(cell: str, forecast: HexForecast) -> Explanation:
+def hex_explanation(
+    cell: str, forecast: HexForecast, of: ForecastOf = DEFAULT_FORECAST
+) -> Explanation:
     """The SHAP waterfall of a hex-day from the model that made the forecast; when that model
-    cannot be loaded, the top reasons stored with the forecast."""
+    cannot be loaded, or the forecast is of another target or tour than all crashes over the
+    whole day, the top reasons stored with the forecast."""
+    if not of.is_default:
+        return _stored_explanation(
+            forecast, f"The stored top reasons of the forecast of {of.label.lower()}."
+        )
     weather: WeatherMode = "observed" if forecast.weather_kind == "observed" else "forecast"
     try:
         model, _ = overview.registered_model(forecast.model_version)

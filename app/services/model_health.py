@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Final
 
 import pandas as pd
 import streamlit as st
 
 from app.services import overview, risk_map
+from core import schema as s
 from core.settings import get_settings
 
 if TYPE_CHECKING:
@@ -90,7 +91,9 @@ class ModelHealth:
     forecast has its outcomes). ``importance``: mean |SHAP| per feature label, largest first.
     ``calibration``: quantile bins with mean ``expected`` and ``observed`` crashes per hex-day
     over the stored forecasts with outcomes. ``realized``: per day, ``model.monitor``'s
-    ``PERFORMANCE_COLUMNS``. ``versions``: ``list_versions``.
+    ``PERFORMANCE_COLUMNS``. ``versions``: ``list_versions``. ``by_forecast``: the run's
+    backtest table and lift curve per (target, tour) (``RunArtifacts.by_forecast``; empty
+    for runs before targets and tours).
     """
 
     version: str
@@ -110,6 +113,31 @@ class ModelHealth:
     calibration: pd.DataFrame
     realized: pd.DataFrame
     versions: pd.DataFrame
+    by_forecast: dict[tuple[str, str], tuple[pd.DataFrame, pd.DataFrame]] = field(
+        default_factory=dict
+    )
+
+    @property
+    def forecasts(self) -> list[tuple[str, str]]:
+        """The (target, tour) pairs with a backtest: all crashes over the whole day first,
+        then by ``core.schema.TARGETS`` and tour start (old runs: only all crashes)."""
+        keys = {(s.ALL_CRASHES, s.WHOLE_DAY), *self.by_forecast}
+
+        def order(key: tuple[str, str]) -> tuple[int, int, str]:
+            target, tour = key
+            rank = s.TARGETS.index(target) if target in s.TARGETS else len(s.TARGETS)
+            return rank, 0 if tour == s.WHOLE_DAY else 1, tour
+
+        return sorted(keys, key=order)
+
+    def of_forecast(self, target: str, tour: str) -> ModelHealth:
+        """The same health with the backtest table, shortfalls and lift curve of one target
+        and tour (all crashes over the whole day: the run's main backtest)."""
+        key = (target, tour)
+        if key == (s.ALL_CRASHES, s.WHOLE_DAY) or key not in self.by_forecast:
+            return self
+        table, lift = self.by_forecast[key]
+        return replace(self, backtest=table, shortfalls=shortfalls(table), backtest_lift=lift)
 
     @property
     def champion_and_challenger(self) -> pd.DataFrame:
@@ -194,4 +222,5 @@ def model_health() -> ModelHealth:
         calibration=outcome_calibration(outcomes),
         realized=realized.per_day,
         versions=versions,
+        by_forecast=dict(artifacts.by_forecast),
     )

@@ -14,12 +14,15 @@ import pandas as pd
 import streamlit as st
 
 from app.services import overview
+from app.services.forecast_of import DEFAULT_FORECAST, ForecastOf
 from core import schema as s
 from core.reads.predictions import predictions_for_day
 from core.settings import get_settings
 from core.spreadsheet import neutralise_value, safe_csv
 from geo.cells import cells_to_boundaries
+from model.chronic import spike_columns
 from model.contract import reason_phrases
+from model.observed import observed_counts
 from model.uncertainty import (
     EXPECTED_HIGH,
     EXPECTED_LOW,
@@ -35,6 +38,17 @@ HIGH_RISK_CLASS: Final = 3  # "Somewhat Dangerous" or worse counts as high risk
 INTERVAL_COLUMN: Final = f"{INTERVAL_LEVEL:.0%} interval"
 CHANCE_COLUMN: Final = "Chance of ≥ 1 crash"
 CLASS_CHANCE_COLUMN: Final = "Chance the day ends in each class"
+USUAL_COLUMN: Final = "Usual level"
+RATIO_COLUMN: Final = "Tomorrow vs usual"
+
+
+def ratio_text(ratio: float, low: float, high: float) -> str:
+    """``1.8× usual (1.2–2.6×)``; ``—`` where the hex has no usual level."""
+    if not np.isfinite(ratio):
+        return "—"
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return f"{ratio:.1f}× usual"
+    return f"{ratio:.1f}× usual ({low:.1f}–{high:.1f}×)"
 
 
 @dataclass(frozen=True)
@@ -70,12 +84,15 @@ class ForecastDay:
     ``borough``, ``risk_class`` (0..4),
     ``risk_label``, ``p_risk`` (probability that the day's count ends in that class),
     ``class_chances`` (every class's, as text: ``model.uncertainty.class_chances_text``),
-    ``expected_crashes``,
-    ``expected_low`` and ``expected_high`` (its 80 % interval), ``p_any_crash`` (chance of at
-    least one crash; ``model.uncertainty``), ``uncertainty`` (the three in one sentence, as
-    every page words it), ``expected_injuries``, ``reasons`` (display
-    lines, ``model.contract.reason_lines``), ``actual_crashes`` (Int64, missing until the
-    day's crashes are in); riskiest first. ``classes_calibrated``: whether the model's class
+    ``expected_crashes`` (the expected count of the target in the tour), ``expected_low`` and
+    ``expected_high`` (its 80 % interval), ``p_any_crash`` (chance of at least one;
+    ``model.uncertainty``), ``uncertainty`` (the three in one sentence, as every page words
+    it), ``expected_injuries``, ``reasons`` (display lines, ``model.contract.reason_lines``),
+    ``actual_crashes`` (Int64: the count of the target in the tour that happened, missing
+    until the day's crashes are in), ``dispersion``, ``usual`` (the hex's long-run expected
+    count, missing on old forecasts) and ``model.chronic.spike_columns``' ``excess``,
+    ``ratio``, ``ratio_low``, ``ratio_high``; riskiest first. ``classes_calibrated``: whether
+    the model's class
     probabilities passed its backtest check and may be shown.
     """
 
@@ -91,10 +108,16 @@ class ForecastDay:
     area: str | None  # None: the whole city
     available_dates: tuple[dt.date, ...]
     classes_calibrated: bool = False
+    of: ForecastOf = DEFAULT_FORECAST  # what is forecast: target and tour
 
     @property
     def is_tomorrow(self) -> bool:
         return self.target_date == self.tomorrow
+
+    @property
+    def has_usual(self) -> bool:
+        """Whether the forecast carries each hex's usual level (schema v7 and later)."""
+        return bool(self.hexes[s.USUAL].notna().any()) if len(self.hexes) else False
 
     @property
     def crashed_cells(self) -> list[str]:
@@ -112,7 +135,7 @@ class ForecastDay:
         columns |= {
             "Borough": top[s.BOROUGH].fillna("—").str.title().to_numpy(),
             "Risk": top["risk_label"].to_numpy(),
-            "Expected crashes": top["expected_crashes"].to_numpy(),
+            self.of.expected: top["expected_crashes"].to_numpy(),
             INTERVAL_COLUMN: [
                 interval_text(lo, hi)
                 for lo, hi in zip(top[EXPECTED_LOW], top[EXPECTED_HIGH], strict=True)
@@ -121,9 +144,15 @@ class ForecastDay:
         }
         if self.classes_calibrated:
             columns[CLASS_CHANCE_COLUMN] = top["class_chances"].to_numpy()
+        if self.has_usual:
+            columns[USUAL_COLUMN] = top[s.USUAL].to_numpy()
+            columns[RATIO_COLUMN] = [
+                ratio_text(r, lo, hi)
+                for r, lo, hi in zip(top["ratio"], top["ratio_low"], top["ratio_high"], strict=True)
+            ]
         columns["Why"] = top["reasons"].map("; ".join).to_numpy()
         if self.outcomes_known:
-            columns["Crashes that day"] = top["actual_crashes"].to_numpy()
+            columns[self.of.happened] = top["actual_crashes"].to_numpy()
         columns["Hex"] = top[s.H3_CELL].to_numpy()
         return pd.DataFrame(columns)
 
@@ -135,13 +164,18 @@ class ForecastDay:
     def export_table(self) -> pd.DataFrame:
         """Every hex of the area, riskiest first, for the CSV and GeoJSON downloads."""
         table = self._table(self.hexes)
+        if self.of.target != s.ALL_CRASHES:
+            return table
         return table.assign(**{"Expected injuries": self.hexes["expected_injuries"].to_numpy()})
 
     @property
     def file_stem(self) -> str:
-        """``risk-map-2026-01-01-precinct-14``: the day and the area in every file name."""
+        """``risk-map-2026-01-01-precinct-14``: the day and the area in every file name, and
+        the target and tour when not all crashes over the whole day
+        (``risk-map-2026-01-01-city-pedestrian-23-07``)."""
         area = re.sub(r"[^a-z0-9]+", "-", (self.area or "city").lower()).strip("-")
-        return f"risk-map-{self.target_date.isoformat()}-{area or 'area'}"
+        stem = f"risk-map-{self.target_date.isoformat()}-{area or 'area'}"
+        return f"{stem}-{self.of.slug}" if self.of.slug else stem
 
     def csv(self) -> bytes:
         """The export as a spreadsheet-safe CSV (``core.spreadsheet``)."""
@@ -176,11 +210,14 @@ def _json_value(value: object) -> object:
 
 @st.cache_data(ttl=overview.CACHE_TTL_S, show_spinner="Reading the forecast…")
 def _forecast_frame(
-    url: str, res: int, target_date: dt.date, version: str, day_title: str
+    url: str, res: int, target_date: dt.date, version: str, day_title: str, of: ForecastOf
 ) -> pd.DataFrame:
-    """Every hex's stored forecast for one day, with its place, precinct (when loaded),
-    borough, uncertainty and reasons (the day's own reasons titled ``day_title``)."""
-    preds = predictions_for_day(overview._warehouse(url), res, target_date, version)
+    """Every hex's stored forecast of ``of`` for one day, with its place, precinct (when
+    loaded), borough, uncertainty, usual level against tomorrow (``model.chronic``) and
+    reasons (the day's own reasons titled ``day_title``)."""
+    preds = predictions_for_day(
+        overview._warehouse(url), res, target_date, version, target=of.target, tour=of.tour
+    )
     cells = preds[s.H3_CELL].astype("str")
     probabilities = preds[list(s.PROBABILITY_COLUMNS)].to_numpy()
     risk = preds["risk_class"].astype("int64").to_numpy()
@@ -214,6 +251,8 @@ def _forecast_frame(
                 )
             ],
             "expected_injuries": preds["expected_injuries"].astype("float64"),
+            s.DISPERSION: dispersion,
+            s.USUAL: pd.to_numeric(preds[s.USUAL], errors="coerce").to_numpy(dtype="float64"),
             "reasons": [
                 reason_phrases(payload, int(k), day_title=day_title)
                 for payload, k in zip(preds["reasons"], risk, strict=True)
@@ -222,15 +261,31 @@ def _forecast_frame(
             s.CLASSES_CALIBRATED: preds[s.CLASSES_CALIBRATED].fillna(False).astype("bool"),
         }
     )
+    frame = spike_columns(frame)
     return frame.sort_values(
         ["expected_crashes", s.H3_CELL], ascending=[False, True], ignore_index=True
     )
 
 
+@st.cache_data(ttl=overview.CACHE_TTL_S, show_spinner=False)
+def _observed(
+    url: str, res: int, tours: tuple[str, ...], day: dt.date, of: ForecastOf
+) -> pd.Series:
+    """The count of ``of``'s target in its tour that happened per hex on ``day``."""
+    counts = observed_counts(
+        overview._warehouse(url), tours, res, day, day, target=of.target, tour=of.tour
+    )
+    return counts.groupby(level=s.H3_CELL).sum()
+
+
 def forecast_day(
-    requested: dt.date | None = None, layer: str = overview.BOROUGH_LAYER, area: str | None = None
+    requested: dt.date | None = None,
+    layer: str = overview.BOROUGH_LAYER,
+    area: str | None = None,
+    of: ForecastOf = DEFAULT_FORECAST,
 ) -> ForecastDay:
-    """The forecast for ``requested`` (default tomorrow) in one area, with outcomes if known."""
+    """The forecast of ``of`` for ``requested`` (default tomorrow) in one area, with
+    outcomes if known."""
     settings = get_settings()
     url, res = settings.resolved_database_url, settings.h3_res
     info = overview.overview()
@@ -241,7 +296,7 @@ def forecast_day(
     if version is None:  # the dates were cached before the rows went away
         raise overview.Unavailable(f"The forecast for {day} is gone.", overview.FIX_SCORE)
     day_title = "Tomorrow" if day == info.tomorrow else "That day"
-    frame = _forecast_frame(url, res, day, version, day_title)
+    frame = _forecast_frame(url, res, day, version, day_title, of)
     in_area = overview._in_area(url, res, layer, area)
     if in_area is not None:
         frame = frame[frame[s.H3_CELL].isin(in_area)].reset_index(drop=True)
@@ -252,7 +307,7 @@ def forecast_day(
     actual_high: int | None = None
     actual = pd.Series(pd.NA, index=frame.index, dtype="Int64")
     if outcomes_known:
-        crashes = overview._crashes_by_hex(url, res, day, day).set_index(s.H3_CELL)["crashes"]
+        crashes = _observed(url, res, settings.tours, day, of)
         if in_area is not None:
             crashes = crashes[crashes.index.isin(in_area)]
         actual = frame[s.H3_CELL].map(crashes).fillna(0).astype("Int64")
@@ -281,4 +336,5 @@ def forecast_day(
         area=area,
         available_dates=info.prediction_dates,
         classes_calibrated=bool(len(frame)) and bool(frame[s.CLASSES_CALIBRATED].all()),
+        of=of,
     )

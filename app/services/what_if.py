@@ -18,6 +18,7 @@ import pandas as pd
 import streamlit as st
 
 from app.services import overview
+from app.services.forecast_of import ForecastOf
 from core import schema as s
 from core.settings import get_settings
 
@@ -173,6 +174,17 @@ def what_if_base() -> WhatIfBase:
         tmin_c=_first(features, s.TMIN_C, math.nan),
         weather_kind=kind,
         n_hexes=len(features),
+    )
+
+
+def what_if_note(of: ForecastOf) -> str | None:
+    """What the what-if re-scores when ``of`` is not all crashes over the whole day: the
+    model's what-if scores all crashes over the whole day only, so say so."""
+    if of.is_default:
+        return None
+    return (
+        f"The what-if re-scores all crashes over the whole day: the model cannot yet re-score "
+        f"{of.label.lower()} under other weather. The numbers below are all crashes."
     )
 
 

@@ -214,3 +214,62 @@ def totals_by_year(engine: Engine, through: dt.date) -> pd.DataFrame:
     )
     frame = read_frame(engine, query)
     return frame.astype(dict.fromkeys(["year", *s.CRASH_COUNT_COLUMNS], "int64"))
+
+
+def known_column(target: str) -> str:
+    """The ``forecast_counts`` column counting the crashes whose source carries ``target``."""
+    return f"{target}_known"
+
+
+def forecast_counts(
+    engine: Engine,
+    res: int,
+    tours: Sequence[str],
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+) -> pd.DataFrame:
+    """Per hex at ``res``, day and patrol tour (a crash's hour on its date, ``tours`` as in
+    ``core.schema.tour_hours``, covering the day): ``h3_cell``, ``date``, ``tour``, the count
+    of every target (``core.schema.TARGETS`` as columns: ``crashes``, ``injury``, …) and, per
+    target besides all crashes, ``<target>_known``: crashes whose source carries its counts.
+    Hex-day-tours without a crash have no row."""
+    c = crashes_table.c
+    cell = c[s.parent_cell_column(res)]
+    hour = sa.extract("hour", c.crashed_at)
+    tour = sa.case(*((hour.in_(s.tour_hours(t)), t) for t in tours), else_=None).label(s.TOUR)
+    counted = []
+    for target, (injured, killed) in s.TARGET_SOURCE_COLUMNS.items():
+        hurt = sa.func.coalesce(c[injured], 0) + sa.func.coalesce(c[killed], 0) > 0
+        known = sa.or_(c[injured].is_not(None), c[killed].is_not(None))
+        counted.append(sa.func.sum(sa.case((hurt, 1), else_=0)).label(target))
+        counted.append(sa.func.sum(sa.case((known, 1), else_=0)).label(known_column(target)))
+    query = sa.select(
+        cell.label(s.H3_CELL),
+        c.crash_date.label(s.DATE),
+        tour,
+        sa.func.count().label(s.ALL_CRASHES),
+        *counted,
+    ).group_by(cell, c.crash_date, tour)
+    if start is not None:
+        query = query.where(c.crash_date >= start)
+    if end is not None:
+        query = query.where(c.crash_date <= end)
+    counts = read_frame(engine, query)
+    numbers = [s.ALL_CRASHES, *(n for t in s.TARGET_SOURCE_COLUMNS for n in (t, known_column(t)))]
+    if counts.empty:
+        return pd.DataFrame(
+            {
+                s.H3_CELL: pd.Series(dtype="str"),
+                s.DATE: pd.Series(dtype="datetime64[us]"),
+                s.TOUR: pd.Series(dtype="str"),
+                **{n: pd.Series(dtype="int64") for n in numbers},
+            }
+        )
+    return counts.astype(
+        {
+            s.H3_CELL: "str",
+            s.DATE: "datetime64[us]",
+            s.TOUR: "str",
+            **dict.fromkeys(numbers, "int64"),
+        }
+    )

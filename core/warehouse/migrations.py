@@ -30,8 +30,8 @@ log = logging.getLogger(__name__)
 # 2: run leases (pid, host, lease_until), rejects stored once per distinct row; 3: hex place names;
 # 4: each crash's parent cells at the analysis resolutions
 # 5: each prediction's count dispersion and whether its class probabilities are calibrated
-# 6: the pipeline's run log
-SCHEMA_VERSION = 6
+# 6: the pipeline's run log; 7: predictions per target and tour, with the hex's usual level
+SCHEMA_VERSION = 7
 
 # The cells of a series of cells at a coarser resolution (``geo.cells.cells_to_parents``): the
 # version 4 migration needs it, and core may not import geo, so the caller passes it in.
@@ -57,7 +57,8 @@ def upgrade_schema(engine: Engine, cell_parents: CellParents | None = None) -> N
     The check and the migration run under a write lock, so two processes starting at once
     migrate once. Version 1 → 2 adds the run lease columns and the distinct-rejects key;
     2 → 3 the hexes' place names; 3 → 4 each crash's parent cells; 4 → 5 the predictions'
-    dispersion and calibration flag; 5 → 6 the pipeline's run log.
+    dispersion and calibration flag; 5 → 6 the pipeline's run log; 6 → 7 the predictions'
+    target, tour and usual level.
     """
     with engine.connect() as conn:
         if _read_version(conn) == SCHEMA_VERSION:
@@ -176,10 +177,37 @@ def _migrate_5_to_6(conn: sa.Connection, _: CellParents | None) -> None:
     pipeline_runs_table.create(conn, checkfirst=True)
 
 
+def _migrate_6_to_7(conn: sa.Connection, _: CellParents | None) -> None:
+    """Predictions keyed also by target and tour; stored rows become all crashes, whole day,
+    with no usual level. SQLite cannot change a primary key, so there the table is rebuilt."""
+    table = predictions_table.name
+    if conn.dialect.name == "sqlite":
+        old = f"{table}_v6"
+        conn.execute(sa.text(f"ALTER TABLE {table} RENAME TO {old}"))
+        predictions_table.create(conn)
+        present = {c["name"] for c in sa.inspect(conn).get_columns(old)}
+        kept = ", ".join(c.name for c in predictions_table.columns if c.name in present)
+        conn.execute(sa.text(f"INSERT INTO {table} ({kept}) SELECT {kept} FROM {old}"))
+        conn.execute(sa.text(f"DROP TABLE {old}"))
+    else:
+        _add_missing_columns(conn, predictions_table, [s.TARGET, s.TOUR, s.USUAL])
+        key = sa.inspect(conn).get_pk_constraint(table)
+        keys = ", ".join(c.name for c in predictions_table.primary_key.columns)
+        preparer = conn.dialect.identifier_preparer
+        conn.execute(
+            sa.text(
+                f"ALTER TABLE {table} DROP CONSTRAINT {preparer.quote(str(key['name']))}, "
+                f"ADD PRIMARY KEY ({keys})"
+            )
+        )
+    log.info("predictions: keyed by target and tour")
+
+
 _MIGRATIONS: dict[int, Callable[[sa.Connection, CellParents | None], None]] = {
     1: _migrate_1_to_2,
     2: _migrate_2_to_3,
     3: _migrate_3_to_4,
     4: _migrate_4_to_5,
     5: _migrate_5_to_6,
+    6: _migrate_6_to_7,
 }

@@ -146,9 +146,13 @@ predictions_table = sa.Table(
     sa.Column("res", sa.Integer, primary_key=True),
     sa.Column(s.H3_CELL, sa.String(15), primary_key=True),
     sa.Column("model_version", sa.String, primary_key=True),
+    # what is forecast (``core.schema.TARGETS``) and for which hours (a tour, or the whole day)
+    sa.Column(s.TARGET, sa.String, primary_key=True, server_default=s.ALL_CRASHES),
+    sa.Column(s.TOUR, sa.String, primary_key=True, server_default=s.WHOLE_DAY),
     sa.Column("risk_class", sa.Integer, nullable=False),
     *(sa.Column(name, sa.Float, nullable=False) for name in s.PROBABILITY_COLUMNS),
-    sa.Column("expected_crashes", sa.Float, nullable=False),
+    sa.Column("expected_crashes", sa.Float, nullable=False),  # of the target in the tour
+    sa.Column(s.USUAL, sa.Float),  # the hex's long-run level of the same; null before schema 7
     sa.Column("expected_injuries", sa.Float, nullable=False),
     sa.Column("score", sa.Float, nullable=False),
     sa.Column(s.DISPERSION, sa.Float),  # null in rows stored before schema 4

@@ -17,6 +17,7 @@ from etl.demo.effects import (
     DAY_NOISE_SD,
     HOLIDAY_MULTIPLIER,
     MONTH_MULTIPLIER,
+    PEDESTRIAN_CORRIDOR,
     RAIN_CAP_MM,
     RAIN_UPLIFT_PER_MM,
     SNOW_CAP_CM,
@@ -33,7 +34,13 @@ from etl.demo.effects import (
     holiday_names,
     lookup,
 )
-from etl.demo.geography import BOROUGHS, CORRIDOR_NAMES, build_geography, precinct_layer
+from etl.demo.geography import (
+    BOROUGHS,
+    CORRIDOR_NAMES,
+    build_geography,
+    night_hotspot,
+    precinct_layer,
+)
 from etl.demo.traffic import build_traffic
 from etl.demo.weather import forecast_weather_json, observed_weather_frame, simulate_weather
 
@@ -154,6 +161,8 @@ def generate_demo_city(cfg: DemoConfig | None = None) -> DemoCity:
             "is_corridor": geo.corridor_idx >= 0,
             "typical_volume": geo.typical_volume,
             "corridor": pd.Series(corridor_names[geo.corridor_idx], dtype="str"),
+            "is_pedestrian_corridor": corridor_names[geo.corridor_idx] == PEDESTRIAN_CORRIDOR,
+            "is_night_hotspot": np.arange(n_hex) == night_hotspot(geo),
             "lat": geo.lat,
             "lng": geo.lng,
         }

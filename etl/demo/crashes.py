@@ -13,8 +13,13 @@ from core.schema import H3_CELL
 from etl.demo.effects import (
     INJURED_SPLIT,
     KILLED_SPLIT,
+    NIGHT_HOTSPOT_SHARE,
+    NIGHT_HOURS,
     P_ANY_INJURY,
     P_FATAL,
+    PEDESTRIAN_CORRIDOR,
+    PEDESTRIAN_CORRIDOR_SHARE,
+    PLANTED_SEED,
     SLIPPERY_SHARE_WET,
     BoolArray,
     DemoConfig,
@@ -28,6 +33,7 @@ from etl.demo.geography import (
     CORRIDOR_NAMES,
     POINT_JITTER_M,
     Geography,
+    night_hotspot,
     points_in_cells,
 )
 
@@ -156,6 +162,13 @@ def build_crashes(
     minute = rng.integers(0, 60, n)
     minute = np.where(rng.random(n) < 0.25, minute // 5 * 5, minute)
     minute = np.where(rng.random(n) < 0.06, 0, minute)
+    planted = np.random.default_rng([cfg.seed, PLANTED_SEED])
+    at_night_hotspot = hex_idx == night_hotspot(geo)
+    night = planted.random(n) < NIGHT_HOTSPOT_SHARE
+    night_hour = np.asarray(NIGHT_HOURS)[planted.integers(0, len(NIGHT_HOURS), n)]
+    day_hours = np.setdiff1d(np.arange(24), NIGHT_HOURS)
+    day_hour = day_hours[planted.integers(0, len(day_hours), n)]
+    hour = np.where(at_night_hotspot, np.where(night, night_hour, day_hour), hour)
     minute_of_day = hour * 60 + minute
     order = np.argsort(day_idx * 1440 + minute_of_day, kind="stable")
     day_idx, hex_idx, minute_of_day = day_idx[order], hex_idx[order], minute_of_day[order]
@@ -163,6 +176,14 @@ def build_crashes(
     # Severity.
     injured = rng.multinomial(rng.poisson(-math.log(1 - P_ANY_INJURY), n), INJURED_SPLIT)
     killed = rng.multinomial((rng.random(n) < P_FATAL).astype(np.int64), KILLED_SPLIT)
+    on_pedestrian_corridor = geo.corridor_idx[hex_idx] == CORRIDOR_NAMES.index(PEDESTRIAN_CORRIDOR)
+    to_pedestrians = (
+        on_pedestrian_corridor
+        & (injured[:, 0] == 0)
+        & (planted.random(n) < PEDESTRIAN_CORRIDOR_SHARE)
+    )
+    injured[to_pedestrians, 0] = injured[to_pedestrians, 2]
+    injured[to_pedestrians, 2] = 0
     ped = (injured[:, 0] + killed[:, 0]) > 0
     cyc = (injured[:, 1] + killed[:, 1]) > 0
 

@@ -15,6 +15,19 @@ Planted model (``h`` = res-8 H3 hex, ``d`` = day)::
 (inches rounded to 0.01 in / 0.1 in, times 25.4 / 2.54), so truth and data agree exactly.
 ``precip_mm`` is total precipitation as NOAA reports it (snow water included), so a snowy day
 gets both uplifts. Temperature and wind have no planted effect (null features).
+Two planted effects are for the forecasts per target and tour (they change who is hurt and
+when, never how many crashes a hex has):
+
+- the **pedestrian corridor** (``PEDESTRIAN_CORRIDOR``): in ``PEDESTRIAN_CORRIDOR_SHARE`` of
+  its crashes that injure motorists and no pedestrian, the people injured are pedestrians
+  instead (as many), so about three times the city's share of its crashes injure a pedestrian
+  while the share injuring anyone stays the city's;
+- the **night hotspot** (``geography.night_hotspot``, an ordinary busy hex: its base rate at
+  ``NIGHT_HOTSPOT_QUANTILE`` of the hexes off corridors and hotspots): ``NIGHT_HOTSPOT_SHARE``
+  of its crashes happen 23:00-07:00 (about a fifth citywide), at hours drawn evenly.
+
+Both draw from their own random stream (``PLANTED_SEED``), so the rest of the city is the same
+with or without them.
 ``base_rate`` is the expected crashes/day on a reference day (a Monday in a month with
 multiplier 1, no holiday, dry, volume at its typical level, no noise); base rates are scaled so
 that the mean of ``DemoTruth.daily_expected`` equals ``DemoConfig.mean_daily_crashes``.
@@ -98,6 +111,13 @@ CORRIDOR_MULTIPLIER: Final = 2.2
 HOTSPOT_RATIO: Final = (3.5, 6.0)  # centre hex = U(3.5, 6) x median of its 6 neighbours
 HOTSPOT_CAP: Final = 20.0  # ... but at most 20x the median hex
 HOTSPOT_SIGMA_KM: Final = 0.35  # gaussian bump width (neighbours 0.8 km away get ~7% of it)
+
+PEDESTRIAN_CORRIDOR: Final = "CROSSTOWN AVENUE"
+PEDESTRIAN_CORRIDOR_SHARE: Final = 0.9  # of its crashes injuring motorists: pedestrians instead
+NIGHT_HOTSPOT_QUANTILE: Final = 0.9
+NIGHT_HOTSPOT_SHARE: Final = 0.8
+NIGHT_HOURS: Final = (23, 0, 1, 2, 3, 4, 5, 6)
+PLANTED_SEED: Final = 1010  # the planted corridor's and hotspot's own stream: (seed, 1010)
 
 P_ANY_INJURY: Final = 0.30  # persons injured ~ Poisson(-ln(1 - 0.30))
 INJURED_SPLIT: Final = (0.22, 0.13, 0.65)  # pedestrian, cyclist, motorist

@@ -29,6 +29,7 @@ from etl.demo.effects import (
     HOTSPOT_CAP,
     HOTSPOT_RATIO,
     HOTSPOT_SIGMA_KM,
+    NIGHT_HOTSPOT_QUANTILE,
     BoolArray,
     DemoConfig,
     FloatArray,
@@ -295,6 +296,18 @@ def build_geography(cfg: DemoConfig, rng: np.random.Generator) -> Geography:
         lat0=lat0,
         lng0=lng0,
     )
+
+
+def night_hotspot(geo: Geography) -> int:
+    """The planted night hotspot: of the hexes neither on a corridor nor a hotspot (nor next to
+    one), the one whose base rate sits at ``NIGHT_HOTSPOT_QUANTILE``."""
+    near_hotspot = np.zeros(len(geo.cells), dtype=bool)
+    for i in np.flatnonzero(geo.is_hotspot):
+        dist2 = (geo.x_km - geo.x_km[i]) ** 2 + (geo.y_km - geo.y_km[i]) ** 2
+        near_hotspot |= dist2 < 1.5**2
+    ordinary = np.flatnonzero((geo.corridor_idx < 0) & ~near_hotspot)
+    by_rate = ordinary[np.argsort(geo.shape[ordinary], kind="stable")]
+    return int(by_rate[int(NIGHT_HOTSPOT_QUANTILE * (len(by_rate) - 1))])
 
 
 HEXES_PER_PRECINCT: Final = 30

@@ -18,13 +18,16 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pandas as pd
 
+from core.schema import ALL_CRASHES, WHOLE_DAY
 from model.registry.store import (
+    BACKTEST_DIR,
     BACKTEST_LIFT,
     BACKTEST_TABLE,
     CHAMPION,
     REGISTERED_MODEL,
     RISK_MODEL_PATH,
     SHAP_SUMMARY,
+    forecast_backtest_dir,
     make_client,
     version_with_alias,
 )
@@ -82,6 +85,11 @@ class RunArtifacts:
     backtest: pd.DataFrame = field(default_factory=pd.DataFrame)
     shap_summary: dict[str, Any] = field(default_factory=dict)
     lift: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # (target, tour) -> (table, lift) in the shapes above; a run logged before targets and
+    # tours has only ("crashes", "day"): its top-level table and lift
+    by_forecast: dict[tuple[str, str], tuple[pd.DataFrame, pd.DataFrame]] = field(
+        default_factory=dict
+    )
 
 
 def run_artifacts(tracking_uri: str, run_id: str) -> RunArtifacts:
@@ -101,7 +109,39 @@ def run_artifacts(tracking_uri: str, run_id: str) -> RunArtifacts:
             lift = pd.read_csv(client.download_artifacts(run_id, BACKTEST_LIFT, scratch))
         except Exception as exc:  # a run logged before the lift curves
             log.info("run %s: no backtest lift curves: %s", run_id, exc)
-    return RunArtifacts(backtest, summary, lift)
+        by_forecast = _forecast_backtests(client, run_id, Path(scratch))
+    if not by_forecast and not backtest.empty:
+        by_forecast[(ALL_CRASHES, WHOLE_DAY)] = (backtest, lift)
+    return RunArtifacts(backtest, summary, lift, by_forecast)
+
+
+def _forecast_backtests(
+    client: MlflowClient, run_id: str, scratch: Path
+) -> dict[tuple[str, str], tuple[pd.DataFrame, pd.DataFrame]]:
+    """Every ``backtest/<target>/<tour>/`` table and lift curve the run logged."""
+    out: dict[tuple[str, str], tuple[pd.DataFrame, pd.DataFrame]] = {}
+    try:
+        targets = [f for f in client.list_artifacts(run_id, BACKTEST_DIR) if f.is_dir]
+        for target_dir in targets:
+            for tour_dir in client.list_artifacts(run_id, target_dir.path):
+                if not tour_dir.is_dir:
+                    continue
+                target, tour = target_dir.path.split("/")[-1], tour_dir.path.split("/")[-1]
+                place = forecast_backtest_dir(target, tour)
+                table = pd.read_csv(
+                    client.download_artifacts(run_id, f"{place}/table.csv", str(scratch)),
+                    index_col="method",
+                )
+                try:
+                    lift = pd.read_csv(
+                        client.download_artifacts(run_id, f"{place}/lift.csv", str(scratch))
+                    )
+                except Exception:  # a backtest without scored rows has no lift curve
+                    lift = pd.DataFrame()
+                out[(target, tour)] = (table, lift)
+    except Exception as exc:  # a run logged before backtests per target and tour
+        log.info("run %s: no backtests per target and tour: %s", run_id, exc)
+    return out
 
 
 VERSION_METRICS: Final = (

@@ -23,6 +23,14 @@ BACKTEST_TABLE: Final = "backtest/table.csv"
 BACKTEST_JSON: Final = "backtest/table.json"
 BACKTEST_PER_DAY: Final = "backtest/per_day.csv"
 BACKTEST_LIFT: Final = "backtest/lift.csv"
+
+
+def forecast_backtest_dir(target: str, tour: str) -> str:
+    """Where a run keeps the backtest of one target and tour: ``backtest/<target>/<tour>``
+    (its ``table.csv`` and ``lift.csv`` as the top-level ones of all crashes, whole day)."""
+    return f"{BACKTEST_DIR}/{target}/{tour}"
+
+
 SHAP_DIR: Final = "shap"
 SHAP_SUMMARY: Final = "shap/summary.json"
 SHAP_CHART: Final = "shap/summary.png"

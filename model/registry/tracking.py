@@ -59,6 +59,7 @@ from model.registry.store import (
     SHAP_CHART,
     SHAP_DIR,
     SHAP_SUMMARY,
+    forecast_backtest_dir,
     log_params,
     make_client,
 )
@@ -261,12 +262,15 @@ def log_training_run(
     promote: bool = True,
     champion_metrics: Mapping[str, float] | None = None,
     run_name: str | None = None,
+    by_forecast: Mapping[tuple[str, str], BacktestResult] | None = None,
 ) -> TrainingRun:
     """Log one training run, register the model, decide its alias (see the module docstring).
 
     ``shap_features``: feature rows (e.g. the training reference days) for the SHAP summary;
     without them the summary falls back to gain importance. ``artifact_location`` applies when
     the experiment is created (default: ``mlartifacts`` beside a SQLite store).
+    ``by_forecast``: the backtest of every target and tour, logged under
+    ``backtest/<target>/<tour>/`` (``store.forecast_backtest_dir``).
     """
     import mlflow.lightgbm
 
@@ -304,6 +308,7 @@ def log_training_run(
         with tempfile.TemporaryDirectory(prefix="vz-run-") as scratch:
             folder = Path(scratch)
             _write_artifacts(folder, backtest, data_fingerprint, summary, backtest_to_json)
+            _write_forecast_backtests(folder, by_forecast or {})
             for sub in (BACKTEST_DIR, SHAP_DIR):
                 client.log_artifacts(run_id, str(folder / sub), sub)
             client.log_artifact(run_id, str(folder / FINGERPRINT_FILE))
@@ -364,6 +369,25 @@ def _pip_requirements() -> list[str]:
     import lightgbm
 
     return [f"lightgbm=={lightgbm.__version__}"]
+
+
+def _write_forecast_backtests(
+    folder: Path, by_forecast: Mapping[tuple[str, str], BacktestResult]
+) -> None:
+    """Each forecast's backtest table, lift curves, paired differences and unusual-crash
+    capture under ``backtest/<target>/<tour>/``."""
+    from model.backtest import backtest_lift
+    from model.chronic import unusual_capture_table
+    from model.metrics import paired_comparison
+
+    for (target, tour), result in by_forecast.items():
+        place = folder / forecast_backtest_dir(target, tour)
+        place.mkdir(parents=True, exist_ok=True)
+        result.table.to_csv(place / "table.csv")
+        if not result.predictions.empty:
+            backtest_lift(result).to_csv(place / "lift.csv", index=False)
+        paired_comparison(result.per_day).to_csv(place / "paired.csv")
+        unusual_capture_table(result.unusual).to_csv(place / "unusual.csv")
 
 
 def _write_artifacts(

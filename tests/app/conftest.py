@@ -1,8 +1,10 @@
 """A tiny synthetic city for the app tests, written straight into a temporary warehouse.
 
 37 res-8 hexes (a ring-3 disk) in two boroughs, 60 days of crashes, one ETL run with rejects,
-an area layer, and stored predictions for the last week and tomorrow, so the app tests do not
-depend on the model code. Settings come from ``VZ_*`` environment variables; every fixture
+an area layer, and stored predictions for the last week and tomorrow (all crashes, injury
+crashes and pedestrian injuries, for the whole day and each NYPD tour, with usual levels, a
+pedestrian corridor and a night-tour spike), so the app tests do not depend on the model
+code. Settings come from ``VZ_*`` environment variables; every fixture
 clears the settings and Streamlit caches so no state leaks between warehouses.
 
 AppTest has no server and no login: every test runs the app as ``vz serve`` does on loopback
@@ -53,6 +55,18 @@ FORECAST_DAYS = 7  # stored forecasts for AS_OF - 6 .. AS_OF, plus tomorrow
 BOROUGHS = ("NORTH SIDE", "HARBOR")
 STREETS = ("DEMO BOULEVARD", "HARBOR EXPRESSWAY", "MAPLE AVENUE", "OAK STREET")
 MODEL_VERSION = "3"
+# Stored forecasts besides all crashes over the whole day (no cyclists: the option must not
+# show). Each target's share of the crash rate, and each tour's share of the day.
+TARGET_SHARES = {"crashes": 1.0, "injury": 0.3, "pedestrian": 0.1}
+TOUR_SHARES = {"day": 1.0, "07-15": 0.4, "15-23": 0.4, "23-07": 0.2}
+# The pedestrian corridor: hexes west of the centre carry four times the pedestrian rate, so
+# pedestrian forecasts rank other hexes first. The night spike: a modest corridor hex (its
+# rate at most SPIKE_BELOW of the corridor's top) expects 2.5 times its usual pedestrian count
+# in tomorrow's night tour: the most above usual, yet not the most expected.
+PEDESTRIAN_CORRIDOR = 4.0
+NIGHT_SPIKE = 2.5
+SPIKE_BELOW = 0.3
+SPIKE_DISPERSION = 0.05  # a sure forecast: only the spike's 80 % interval lies above usual
 
 
 @dataclass(frozen=True)
@@ -60,7 +74,8 @@ class City:
     var_dir: Path
     hexes: pd.DataFrame  # h3_cell, borough, rate
     crashes: pd.DataFrame
-    predictions: pd.DataFrame
+    predictions: pd.DataFrame  # all crashes over the whole day
+    forecasts: pd.DataFrame  # every stored row: every target and tour
     as_of: dt.date = AS_OF
     tomorrow: dt.date = TOMORROW
     boroughs: tuple[str, ...] = BOROUGHS
@@ -69,6 +84,21 @@ class City:
     def riskiest(self) -> str:
         day = self.predictions[self.predictions["target_date"] == TOMORROW]
         return str(day.sort_values("expected_crashes").iloc[-1][s.H3_CELL])
+
+    def tomorrow_of(self, target: str, tour: str) -> pd.DataFrame:
+        """Tomorrow's stored rows of one target and tour."""
+        rows = self.forecasts
+        keep = (
+            (rows["target_date"] == TOMORROW) & (rows[s.TARGET] == target) & (rows[s.TOUR] == tour)
+        )
+        return rows[keep]
+
+    @property
+    def night_spike(self) -> str:
+        """The hex whose pedestrian forecast for tomorrow's night tour is furthest above its
+        usual level."""
+        night = self.tomorrow_of("pedestrian", "23-07")
+        return str(night.loc[(night["expected_crashes"] - night[s.USUAL]).idxmax(), s.H3_CELL])
 
 
 def city_hexes() -> pd.DataFrame:
@@ -86,6 +116,13 @@ def city_hexes() -> pd.DataFrame:
             "rate": rate,
         }
     )
+
+
+def injured(rng: np.random.Generator) -> dict[str, int]:
+    """Three in ten crashes injure someone; half of those a pedestrian."""
+    anyone = rng.random() < 0.3
+    pedestrian = anyone and rng.random() < 0.5
+    return {s.PERSONS_INJURED: int(anyone), s.PEDESTRIANS_INJURED: int(pedestrian)}
 
 
 def city_crashes(hexes: pd.DataFrame, rng: np.random.Generator, source: str) -> pd.DataFrame:
@@ -112,7 +149,7 @@ def city_crashes(hexes: pd.DataFrame, rng: np.random.Generator, source: str) -> 
                         s.FACTOR_1: "Unspecified",
                         s.VEHICLE_1: "Sedan",
                         **{c: 0 for c in s.INJURY_COLUMNS},
-                        s.PERSONS_INJURED: int(rng.random() < 0.3),
+                        **injured(rng),
                         s.SOURCE: source,
                         s.SOURCE_UPDATED_AT: dt.datetime.combine(day, dt.time(23)),
                     }
@@ -132,33 +169,58 @@ def stored_reasons(expected: float, day: dt.date) -> list[dict[str, object]]:
 
 
 def city_predictions(hexes: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """Every stored forecast row: per day, target and tour one row per hex, with its usual
+    level (the rate without the day's swing)."""
     rows = []
     days = [AS_OF - dt.timedelta(days=d) for d in range(FORECAST_DAYS)] + [TOMORROW]
-    cuts = np.quantile(hexes["rate"], [0.5, 0.75, 0.9, 0.975])
+    corridor = np.where(hexes[s.LNG] < CENTRE[1], PEDESTRIAN_CORRIDOR, 1.0)
+    in_corridor = np.where(corridor > 1, hexes["rate"], 0.0)
+    modest = np.where(in_corridor <= SPIKE_BELOW * in_corridor.max(), in_corridor, 0.0)
+    spike_cell = hexes[s.H3_CELL][int(np.argmax(modest))]
     for day in days:
-        expected = hexes["rate"].to_numpy() * rng.uniform(0.8, 1.25)
-        risk = np.searchsorted(cuts, expected, side="right")
-        for cell, mu, k in zip(hexes[s.H3_CELL], expected, risk, strict=True):
-            probs = np.full(5, 0.05)
-            probs[k] = 0.8
-            rows.append(
-                {
-                    "target_date": day,
-                    "res": RES,
-                    s.H3_CELL: cell,
-                    "model_version": MODEL_VERSION,
-                    "risk_class": int(k),
-                    **{f"p_class_{i}": float(probs[i] / probs.sum()) for i in range(5)},
-                    "expected_crashes": float(mu),
-                    "expected_injuries": float(mu * 0.3),
-                    "score": float(np.log(mu)),
-                    s.DISPERSION: 0.3,
-                    s.CLASSES_CALIBRATED: False,
-                    "reasons": json.dumps(stored_reasons(mu, day)),
-                    "weather_kind": "forecast" if day == TOMORROW else "observed",
-                    "created_at": dt.datetime.combine(day - dt.timedelta(days=1), dt.time(20)),
-                }
-            )
+        swing = rng.uniform(0.8, 1.25)
+        for target, share in TARGET_SHARES.items():
+            usual_day = hexes["rate"].to_numpy() * share
+            if target == "pedestrian":
+                usual_day = usual_day * corridor
+            for tour, tour_share in TOUR_SHARES.items():
+                usual = usual_day * tour_share
+                expected = usual * swing
+                spike_day = (target, tour, day) == ("pedestrian", "23-07", TOMORROW)
+                if spike_day:
+                    expected = np.where(
+                        hexes[s.H3_CELL] == spike_cell, usual * NIGHT_SPIKE, expected
+                    )
+                cuts = np.quantile(expected, [0.5, 0.75, 0.9, 0.975])
+                risk = np.searchsorted(cuts, expected, side="right")
+                for cell, mu, normal, k in zip(
+                    hexes[s.H3_CELL], expected, usual, risk, strict=True
+                ):
+                    probs = np.full(5, 0.05)
+                    probs[k] = 0.8
+                    rows.append(
+                        {
+                            "target_date": day,
+                            "res": RES,
+                            s.H3_CELL: cell,
+                            "model_version": MODEL_VERSION,
+                            s.TARGET: target,
+                            s.TOUR: tour,
+                            "risk_class": int(k),
+                            **{f"p_class_{i}": float(probs[i] / probs.sum()) for i in range(5)},
+                            "expected_crashes": float(mu),
+                            "expected_injuries": float(mu * 0.3),
+                            "score": float(np.log(mu)),
+                            s.DISPERSION: SPIKE_DISPERSION if spike_day else 0.3,
+                            s.CLASSES_CALIBRATED: False,
+                            s.USUAL: float(normal),
+                            "reasons": json.dumps(stored_reasons(mu, day)),
+                            "weather_kind": "forecast" if day == TOMORROW else "observed",
+                            "created_at": dt.datetime.combine(
+                                day - dt.timedelta(days=1), dt.time(20)
+                            ),
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
@@ -196,10 +258,15 @@ def build_city(var_dir: Path, *, source: str = "demo", predictions: bool = True)
         area=np.where(hexes[s.LNG] < CENTRE[1], "Precinct 2", "Precinct 10"),
     )
     replace_rows(engine, areas_table, precincts[["layer", "res", s.H3_CELL, "area"]])
-    preds = city_predictions(hexes, rng) if predictions else pd.DataFrame()
+    forecasts = city_predictions(hexes, rng) if predictions else pd.DataFrame()
+    preds = forecasts
     if predictions:
-        replace_rows(engine, predictions_table, preds)
-    return City(var_dir=var_dir, hexes=hexes, crashes=crashes, predictions=preds)
+        replace_rows(engine, predictions_table, forecasts)
+        whole = (forecasts[s.TARGET] == s.ALL_CRASHES) & (forecasts[s.TOUR] == s.WHOLE_DAY)
+        preds = forecasts[whole].reset_index(drop=True)
+    return City(
+        var_dir=var_dir, hexes=hexes, crashes=crashes, predictions=preds, forecasts=forecasts
+    )
 
 
 def clear_caches() -> None:

@@ -138,10 +138,11 @@ def test_planner_renders_a_ranked_plan(city: object) -> None:
     table = at.table[0].value
     assert len(table) >= 1
     assert list(table.columns) == [
-        "Unit", "Place", "Risk", "Expected crashes", "Chance of ≥ 1 crash", "Why",
+        "Unit", "Place", "Risk", "Expected crashes", "Tomorrow vs usual", "Chance of ≥ 1 crash",
+        "Why",
     ]  # fmt: skip
     assert table["Why"].str.len().min() > 0
-    assert 0 < metric(at, "Expected share of the day's crashes covered") <= 100
+    assert 0 < metric(at, "Expected share covered") <= 100
     # past forecast days with outcomes exist in the city: the rule is replayed on them
     assert metric(at, "Past days replayed") >= 1
     assert "Replayed on the" in texts(at)
@@ -155,10 +156,8 @@ def test_number_of_units_changes_the_list(city: object) -> None:
     at.slider(key="plan_units").set_value(12).run()
     assert not at.exception
     assert len(at.table[0].value) == 12
-    four = metric(
-        open_page(PLANNER, spacing="1", units="4"), "Expected share of the day's crashes covered"
-    )
-    assert metric(at, "Expected share of the day's crashes covered") > four
+    four = metric(open_page(PLANNER, spacing="1", units="4"), "Expected share covered")
+    assert metric(at, "Expected share covered") > four
 
 
 def test_spacing_and_area_come_from_the_url(city: object) -> None:

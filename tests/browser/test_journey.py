@@ -1,6 +1,7 @@
 """One journey through the real app in Chromium: every page, a click on the map, a what-if
-slider moved with the keyboard, a plan exported as CSV; full-page screenshots of every page
-go to ``docs/screenshots/``.
+slider moved with the keyboard, a plan exported as CSV, and tomorrow's night tour for
+pedestrian injuries (the map against its usual level, and a plan for one precinct ranked by
+the excess over usual); full-page screenshots of every page go to ``docs/screenshots/``.
 
 Only Playwright's auto-waiting synchronises (``expect``, ``wait_for``): no sleeps.
 """
@@ -8,10 +9,12 @@ Only Playwright's auto-waiting synchronises (``expect``, ``wait_for``): no sleep
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 import h3
 import pandas as pd
@@ -19,7 +22,13 @@ import pytest
 from playwright.sync_api import Browser, Locator, Page, ViewportSize, expect
 
 from app.components.maps import view_state
-from core.reads.predictions import newest_model_version, prediction_dates, predictions_for_day
+from core.reads.hexes import hex_areas
+from core.reads.predictions import (
+    forecast_options,
+    newest_model_version,
+    prediction_dates,
+    predictions_for_day,
+)
 from core.warehouse import get_engine
 from tests.browser.support import browser_tab, wait_until_drawn
 
@@ -37,6 +46,7 @@ PAGES = {  # url path -> (title, the page's last heading, screenshot name)
     "hex": ("Hex drill-down", "Neighbouring hexes", "hex-drilldown"),
     "what-if": ("What-if weather", "Hexes that change class", "what-if"),
     "planner": ("Deployment planner", "Ranked picks", "deployment-planner"),
+    "night-plan": ("Deployment planner", "Ranked picks", "pedestrian-night-plan"),
     "model-health": ("Model health", "Champion and challenger", "model-health"),
     "data-health": ("Data health", "ETL runs", "data-health"),
     "briefing": ("Road safety outlook", "By borough", "public-briefing"),
@@ -52,7 +62,7 @@ def page(browser: Browser, demo_app: RunningApp) -> Iterator[Page]:
 def open_page(page: Page, app: RunningApp, path: str, query: str = "") -> None:
     """Go to a page and wait until its title and its last section are shown."""
     title, last, _ = PAGES[path]
-    page.goto(f"{app.url}/{path}{query}")
+    page.goto(f"{app.url}/{'planner' if path == 'night-plan' else path}{query}")
     expect(page.get_by_role("heading", name=title).first).to_be_visible()
     expect(page.get_by_role("heading", name=last).first).to_be_visible()
     settle(page)
@@ -176,14 +186,76 @@ def test_journey(page: Page, demo_app: RunningApp) -> None:
     assert min(h3.grid_distance(a, b) for i, a in enumerate(picked) for b in picked[i + 1 :]) >= 2
     screenshot(page, "deployment-planner")
 
-    # 4. the remaining pages render without an error box
+    # 4. tomorrow's night tour for pedestrian injuries: the map against the usual level, and
+    # a plan for the busiest precinct ranked by tomorrow's excess over usual
+    night_tour_for_pedestrians(page, demo_app)
+
+    # 5. the remaining pages render without an error box
     for path in ("model-health", "data-health", "briefing"):
         open_page(page, demo_app, path)
         expect(page.get_by_test_id("stException")).to_have_count(0)
         if path == "briefing":
             map_canvas(page)  # the district map has its height before the page is measured
         screenshot(page, PAGES[path][2])
-    assert _newest(SCREENSHOTS) >= 7
+    assert _newest(SCREENSHOTS) >= 9
+
+
+NON_DEFAULT = ("pedestrian", "23-07")  # the journey's target and tour
+NIGHT_LABEL = "Pedestrian injuries, night tour 23:00–07:00"
+
+
+def spike_precinct(app: RunningApp, day: dt.date) -> str:
+    """The precinct of the hex whose pedestrian forecast for the night tour of ``day`` is
+    furthest above its usual level."""
+    engine = get_engine(app.settings.resolved_database_url)
+    res = app.settings.h3_res
+    target, tour = NON_DEFAULT
+    version = newest_model_version(engine, res, day, target=target, tour=tour)
+    assert version is not None
+    night = predictions_for_day(engine, res, day, version, target=target, tour=tour)
+    excess = night["expected_crashes"] - night["usual"]
+    cell = str(night.loc[excess.idxmax(), "h3_cell"])
+    areas = hex_areas(engine, res, "precinct").set_index("h3_cell")["area"]
+    return str(areas[cell])
+
+
+def night_tour_for_pedestrians(page: Page, app: RunningApp) -> None:
+    engine = get_engine(app.settings.resolved_database_url)
+    day = prediction_dates(engine, app.settings.h3_res)[-1]
+    targets, tours = forecast_options(engine, app.settings.h3_res, day)
+    target, tour = NON_DEFAULT
+    assert target in targets and tour in tours, (targets, tours)  # the demo forecasts them
+
+    open_page(page, app, "", f"?target={target}&tour={tour}&mode=spike")
+    map_canvas(page)
+    expect(
+        page.get_by_text("Tomorrow vs usual (expected pedestrian-injury crashes")
+    ).to_be_visible()
+    expect(page.get_by_role("heading", name=f"Riskiest hexes — {NIGHT_LABEL}")).to_be_visible()
+    screenshot(page, "risk-map-pedestrian-night")
+
+    precinct = spike_precinct(app, day)
+    query = (
+        f"?layer=precinct&area={quote(precinct)}&target={target}&tour={tour}&rank=excess&units=5"
+    )
+    open_page(page, app, "night-plan", query)
+    map_canvas(page)
+    expect(page.get_by_text(NIGHT_LABEL).first).to_be_visible()
+    button = (
+        page.get_by_test_id("stDownloadButton").filter(has_text="Plan as CSV").locator("button")
+    )
+    with page.expect_download() as download_info:
+        button.click()
+    download = download_info.value
+    assert download.suggested_filename.endswith(f"_{target}-{tour}.csv")
+    saved = app.var_dir / download.suggested_filename
+    download.save_as(saved)
+    with saved.open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert 1 <= len(rows) <= 5
+    excess = [float(r["excess"]) for r in rows]
+    assert excess == sorted(excess, reverse=True)  # ranked by tomorrow's excess over usual
+    screenshot(page, PAGES["night-plan"][2])
 
 
 def _newest(folder: Path) -> int:

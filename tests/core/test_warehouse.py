@@ -682,9 +682,27 @@ def test_a_killed_run_is_not_an_interruption_while_it_still_runs(engine: Engine)
 # migration from schema version 1
 
 
+def make_predictions_version_6(conn: sa.Connection) -> None:
+    """Replace the predictions table by the one of schema version 6 (no target, tour, usual)."""
+    conn.execute(sa.text("DROP TABLE predictions"))
+    old = sa.MetaData()
+    new_columns = (s.TARGET, s.TOUR, s.USUAL)
+    sa.Table(
+        "predictions",
+        old,
+        *(
+            sa.Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable)
+            for c in wh.predictions_table.columns
+            if c.name not in new_columns
+        ),
+    )
+    old.create_all(conn)
+
+
 def make_version_1(engine: Engine) -> None:
     """Turn a fresh warehouse into what schema version 1 created."""
     with engine.begin() as conn:
+        make_predictions_version_6(conn)
         conn.execute(sa.text("DROP INDEX ux_rejects_distinct"))
         for table, column in [
             ("rejects", "reject_key"), ("rejects", "occurrences"), ("etl_runs", "pid"),
@@ -791,6 +809,7 @@ def test_a_version_4_warehouse_keeps_its_forecasts_and_reads_them_without_uncert
     from core.reads.predictions import predictions_for_day
 
     with engine.begin() as conn:
+        make_predictions_version_6(conn)
         for column in (s.DISPERSION, s.CLASSES_CALIBRATED):
             conn.execute(sa.text(f"ALTER TABLE predictions DROP COLUMN {column}"))
         conn.execute(
@@ -807,7 +826,56 @@ def test_a_version_4_warehouse_keeps_its_forecasts_and_reads_them_without_uncert
             {"day": dt.date(2026, 1, 1), "at": dt.datetime(2025, 12, 31, 20)},
         )
     wh.create_schema(engine)
-    assert wh.warehouse_status(engine)["schema_version"] == wh.SCHEMA_VERSION == 6
+    assert wh.warehouse_status(engine)["schema_version"] == wh.SCHEMA_VERSION == 7
     stored = predictions_for_day(engine, 8, dt.date(2026, 1, 1), "1")
     assert stored[s.DISPERSION].isna().all() and stored[s.CLASSES_CALIBRATED].isna().all()
     assert stored["expected_crashes"].tolist() == [0.1]
+
+
+def test_a_version_6_warehouse_keeps_its_forecasts_as_all_crashes_for_the_whole_day(
+    engine: Engine,
+) -> None:
+    from core.reads.predictions import forecast_options, predictions_for_day
+
+    day = dt.date(2026, 1, 1)
+    insert = sa.text(
+        "INSERT INTO predictions (target_date, res, h3_cell, model_version, risk_class,"
+        " p_class_0, p_class_1, p_class_2, p_class_3, p_class_4, expected_crashes,"
+        " expected_injuries, score, dispersion, classes_calibrated, reasons, weather_kind,"
+        " created_at) VALUES (:day, 8, :cell, '1', 0, 0.9, 0.1, 0, 0, 0, :mu, 0.02, -2.3, 0.5,"
+        " true, '[]', 'forecast', :at)"
+    )
+    with engine.begin() as conn:
+        make_predictions_version_6(conn)
+        conn.execute(
+            wh.meta_table.update().where(wh.meta_table.c.key == "schema_version").values(value="6")
+        )
+        for cell, mu in (("882a100d1dfffff", 0.1), ("882a100d1bfffff", 0.4)):
+            conn.execute(
+                insert, {"day": day, "cell": cell, "mu": mu, "at": dt.datetime(2025, 12, 31)}
+            )
+    wh.create_schema(engine)
+    wh.create_schema(engine)  # idempotent
+
+    assert wh.warehouse_status(engine)["schema_version"] == wh.SCHEMA_VERSION == 7
+    stored = predictions_for_day(engine, 8, day, "1").sort_values("expected_crashes")
+    assert stored["expected_crashes"].tolist() == [0.1, 0.4]
+    assert stored[s.USUAL].isna().all() and stored[s.DISPERSION].tolist() == [0.5, 0.5]
+    assert predictions_for_day(engine, 8, day, "1", target="injury").empty
+    assert predictions_for_day(engine, 8, day, "1", tour="23-07").empty
+    assert forecast_options(engine, 8, day) == (["crashes"], ["day"])
+    key = sa.inspect(engine).get_pk_constraint("predictions")["constrained_columns"]
+    assert set(key) == {"target_date", "res", "h3_cell", "model_version", s.TARGET, s.TOUR}
+    # the new key holds one forecast per target and tour of the same hex-day and version
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO predictions (target_date, res, h3_cell, model_version, target, tour,"
+                " risk_class, p_class_0, p_class_1, p_class_2, p_class_3, p_class_4,"
+                " expected_crashes, expected_injuries, score, reasons, weather_kind, created_at)"
+                " VALUES (:day, 8, '882a100d1dfffff', '1', 'pedestrian', '23-07', 1, 0, 1, 0, 0,"
+                " 0, 0.03, 0.03, -3.5, '[]', 'forecast', :at)"
+            ),
+            {"day": day, "at": dt.datetime(2025, 12, 31)},
+        )
+    assert forecast_options(engine, 8, day) == (["crashes", "pedestrian"], ["day", "23-07"])

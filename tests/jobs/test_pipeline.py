@@ -147,7 +147,7 @@ def test_a_version_5_warehouse_gets_the_pipeline_run_log(engine: Engine) -> None
     assert sa.inspect(engine).has_table("pipeline_runs")
     with engine.connect() as conn:
         version = conn.execute(sa.select(meta_table.c.value)).scalar_one()
-    assert int(version) == SCHEMA_VERSION == 6
+    assert int(version) == SCHEMA_VERSION == 7
     assert pipeline_runs(engine).empty
 
 

@@ -170,6 +170,12 @@ def test_borough_layer_is_always_there(city: Settings) -> None:
         ({"layer": "council"}, "no area layer 'council': use one of Borough, precinct"),
         ({"area": "Precinct 99"}, f"no area 'Precinct 99' in layer precinct: use one of {EAST}"),
         ({"day": TOMORROW.replace(year=2020)}, "run `vz score --date 2020-01-01`"),
+        ({"target": "cyclist"}, "no forecast of 'cyclist' stored for 2026-01-01: use one of"),
+        ({"tour": "22-06"}, "no '22-06' tour stored for 2026-01-01: use one of day, 07-15"),
+        (
+            {"target": "pedestrian", "rank_by": "expected_injuries"},
+            "rank by expected injuries only with --target crashes",
+        ),
     ],
 )
 def test_bad_requests_say_what_to_do(
@@ -209,3 +215,27 @@ def test_vz_plan_writes_the_file_and_fails_in_one_line(city: Settings, tmp_path:
     lines = failed.stderr.strip().splitlines()
     assert lines == [f"vz: no area 'nowhere' in layer precinct: use one of {EAST}, {WEST}"]
     assert not list(tmp_path.glob("*.pdf"))
+
+
+def test_vz_plan_plans_a_tour_for_a_target_ranked_by_excess(city: Settings, tmp_path: Path) -> None:
+    done = vz_plan(
+        city, "--area-layer", "precinct", "--area", WEST, "--units", "2", "--spacing", "1",
+        "--target", "pedestrian", "--tour", "23-07", "--rank-by", "excess", "--format", "csv",
+        "--out", str(tmp_path),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    written = tmp_path / f"vz-plan_precinct-14_{TOMORROW.isoformat()}_pedestrian-23-07.csv"
+    rows = list(csv.DictReader(io.StringIO(written.read_text(encoding="utf-8"))))
+    excess = [float(r["excess"]) for r in rows]
+    assert len(rows) == 2 and excess == sorted(excess, reverse=True)
+    assert all(float(r[s.USUAL]) > 0 for r in rows)
+    assert "(Pedestrian injuries, night tour 23:00–07:00)" in done.stdout
+    assert "expected pedestrian-injury crashes" in done.stdout
+
+    engine = get_engine(city.resolved_database_url)
+    night = build_plan(engine, city, plan_of(city, target="pedestrian", tour="23-07"))
+    day = build_plan(engine, city, plan_of(city, target="pedestrian"))
+    assert night.expected_total < day.expected_total  # a tour holds part of the day
+    _, text = pdf_text(night.content("pdf"))
+    assert "Pedestrian injuries, night tour 23:00–07:00" in text
+    assert "pedestrian-injury crashes" in text

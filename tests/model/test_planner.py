@@ -147,7 +147,13 @@ def test_geojson_is_valid_with_closed_rings(disk: pd.DataFrame) -> None:
             "chance_of_crash", "reasons",
         }  # fmt: skip
         assert props["place"] == "Manhattan"  # no place name: the borough
-    assert document["properties"] == {"target_date": "2026-01-01", "model_version": "7"}
+    assert document["properties"] == {
+        "target_date": "2026-01-01",
+        "model_version": "7",
+        "target": "crashes",
+        "tour": "day",
+        "forecast": "All crashes, whole day",
+    }
 
 
 LONG_REASON = (

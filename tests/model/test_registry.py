@@ -327,3 +327,30 @@ def test_empty_store(tmp_path: Path) -> None:
     assert list_versions(uri).empty
     with pytest.raises(LookupError):
         load_champion(uri)
+
+
+def test_backtests_per_target_and_tour_are_logged_and_read_back(
+    store: dict[str, object], trained: tuple[FeatureInputs, BacktestResult, RiskModel]
+) -> None:
+    from model.registry.loading import run_artifacts
+
+    _, backtest, model = trained
+    night = with_model_metrics(backtest, recall_at_k=0.5)
+    run = log_training_run(
+        model,
+        backtest,
+        FINGERPRINT,
+        tracking_uri=str(store["uri"]),
+        promote=False,
+        by_forecast={("crashes", "day"): backtest, ("pedestrian", "23-07"): night},
+    )
+    artifacts = run_artifacts(str(store["uri"]), run.run_id)
+    assert set(artifacts.by_forecast) == {("crashes", "day"), ("pedestrian", "23-07")}
+    table, lift = artifacts.by_forecast[("pedestrian", "23-07")]
+    assert table.loc["model", "recall_at_k"] == 0.5
+    assert list(table.index) == list(backtest.table.index)
+    assert list(lift.columns) == list(artifacts.lift.columns) and len(lift) == len(artifacts.lift)
+    # a run logged before targets and tours reads as all crashes for the whole day
+    older = run_artifacts(str(store["uri"]), _runs(store)[0].run_id)
+    assert set(older.by_forecast) == {("crashes", "day")}
+    assert older.by_forecast[("crashes", "day")][0].equals(older.backtest)

@@ -73,7 +73,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> DemoWorld:
     inputs = load_feature_inputs(engine, RES)
     days = pd.date_range("2023-02-01", CONFIG.end, freq="D")
     panel = add_targets(build_features(inputs, days, params.features), inputs)
-    model = train_model(panel, params, train_start=dt.date(2023, 2, 1), train_end=CONFIG.end)
+    model = train_model(
+        panel, params, train_start=dt.date(2023, 2, 1), train_end=CONFIG.end, inputs=inputs
+    )
     return DemoWorld(engine, settings, model)
 
 
@@ -95,8 +97,14 @@ def test_score_tomorrow_writes_one_row_per_hex_idempotently(world: DemoWorld) ->
     scored = score_day(world.engine, world.model, "7", target, settings=world.settings)
     assert scored.weather_kind == s.FORECAST
     assert scored.issued_at == dt.datetime.combine(CONFIG.end, dt.time(DEMO_FORECAST_HOUR))
-    stored = _stored(world.engine, target_date=target, model_version="7")
+    every = _stored(world.engine, target_date=target, model_version="7")
     n_hexes = len(scored.features)
+    n_forecasts = len(world.model.targets) * len(world.model.tours)
+    assert n_forecasts == 4 * 4 and len(every) == n_forecasts * n_hexes
+    assert every.groupby([s.TARGET, s.TOUR])[s.H3_CELL].nunique().eq(n_hexes).all()
+    stored = _stored(
+        world.engine, target_date=target, model_version="7", target="crashes", tour="day"
+    )
     assert len(stored) == n_hexes == stored[s.H3_CELL].nunique()
     assert set(stored["res"]) == {RES}
     assert set(stored["weather_kind"]) == {s.FORECAST}
@@ -119,14 +127,17 @@ def test_score_tomorrow_writes_one_row_per_hex_idempotently(world: DemoWorld) ->
     assert (stored[s.DISPERSION] > 0).all() and stored[s.CLASSES_CALIBRATED].notna().all()
 
     again = score_day(world.engine, world.model, "7", target, settings=world.settings)
-    restored = _stored(world.engine, target_date=target, model_version="7")
+    restored = _stored(
+        world.engine, target_date=target, model_version="7", target="crashes", tour="day"
+    )
     assert len(restored) == n_hexes
+    assert len(_stored(world.engine, target_date=target, model_version="7")) == len(every)
     merged = stored.merge(restored, on=s.H3_CELL, suffixes=("", "_again"))
     np.testing.assert_allclose(merged["expected_crashes"], merged["expected_crashes_again"])
     assert again.predictions["risk_class"].tolist() == scored.predictions["risk_class"].tolist()
     # another version for the same day lives beside it
     write_predictions(world.engine, scored, "8")
-    assert len(_stored(world.engine, target_date=target)) == 2 * n_hexes
+    assert len(_stored(world.engine, target_date=target)) == 2 * len(every)
 
 
 def test_no_forecast_falls_back_to_climatology(world: DemoWorld) -> None:
@@ -199,3 +210,32 @@ def test_explain_hex_builds_features_when_not_given(world: DemoWorld) -> None:
     assert len(explained["contributions"]) == len(world.model.feature_names)
     with pytest.raises(KeyError):
         explain_hex(None, world.model, "8f2a100d2c9a6ff", target, features=day.features)
+
+
+def test_every_target_s_tours_sum_to_its_day_and_carry_a_tour_reason(world: DemoWorld) -> None:
+    target = tomorrow(world.engine, world.settings)
+    scored = score_day(world.engine, world.model, "9", target, settings=world.settings)
+    rows = pd.concat([scored.predictions, scored.forecasts], ignore_index=True)
+    day = rows.loc[rows[s.TOUR] == s.WHOLE_DAY].set_index([s.TARGET, s.H3_CELL])
+    tours = rows.loc[rows[s.TOUR] != s.WHOLE_DAY]
+    assert set(tours[s.TOUR]) == set(world.settings.tours)
+    summed = tours.groupby([s.TARGET, s.H3_CELL])["expected_crashes"].sum()
+    np.testing.assert_allclose(summed, day.loc[summed.index, "expected_crashes"], rtol=1e-9)
+    # rarer targets expect fewer than all crashes; every row has its own classes
+    per_target = day.groupby(level=0)["expected_crashes"].sum()
+    assert per_target["crashes"] > per_target["injury"] > per_target["pedestrian"] > 0
+    assert tours.groupby([s.TARGET, s.TOUR])["risk_class"].nunique().gt(1).all()
+    # the usual level is the hex's average of the same count over the past year
+    inputs = load_feature_inputs(world.engine, RES, until=target - dt.timedelta(days=1))
+    night = inputs.by_tour.loc[
+        (inputs.by_tour[s.TOUR] == "23-07") & (inputs.by_tour[s.DATE] < pd.Timestamp(target))
+        & (inputs.by_tour[s.DATE] >= pd.Timestamp(target - dt.timedelta(days=365)))
+    ].groupby(s.H3_CELL)["pedestrian"].sum() / 365  # fmt: skip
+    stored = tours.loc[(tours[s.TARGET] == "pedestrian") & (tours[s.TOUR] == "23-07")]
+    usual = stored.set_index(s.H3_CELL)[s.USUAL]
+    np.testing.assert_allclose(usual.loc[night.index], night, rtol=1e-9)
+    assert (usual.drop(night.index) == 0).all()
+    reasons = [reasons_from_json(text) for text in tours["reasons"]]
+    tour_reasons = [[x for x in r if x.feature == "tour_share"] for r in reasons]
+    assert all(len(x) == 1 for x in tour_reasons)
+    assert any("citywide" in x[0].text and "23:00–07:00" in x[0].text for x in tour_reasons)
