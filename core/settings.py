@@ -99,6 +99,15 @@ class Settings(BaseSettings):
         ge=0,
         description="LightGBM threads for training; 0: model/params.yaml's num_threads",
     )
+    ray: bool = Field(
+        default=False, description="backtests (and the weekly retrain's) run their folds on Ray"
+    )
+    ray_address: str = Field(
+        default="", description="a running Ray cluster (host:port); set, it implies VZ_RAY"
+    )
+    ray_object_store_mb: int = Field(
+        default=512, ge=78, description="object store of a local Ray (the shared feature panel)"
+    )
     public_mode: bool = False
     expected_crash_lag_days: int = Field(default=3, description="older newest-crash data is stale")
     basemap: str = Field(

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from core.settings import Settings
+from jobs.distributed import fold_runner
 from jobs.train import with_thread_setting
 from jobs.warehouse import open_warehouse
 from model.backtest import BacktestResult, backtest_to_json, run_backtest
@@ -42,18 +43,25 @@ def backtest_job(
     end: dt.date | None,
     folds: int = 1,
     params: ModelParams | None = None,
+    use_ray: bool = False,
+    ray_address: str | None = None,
 ) -> BacktestReport:
-    """Model and baselines on the same held-out days; nothing is registered."""
+    """Model and baselines on the same held-out days; nothing is registered. With Ray
+    (``use_ray``, an address or ``VZ_RAY``/``VZ_RAY_ADDRESS``) each fold is a Ray task."""
     if train_end is None or start is None or end is None:
         raise ValueError("backtest needs --train-end, --start and --end")
+    params = with_thread_setting(params or load_model_params(), settings)
     engine = open_warehouse(settings)
     inputs = load_feature_inputs(engine, settings.h3_res, until=end)
-    result = run_backtest(
-        inputs,
-        train_end=train_end,
-        start=start,
-        end=end,
-        folds=folds,
-        params=with_thread_setting(params or load_model_params(), settings),
-    )
+    threads = params.lightgbm.num_threads
+    with fold_runner(settings, use_ray=use_ray, address=ray_address, threads=threads) as map_folds:
+        result = run_backtest(
+            inputs,
+            train_end=train_end,
+            start=start,
+            end=end,
+            folds=folds,
+            params=params,
+            map_folds=map_folds,
+        )
     return BacktestReport(result)

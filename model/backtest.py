@@ -17,9 +17,9 @@ import datetime as dt
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -47,6 +47,24 @@ log = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
 MODEL = "model"
+Shared = TypeVar("Shared")
+Outcome = TypeVar("Outcome")
+
+
+class MapFolds(Protocol):
+    """Runs ``task(shared, fold)`` for every fold, results in fold order. ``shared`` is the one
+    large input (the feature inputs and panels); a distributed runner ships it once
+    (``jobs.distributed``); the serial runner is ``serial_map``."""
+
+    def __call__(
+        self, task: Callable[[Shared, int], Outcome], shared: Shared, folds: Sequence[int]
+    ) -> list[Outcome]: ...
+
+
+def serial_map(
+    task: Callable[[Shared, int], Outcome], shared: Shared, folds: Sequence[int]
+) -> list[Outcome]:
+    return [task(shared, fold) for fold in folds]
 
 
 @dataclass
@@ -61,6 +79,21 @@ class BacktestFold:
     thresholds: dict[str, list[float]]
     dispersion: dict[str, list[float]]  # per risk class
     seconds: float
+
+
+@dataclass(frozen=True)
+class FoldData:
+    """What every fold reads: the feature inputs and the panels (one per feature set)."""
+
+    inputs: FeatureInputs
+    panels: dict[str, pd.DataFrame]
+
+
+@dataclass(frozen=True)
+class FoldOutcome:
+    fold: BacktestFold
+    scored: list[pd.DataFrame]
+    per_day: list[pd.DataFrame]
 
 
 @dataclass
@@ -157,11 +190,14 @@ def run_backtest(
     params: ModelParams | None = None,
     train_start: dt.date | None = None,
     variants: Mapping[str, ModelParams] | None = None,
+    map_folds: MapFolds = serial_map,
 ) -> BacktestResult:
     """Train up to ``train_end``, score every day of ``start..end``, model beside all baselines.
 
     ``variants`` adds more model configurations (name -> params) scored on the same rows, for
     design studies. ``train_start`` defaults to the record start plus ``warmup_days``.
+    ``map_folds`` runs the folds (serially by default; ``jobs.distributed`` on Ray): each fold
+    depends only on ``FoldData`` and its number, so every runner gives the same result.
     """
     params = params or ModelParams()
     if not train_end < start <= end:
@@ -186,10 +222,12 @@ def run_backtest(
     panel = panels[params.features.model_dump_json()]
     log.info("backtest panel: %d rows in %.1f s", len(panel), time.perf_counter() - started)
 
-    fold_results: list[BacktestFold] = []
-    scored: list[pd.DataFrame] = []
-    per_day: list[pd.DataFrame] = []
-    for j, block in enumerate(blocks):
+    def run_fold(data: FoldData, j: int) -> FoldOutcome:
+        inputs, panels = data.inputs, data.panels
+        panel = panels[params.features.model_dump_json()]
+        block = blocks[j]
+        scored: list[pd.DataFrame] = []
+        per_day: list[pd.DataFrame] = []
         fold_started = time.perf_counter()
         test_start = test_days[block[0]]
         test_end = test_days[block[-1]]
@@ -257,19 +295,17 @@ def run_backtest(
         for name, frame in method_frames.items():
             scored.append(frame.assign(method=name, fold=j))
             per_day.append(per_day_metrics(frame).assign(method=name, fold=j))
-        fold_results.append(
-            BacktestFold(
-                fold=j,
-                train_start=first_train,
-                train_end=fold_train_end.date(),
-                test_start=test_start.date(),
-                test_end=test_end.date(),
-                models=models,
-                choices=choices,
-                thresholds=thresholds,
-                dispersion=dispersion,
-                seconds=time.perf_counter() - fold_started,
-            )
+        fold = BacktestFold(
+            fold=j,
+            train_start=first_train,
+            train_end=fold_train_end.date(),
+            test_start=test_start.date(),
+            test_end=test_end.date(),
+            models=models,
+            choices=choices,
+            thresholds=thresholds,
+            dispersion=dispersion,
+            seconds=time.perf_counter() - fold_started,
         )
         log.info(
             "backtest fold %d of %d (%s..%s) done in %.1f s",
@@ -279,10 +315,14 @@ def run_backtest(
             test_end.date(),
             time.perf_counter() - fold_started,
         )
+        return FoldOutcome(fold, scored, per_day)
 
-    predictions = pd.concat(scored, ignore_index=True)
+    outcomes = map_folds(run_fold, FoldData(inputs, panels), range(len(blocks)))
+    fold_results = [o.fold for o in outcomes]
+    predictions = pd.concat([f for o in outcomes for f in o.scored], ignore_index=True)
+    per_day = [f for o in outcomes for f in o.per_day]
     table = {}
-    for name in [*model_params, *baseline_expected]:
+    for name in fold_results[0].thresholds:  # the models, then the baselines
         rows_of_method = predictions.loc[predictions["method"] == name]
         fold_thresholds = {f.fold: f.thresholds[name] for f in fold_results}
         table[name] = evaluate_folds(rows_of_method, fold_thresholds)
