@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -118,6 +119,38 @@ def test_ray_asked_for_without_ray_installed_is_one_line(tmp_path: Path) -> None
     assert len(lines) == 1, done.stderr
     assert "Ray is not installed" in lines[0] and "pip install '.[ray]'" in lines[0]
     assert "Traceback" not in done.stderr
+
+
+def test_settings_or_options_choose_ray_for_the_folds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``VZ_RAY``, ``VZ_RAY_ADDRESS`` (the weekly retrain's switch) or the options open a Ray
+    session; nothing asks: the serial runner, and Ray is not touched."""
+    import contextlib
+
+    import jobs.distributed as distributed
+    from model.backtest import serial_map
+
+    opened: list[str | None] = []
+
+    @contextlib.contextmanager
+    def fake_session(
+        settings: Settings, *, address: str | None = None, threads: int = 1
+    ) -> Iterator[None]:
+        opened.append(address or settings.ray_address or None)
+        yield None
+
+    monkeypatch.setattr(distributed, "ray_session", fake_session)
+    monkeypatch.setattr(distributed, "ray_map", lambda session, threads: "on ray")
+    cases: list[tuple[Settings, dict[str, Any], object]] = [
+        (Settings(), {}, serial_map),
+        (Settings(ray=True), {}, "on ray"),
+        (Settings(ray_address="10.0.0.5:6379"), {}, "on ray"),
+        (Settings(), {"use_ray": True}, "on ray"),
+        (Settings(), {"address": "10.0.0.6:6379"}, "on ray"),
+    ]
+    for settings, options, expected in cases:
+        with distributed.fold_runner(settings, threads=1, **options) as runner:
+            assert runner == expected
+    assert opened == [None, "10.0.0.5:6379", None, "10.0.0.6:6379"]
 
 
 # ------------------------------------------------------------------------------------------
