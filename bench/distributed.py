@@ -7,7 +7,8 @@ and the shipped parameters. Prints, with the load average:
 - the same on Ray (local, ``--threads`` CPUs): Ray's start-up, ``ray.put`` of the fold data
   (the one transfer), its size and the object store's use, each fold's time in its task (one
   thread each), the wall time, the speed-up, and whether the results equal the serial run's;
-- Ray Tune: trials per minute (``--trials`` trials of 2 folds, ASHA as in ``vz tune``).
+- Ray Tune: trials per minute (``--trials`` trials of 2 folds, ASHA as in ``vz tune``;
+  ``--tune-only`` skips the backtests).
 
     PYTHONPATH=. python bench/distributed.py [--rings 12] [--years 3] [--folds 4] [--trials 8]
 """
@@ -120,6 +121,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--var-dir", type=Path, default=Path("var/bench-ray"))
+    parser.add_argument("--tune-only", action="store_true", help="skip the backtests")
     args = parser.parse_args()
     settings = Settings(var_dir=args.var_dir)
     args.var_dir.mkdir(parents=True, exist_ok=True)
@@ -127,6 +129,9 @@ def main() -> None:
     inputs = synthetic_city(args.years, args.rings)
     window = backtest_window(inputs, args.folds)
     params = load_model_params()
+    if args.tune_only:
+        tune_throughput(settings, inputs, args.trials)
+        return
 
     started = time.perf_counter()
     serial = run_backtest(inputs, params=with_threads(params, args.threads), **window)  # type: ignore[arg-type]

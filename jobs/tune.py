@@ -5,7 +5,8 @@
   gate's backtest days (the last ``backtest_days`` up to the as-of date): the tune never reads
   a test day, the warehouse is read only up to the day before them. Fold ``j`` trains up to
   ``last_end - (folds - 1 - j) * validation_days``; after each fold a trial reports the mean
-  deviance of its folds so far, and ASHA stops the trials that trail.
+  deviance of its folds so far, and ASHA stops the trials that trail. A trial fits only what
+  the objective measures: the early-stopped crash booster (no refit, no injury booster).
 - **Search space**: the ``search_space`` section of ``model/params.yaml``
   (``model.config.SearchSpace``); the other parameters stay as given.
 - **Budgets**: ``--trials`` samples (seeded random search), ``--time-budget`` seconds.
@@ -119,7 +120,8 @@ def tune_trial(
 
     params = ModelParams.model_validate_json(params_json).with_overrides(
         lightgbm=plain_config(config),
-        training={"injury_model": False},  # not in the objective
+        # the objective is the early-stopped crash booster's: no injury booster, no refit
+        training={"injury_model": False, "refit_full_window": False},
     )
     deviances: list[float] = []
     for end in ends:
@@ -184,6 +186,11 @@ def _trial_callback(client: MlflowClient, experiment_id: str, parent_id: str, fo
             self, iteration: int, trials: list[Any], trial: Any, **info: Any
         ) -> None:
             self._finish(trial, "FAILED")
+
+        def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
+            for run_id in self.runs.values():  # still running when the time budget ran out
+                client.set_terminated(run_id, "KILLED")
+            self.runs.clear()
 
         def _finish(self, trial: Any, status: str) -> None:
             run_id = self.runs.pop(trial.trial_id, None)
