@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Final
 import pandas as pd
 
 from core.settings import Settings
-from jobs.distributed import ray_session
+from jobs.distributed import import_ray, ray_session
 from jobs.train import TRAIN_BACKTEST_DAYS, TrainSummary, _training_panel, with_thread_setting
 from jobs.warehouse import open_warehouse, required_as_of
 from model.config import ModelParams, SearchSpace, load_model_params, load_search_space
@@ -230,6 +230,7 @@ def tune_job(
     register: bool = True,
 ) -> TuneSummary:
     """Search, log every trial under one parent run, train and gate the best (module doc)."""
+    import_ray()  # without the extra: one line saying how to install it
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search import BasicVariantGenerator

@@ -104,10 +104,19 @@ def test_the_product_imports_no_ray() -> None:
     assert done.stdout.strip().splitlines()[-1] == "[]"
 
 
-def test_ray_asked_for_without_ray_installed_is_one_line(tmp_path: Path) -> None:
+END_ARGS = ("--end", "2025-12-31")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["backtest", "--train-end", "2025-10-31", "--start", "2025-11-01", *END_ARGS, "--ray"],
+        ["tune", "--trials", "2"],
+    ],
+)
+def test_ray_asked_for_without_ray_installed_is_one_line(tmp_path: Path, argv: list[str]) -> None:
     code = NO_RAY + (
-        "sys.argv = ['vz', 'backtest', '--train-end', '2025-10-31', '--start', '2025-11-01',"
-        " '--end', '2025-12-31', '--ray']\n"
+        f"sys.argv = ['vz', *{argv!r}]\n"
         "import cli, jobs.backtest, jobs.warehouse\n"
         "jobs.backtest.open_warehouse = lambda settings: None\n"
         "jobs.backtest.load_feature_inputs = lambda *a, **k: None\n"
