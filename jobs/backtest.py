@@ -10,7 +10,7 @@ import pandas as pd
 
 from core import schema as s
 from core.settings import Settings
-from jobs.distributed import fold_runner
+from jobs.distributed import fold_runner, import_ray, ray_wanted
 from jobs.train import forecasts_of, with_thread_setting
 from jobs.warehouse import open_warehouse
 from model.backtest import BacktestResult, backtest_to_json, run_forecast_backtests
@@ -125,6 +125,8 @@ def backtest_job(
     ``VZ_RAY``/``VZ_RAY_ADDRESS``) each fold is a Ray task scoring every chosen forecast."""
     if train_end is None or start is None or end is None:
         raise ValueError("backtest needs --train-end, --start and --end")
+    if ray_wanted(settings, use_ray=use_ray, address=ray_address):
+        import_ray()  # without the extra: one line saying how to install it, before any reading
     params = with_thread_setting(params or load_model_params(), settings)
     engine = open_warehouse(settings)
     inputs = load_feature_inputs(engine, settings.h3_res, until=end)

@@ -50,9 +50,9 @@ def import_ray() -> ModuleType:
     return ray
 
 
-def ray_wanted(settings: Settings) -> bool:
-    """``VZ_RAY=1`` or ``VZ_RAY_ADDRESS`` set."""
-    return settings.ray or bool(settings.ray_address)
+def ray_wanted(settings: Settings, *, use_ray: bool = False, address: str | None = None) -> bool:
+    """``use_ray`` or ``address`` (the options), ``VZ_RAY=1`` or ``VZ_RAY_ADDRESS`` set."""
+    return use_ray or bool(address) or settings.ray or bool(settings.ray_address)
 
 
 def local_cpus() -> int:
@@ -147,7 +147,7 @@ def fold_runner(
 ) -> Iterator[MapFolds]:
     """``serial_map``, or ``ray_map`` in a ``ray_session`` when ``use_ray``, ``address``,
     ``VZ_RAY`` or ``VZ_RAY_ADDRESS`` asks for Ray."""
-    if not (use_ray or address or ray_wanted(settings)):
+    if not ray_wanted(settings, use_ray=use_ray, address=address):
         yield serial_map
         return
     with ray_session(settings, address=address, threads=threads) as session:

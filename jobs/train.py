@@ -82,11 +82,13 @@ def train_job(
     runs on Ray when ``VZ_RAY`` or ``VZ_RAY_ADDRESS`` is set (the weekly pipeline's retrain).
     """
     from core.reads.fingerprint import data_fingerprint
-    from jobs.distributed import fold_runner
+    from jobs.distributed import fold_runner, import_ray, ray_wanted
     from model.registry.loading import load_champion
     from model.registry.tracking import backtest_metrics, log_training_run
     from model.train import train_model
 
+    if ray_wanted(settings):
+        import_ray()  # without the extra: one line saying how to install it, before any reading
     started = time.perf_counter()
     engine = open_warehouse(settings)
     train_end = train_end or required_as_of(engine, settings)

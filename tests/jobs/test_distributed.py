@@ -263,19 +263,33 @@ def test_tune_logs_every_trial_and_gates_the_best(
 
 
 def check_backtest_on_ray(var_dir: str, address: str) -> None:
-    from jobs.backtest import backtest_job
+    """Every target in every tour (``--target all --tour all``): each fold's forecasts on Ray
+    equal the serial run's to the last digit."""
+    from jobs.backtest import ALL, backtest_job
 
     settings = Settings(var_dir=Path(var_dir))
     window = {"train_end": TRAIN_END, "start": START, "end": END, "folds": 2}
-    serial = backtest_job(settings, params=fast_params(), **window).result
+    chosen = {"target": ALL, "tour": ALL}
+    serial = backtest_job(settings, params=fast_params(), **window, **chosen).by_forecast
     on_ray = backtest_job(
-        settings, params=fast_params(), use_ray=True, ray_address=address or None, **window
-    ).result
-    assert len(on_ray.folds) == 2
-    pd.testing.assert_frame_equal(on_ray.table, serial.table, check_exact=True)
-    pd.testing.assert_frame_equal(on_ray.predictions, serial.predictions, check_exact=True)
-    pd.testing.assert_frame_equal(on_ray.per_day, serial.per_day, check_exact=True)
-    assert [f.thresholds for f in on_ray.folds] == [f.thresholds for f in serial.folds]
+        settings,
+        params=fast_params(),
+        use_ray=True,
+        ray_address=address or None,
+        **window,
+        **chosen,
+    ).by_forecast
+    assert list(on_ray) == list(serial)
+    assert ("crashes", "day") in serial and ("pedestrian", "23-07") in serial
+    for key, expected in serial.items():
+        got = on_ray[key]
+        assert len(got.folds) == 2, key
+        pd.testing.assert_frame_equal(got.table, expected.table, check_exact=True)
+        pd.testing.assert_frame_equal(got.predictions, expected.predictions, check_exact=True)
+        pd.testing.assert_frame_equal(got.per_day, expected.per_day, check_exact=True)
+        pd.testing.assert_frame_equal(got.unusual, expected.unusual, check_exact=True)
+        assert [f.thresholds for f in got.folds] == [f.thresholds for f in expected.folds], key
+        assert [f.dispersion for f in got.folds] == [f.dispersion for f in expected.folds], key
 
 
 def check_tune(var_dir: str, address: str) -> None:
