@@ -306,7 +306,7 @@ def backtest(
         bool, typer.Option("--json", help="One JSON object, a key per method")
     ] = False,
     use_ray: Annotated[
-        bool, typer.Option("--ray", help="Each fold a Ray task on the local cores")
+        bool, typer.Option("--ray", help="Each fold a Ray task (local cores, or --ray-address)")
     ] = False,
     ray_address: RayAddress = None,
 ) -> None:
