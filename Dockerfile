@@ -11,8 +11,11 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
-COPY requirements.txt pyproject.toml ./
+COPY requirements.txt requirements-ray.txt pyproject.toml ./
 RUN pip install -r requirements.txt
+# the optional Ray extra (docker-compose.yml's ray profile builds with WITH_RAY=1)
+ARG WITH_RAY=0
+RUN if [ "$WITH_RAY" = 1 ]; then pip install -r requirements-ray.txt; fi
 COPY . .
 RUN pip install --no-deps -e . \
  && useradd --system --uid 10001 --home-dir /data vz \

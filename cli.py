@@ -36,6 +36,12 @@ PROGRESS_HANDLER = "vz-progress"
 OPENMP_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 Dataset = Literal["crashes", "weather", "traffic"]
+RayAddress = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address", help="A running Ray cluster, host:port (default: VZ_RAY_ADDRESS)"
+    ),
+]
 SourceName = Literal["socrata", "open-meteo", "noaa-csv", "csv", "demo"]
 
 
@@ -299,6 +305,10 @@ def backtest(
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object, a key per method")
     ] = False,
+    use_ray: Annotated[
+        bool, typer.Option("--ray", help="Each fold a Ray task (local cores, or --ray-address)")
+    ] = False,
+    ray_address: RayAddress = None,
 ) -> None:
     """Model and baselines side by side on the same held-out days, for one target and tour
     (or all of them: --target all --tour all), with paired intervals against each baseline."""
@@ -312,8 +322,35 @@ def backtest(
         folds=folds,
         target=target,
         tour=tour,
+        use_ray=use_ray,
+        ray_address=ray_address,
     )
     typer.echo(json.dumps(result.as_json(), indent=2) if as_json else result.as_text())
+
+
+@app.command()
+def tune(
+    trials: Annotated[int, typer.Option(help="Trials (sampled configurations)")] = 8,
+    time_budget: Annotated[
+        float, typer.Option("--time-budget", help="Seconds for the whole search")
+    ] = 3600.0,
+    folds: Annotated[int, typer.Option(help="Rolling folds each trial trains on")] = 2,
+    seed: Annotated[int, typer.Option(help="Seed of the random search")] = 0,
+    ray_address: RayAddress = None,
+) -> None:
+    """Search LightGBM's parameters on Ray Tune; the best is trained and gated as a challenger."""
+    from jobs.tune import tune_job
+
+    typer.echo(
+        tune_job(
+            _settings(),
+            trials=trials,
+            time_budget_s=time_budget,
+            folds=folds,
+            seed=seed,
+            ray_address=ray_address,
+        ).summary()
+    )
 
 
 @app.command()

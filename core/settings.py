@@ -101,6 +101,15 @@ class Settings(BaseSettings):
         ge=0,
         description="LightGBM threads for training; 0: model/params.yaml's num_threads",
     )
+    ray: bool = Field(
+        default=False, description="backtests (and the weekly retrain's) run their folds on Ray"
+    )
+    ray_address: str = Field(
+        default="", description="a running Ray cluster (host:port); set, it implies VZ_RAY"
+    )
+    ray_object_store_mb: int = Field(
+        default=512, ge=78, description="object store of a local Ray (the shared feature panel)"
+    )
     tours: Annotated[tuple[str, ...], NoDecode] = Field(
         default=NYPD_TOURS,
         description="patrol tours forecast besides the whole day: start-end hours, "

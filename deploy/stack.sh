@@ -2,7 +2,8 @@
 # The deployment as local processes on loopback, for machines without a container engine (CI,
 # these machines): the same services as docker-compose.yml, from Debian and PyPI packages.
 #
-#   deploy/stack.sh up       start db, mlflow, app1, app2, scheduler, proxy (idempotent)
+#   deploy/stack.sh up       start db, mlflow, app1, app2, scheduler, proxy (idempotent);
+#                            with VZ_STACK_RAY=1 first a Ray head and worker, used by the jobs
 #   deploy/stack.sh status   each service: pid and health; exit 1 when one is down
 #   deploy/stack.sh down     stop everything it started; no process is left behind
 #   deploy/stack.sh run CMD… a command with the apps' settings (e.g. vz pipeline run-once)
@@ -13,6 +14,8 @@
 # data; VZ_STACK_SECRETS names a Streamlit secrets.toml with the [auth] login section;
 # VZ_STACK_DEMO_ARGS is passed to the first `vz demo` (e.g. "--years 1"); VZ_STACK_SERVE_ARGS to
 # each `vz serve` (bench/load.py: "--insecure-no-auth", every page without login, on loopback).
+# VZ_STACK_RAY=1 adds ray-head and ray-worker on loopback (VZ_RAY_PORT, VZ_RAY_CPUS each; a token
+# in VZ_STACK_DIR), and the apps and scheduler get VZ_RAY_ADDRESS (the weekly backtest runs on it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -24,7 +27,8 @@ while IFS='=' read -r key value; do
 done < deploy/stack.env
 STACK_DIR="$(mkdir -p "${VZ_STACK_DIR:-var/stack}" && cd "${VZ_STACK_DIR:-var/stack}" && pwd)"
 BIN="${VZ_STACK_BIN:-$ROOT/.venv/bin}"
-SERVICES=(db mlflow app1 app2 scheduler proxy)
+SERVICES=(db mlflow app1 app2 scheduler proxy ray-head ray-worker)
+RAY_TMP="${VZ_STACK_RAY_TMP:-/tmp/vz-ray-$UID}"  # short: Ray's socket paths must be
 WAIT_SECONDS="${VZ_STACK_WAIT_SECONDS:-120}"
 
 say() { echo "stack: $*" >&2; }
@@ -80,11 +84,37 @@ database_urls() {
     fi
 }
 
+ray_enabled() { [ "${VZ_STACK_RAY:-0}" = 1 ]; }
+
+ray_env() {
+    export RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH="$STACK_DIR/ray_auth_token" RAY_USAGE_STATS_ENABLED=0
+    [ -s "$RAY_AUTH_TOKEN_PATH" ] || (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > "$RAY_AUTH_TOKEN_PATH")
+}
+
 app_env() {
     export VZ_DATABASE_URL="$DB_URL"
     export VZ_MLFLOW_TRACKING_URI="http://127.0.0.1:$VZ_MLFLOW_PORT"
     export VZ_VAR_DIR="$STACK_DIR/var"
     export OMP_WAIT_POLICY=PASSIVE
+    if ray_enabled; then ray_env; export VZ_RAY_ADDRESS="127.0.0.1:$VZ_RAY_PORT"; fi
+}
+
+# ray_up: a Ray head and one worker node on loopback (--block: each stays in its process group)
+ray_up() {
+    ray_enabled || return 0
+    [ -x "$BIN/ray" ] || { say "VZ_STACK_RAY=1 needs the Ray extra: $BIN/pip install -r requirements-ray.txt"; exit 1; }
+    ray_env
+    start ray-head "$BIN/ray" start --head --block --node-ip-address=127.0.0.1 --port "$VZ_RAY_PORT" \
+        --num-cpus "$VZ_RAY_CPUS" --include-dashboard=false --temp-dir "$RAY_TMP" --disable-usage-stats
+    local deadline=$((SECONDS + WAIT_SECONDS))
+    until "$BIN/ray" status --address "127.0.0.1:$VZ_RAY_PORT" >/dev/null 2>&1; do
+        if ! running ray-head; then say "ray-head exited; its log:"; tail -n 20 "$STACK_DIR/ray-head.log" >&2; exit 1; fi
+        if [ "$SECONDS" -ge "$deadline" ]; then say "ray-head not up after ${WAIT_SECONDS}s"; exit 1; fi
+        sleep 1
+    done
+    start ray-worker "$BIN/ray" start --block --address "127.0.0.1:$VZ_RAY_PORT" \
+        --node-ip-address=127.0.0.1 --num-cpus "$VZ_RAY_CPUS" --disable-usage-stats
+    say "ray: head on 127.0.0.1:$VZ_RAY_PORT and a worker, $VZ_RAY_CPUS CPUs each"
 }
 
 up() {
@@ -95,6 +125,7 @@ up() {
         --artifacts-destination "$STACK_DIR/mlartifacts" \
         --host 127.0.0.1 --port "$VZ_MLFLOW_PORT" --workers 1
     wait_for mlflow "http://127.0.0.1:$VZ_MLFLOW_PORT/health"
+    ray_up
     app_env
     say "warehouse: building the demo city unless it has data (vz demo --if-missing)"
     # shellcheck disable=SC2086  # VZ_STACK_DEMO_ARGS: e.g. "--years 1" for a quick stack
@@ -129,6 +160,7 @@ status() {
             app2) url="http://127.0.0.1:$VZ_APP2_PORT/_stcore/health" ;;
             scheduler) url="" ;;
             proxy) url="https://$VZ_PROXY_HOST:$VZ_PROXY_PORT/_stcore/health" ;;
+            ray-head | ray-worker) ray_enabled || { printf '%-9s off  (VZ_STACK_RAY=1 to start)\n' "$name"; continue; }; url="" ;;
         esac
         if ! running "$name"; then printf '%-9s down\n' "$name"; bad=1
         elif [ -n "$url" ] && ! curl -ksf -o /dev/null --max-time 2 "$url"; then printf '%-9s sick (pid %s, %s)\n' "$name" "$(cat "$(pidfile "$name")")" "$url"; bad=1

@@ -10,6 +10,7 @@ import pandas as pd
 
 from core import schema as s
 from core.settings import Settings
+from jobs.distributed import fold_runner, import_ray, ray_wanted
 from jobs.train import forecasts_of, with_thread_setting
 from jobs.warehouse import open_warehouse
 from model.backtest import BacktestResult, backtest_to_json, run_forecast_backtests
@@ -116,21 +117,30 @@ def backtest_job(
     params: ModelParams | None = None,
     target: str = s.ALL_CRASHES,
     tour: str = s.WHOLE_DAY,
+    use_ray: bool = False,
+    ray_address: str | None = None,
 ) -> BacktestReport:
     """Model and baselines on the same held-out days for ``target`` in ``tour`` (``all``:
-    every one); nothing is registered."""
+    every one); nothing is registered. With Ray (``use_ray``, an address or
+    ``VZ_RAY``/``VZ_RAY_ADDRESS``) each fold is a Ray task scoring every chosen forecast."""
     if train_end is None or start is None or end is None:
         raise ValueError("backtest needs --train-end, --start and --end")
+    if ray_wanted(settings, use_ray=use_ray, address=ray_address):
+        import_ray()  # without the extra: one line saying how to install it, before any reading
+    params = with_thread_setting(params or load_model_params(), settings)
     engine = open_warehouse(settings)
     inputs = load_feature_inputs(engine, settings.h3_res, until=end)
     forecasts = chosen_forecasts(inputs, target, tour)
-    results = run_forecast_backtests(
-        inputs,
-        train_end=train_end,
-        start=start,
-        end=end,
-        folds=folds,
-        params=with_thread_setting(params or load_model_params(), settings),
-        forecasts=forecasts,
-    )
+    threads = params.lightgbm.num_threads
+    with fold_runner(settings, use_ray=use_ray, address=ray_address, threads=threads) as map_folds:
+        results = run_forecast_backtests(
+            inputs,
+            train_end=train_end,
+            start=start,
+            end=end,
+            folds=folds,
+            params=params,
+            forecasts=forecasts,
+            map_folds=map_folds,
+        )
     return BacktestReport(results)

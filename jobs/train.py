@@ -78,13 +78,17 @@ def train_job(
     """Backtest on the last ``backtest_days`` of the window, fit on the whole window, register.
 
     The champion, if any, is retrained with its own parameters on the same backtest window, so
-    the challenger is promoted only when it beats the champion on the same days.
+    the challenger is promoted only when it beats the champion on the same days. The backtest
+    runs on Ray when ``VZ_RAY`` or ``VZ_RAY_ADDRESS`` is set (the weekly pipeline's retrain).
     """
     from core.reads.fingerprint import data_fingerprint
+    from jobs.distributed import fold_runner, import_ray, ray_wanted
     from model.registry.loading import load_champion
     from model.registry.tracking import backtest_metrics, log_training_run
     from model.train import train_model
 
+    if ray_wanted(settings):
+        import_ray()  # without the extra: one line saying how to install it, before any reading
     started = time.perf_counter()
     engine = open_warehouse(settings)
     train_end = train_end or required_as_of(engine, settings)
@@ -110,15 +114,17 @@ def train_job(
         train_end,
     )
     forecasts = forecasts_of(inputs)
-    by_forecast = run_forecast_backtests(
-        inputs,
-        train_end=test_start - dt.timedelta(days=1),
-        start=test_start,
-        end=train_end,
-        params=params,
-        variants=variants,
-        forecasts=forecasts,
-    )
+    with fold_runner(settings, threads=params.lightgbm.num_threads) as map_folds:
+        by_forecast = run_forecast_backtests(
+            inputs,
+            train_end=test_start - dt.timedelta(days=1),
+            start=test_start,
+            end=train_end,
+            params=params,
+            variants=variants,
+            forecasts=forecasts,
+            map_folds=map_folds,
+        )
     backtest = by_forecast[(s.ALL_CRASHES, s.WHOLE_DAY)]
     champion_metrics = None
     if champion is not None:

@@ -32,6 +32,7 @@ from model.chronic import unusual_capture_by_day
 from model.classes import class_probabilities, classify, dispersion_by_class, fit_thresholds
 from model.config import ModelParams
 from model.features import Y_CRASHES, FeatureInputs, add_targets, build_features
+from model.folds import FoldData, FoldSpec, MapFolds, day_range, plan_folds, serial_map
 from model.metrics import (
     EXPECTED,
     LIFT_COLUMNS,
@@ -83,10 +84,6 @@ class BacktestResult:
     @property
     def methods(self) -> list[str]:
         return list(self.table.index)
-
-
-def _date_range(start: dt.date, end: dt.date) -> pd.DatetimeIndex:
-    return pd.date_range(pd.Timestamp(start), pd.Timestamp(end), freq="D").astype("datetime64[us]")
 
 
 def _rows_between(
@@ -154,18 +151,6 @@ def _class_columns(
     }
 
 
-@dataclass(frozen=True)
-class FoldSpec:
-    """One fold: train ``train_start..train_end``, test ``test_start..test_end``."""
-
-    fold: int
-    of: int  # how many folds the backtest has
-    train_start: dt.date
-    train_end: dt.date
-    test_start: pd.Timestamp
-    test_end: pd.Timestamp
-
-
 @dataclass
 class FoldOutcome:
     """What one fold gives per forecast (target, tour): scored test rows and per-day metrics of
@@ -175,22 +160,6 @@ class FoldOutcome:
     per_day: dict[tuple[str, str], list[pd.DataFrame]]
     unusual: dict[tuple[str, str], pd.DataFrame]
     folds: dict[tuple[str, str], BacktestFold]
-
-
-def plan_folds(
-    first_train: dt.date, train_end: dt.date, start: dt.date, end: dt.date, folds: int
-) -> list[FoldSpec]:
-    """The folds of an expanding-window backtest: test days in ``folds`` blocks, each trained
-    up to the day before its block moved by as much as the block's start."""
-    test_days = _date_range(start, end)
-    blocks = [b for b in np.array_split(np.arange(len(test_days)), folds) if len(b)]
-    out = []
-    for j, block in enumerate(blocks):
-        test_start, test_end = test_days[block[0]], test_days[block[-1]]
-        fold_train_end = pd.Timestamp(train_end) + (test_start - pd.Timestamp(start))
-        spec = FoldSpec(j, len(blocks), first_train, fold_train_end.date(), test_start, test_end)
-        out.append(spec)
-    return out
 
 
 def _realised(inputs: FeatureInputs, rows: pd.DataFrame, target: str, tour: str) -> FloatArray:
@@ -339,10 +308,12 @@ def run_forecast_backtests(
     params: ModelParams | None = None,
     train_start: dt.date | None = None,
     variants: Mapping[str, ModelParams] | None = None,
+    map_folds: MapFolds = serial_map,
 ) -> dict[tuple[str, str], BacktestResult]:
     """``run_backtest`` for each forecast (target, tour) at once: each fold trains once and
     scores every forecast, each against its own baselines (the same methods on that target's
-    counts in that tour) on the same hex-days."""
+    counts in that tour) on the same hex-days. ``map_folds`` runs the folds (``model.folds``:
+    serially by default, ``jobs.distributed`` on Ray), each from the shared inputs and panels."""
     params = params or ModelParams()
     if not train_end < start <= end:
         raise ValueError("need train_end < start <= end")
@@ -360,7 +331,7 @@ def run_forecast_backtests(
     )
     model_params = {MODEL: params, **(variants or {})}
     started = time.perf_counter()
-    panel_dates = _date_range(first_train, end)
+    panel_dates = day_range(first_train, end)
     panels: dict[str, pd.DataFrame] = {}  # one per distinct feature set; all share one grid
     for p in model_params.values():
         if _panel_key(p) not in panels:
@@ -370,7 +341,11 @@ def run_forecast_backtests(
     log.info("backtest panel: %d rows in %.1f s", len(panels[_panel_key(params)]),
              time.perf_counter() - started)  # fmt: skip
     specs = plan_folds(first_train, train_end, start, end, folds)
-    outcomes = [backtest_fold(inputs, panels, spec, model_params, forecasts) for spec in specs]
+
+    def run_fold(data: FoldData, j: int) -> FoldOutcome:
+        return backtest_fold(data.inputs, data.panels, specs[j], model_params, forecasts)
+
+    outcomes = map_folds(run_fold, FoldData(inputs, panels), range(len(specs)))
     out = {}
     for key in forecasts:
         predictions = pd.concat([f for o in outcomes for f in o.scored[key]], ignore_index=True)
@@ -414,12 +389,14 @@ def run_backtest(
     variants: Mapping[str, ModelParams] | None = None,
     target: str = s.ALL_CRASHES,
     tour: str = s.WHOLE_DAY,
+    map_folds: MapFolds = serial_map,
 ) -> BacktestResult:
     """Train up to ``train_end``, score every day of ``start..end``, model beside all baselines.
 
     ``variants`` adds more model configurations (name -> params) scored on the same rows, for
     design studies. ``train_start`` defaults to the record start plus ``warmup_days``.
-    ``target`` and ``tour`` choose what is forecast (default: all crashes, whole day).
+    ``target`` and ``tour`` choose what is forecast (default: all crashes, whole day);
+    ``map_folds`` runs the folds (``run_forecast_backtests``).
     """
     return run_forecast_backtests(
         inputs,
@@ -431,6 +408,7 @@ def run_backtest(
         params=params,
         train_start=train_start,
         variants=variants,
+        map_folds=map_folds,
     )[(target, tour)]
 
 

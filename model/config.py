@@ -185,10 +185,65 @@ class ModelParams(_Frozen):
         return ModelParams.model_validate(data)
 
 
-def load_model_params(path: Path | None = None) -> ModelParams:
-    """Parameters from YAML (default ``model/params.yaml``); missing keys take the defaults."""
+class SearchDimension(_Frozen):
+    """One tuned LightGBM parameter: a range (``low..high``, on a log scale with ``log``,
+    whole numbers with ``integer``) or a list of ``choices``."""
+
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    integer: bool = False
+    choices: tuple[float | int | str, ...] | None = None
+
+    @model_validator(mode="after")
+    def _range_or_choices(self) -> SearchDimension:
+        if self.choices is not None:
+            if not self.choices or self.low is not None or self.high is not None:
+                raise ValueError("give either choices (non-empty) or low and high")
+        elif self.low is None or self.high is None or not self.low < self.high:
+            raise ValueError("a range needs low < high")
+        elif self.log and self.low <= 0:
+            raise ValueError("a log range needs low > 0")
+        return self
+
+
+SEARCH_SECTION = "search_space"
+
+
+class SearchSpace(_Frozen):
+    """What ``vz tune`` searches: LightGBM parameters (section ``search_space.lightgbm``)."""
+
+    lightgbm: dict[str, SearchDimension] = Field(default_factory=dict)
+
+    @field_validator("lightgbm")
+    @classmethod
+    def _known(cls, dimensions: dict[str, SearchDimension]) -> dict[str, SearchDimension]:
+        unknown = sorted(set(dimensions) - set(LightGBMParams.model_fields))
+        if unknown:
+            raise ValueError(f"not LightGBM parameters: {', '.join(unknown)}")
+        if not dimensions:
+            raise ValueError("the search space is empty")
+        return dimensions
+
+
+def _read_params_yaml(path: Path | None) -> dict[str, Any]:
     source = path or DEFAULT_PARAMS_PATH
     raw = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
     if not isinstance(raw, dict):
         raise ValueError(f"{source}: expected a mapping of sections")
+    return raw
+
+
+def load_model_params(path: Path | None = None) -> ModelParams:
+    """Parameters from YAML (default ``model/params.yaml``); missing keys take the defaults."""
+    raw = _read_params_yaml(path)
+    raw.pop(SEARCH_SECTION, None)
     return ModelParams.model_validate(raw)
+
+
+def load_search_space(path: Path | None = None) -> SearchSpace:
+    """The ``search_space`` section of the parameters file (default ``model/params.yaml``)."""
+    raw = _read_params_yaml(path)
+    if SEARCH_SECTION not in raw:
+        raise ValueError(f"{path or DEFAULT_PARAMS_PATH}: no {SEARCH_SECTION} section")
+    return SearchSpace.model_validate(raw[SEARCH_SECTION])

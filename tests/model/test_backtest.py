@@ -4,7 +4,10 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import pickle
 import re
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -14,6 +17,7 @@ from core import schema as s
 from model.backtest import BacktestResult, backtest_lift, backtest_to_json, run_backtest
 from model.baselines import ewma_history, historical_average, neighbour_smoothed
 from model.features import FeatureInputs, build_features
+from model.folds import MapFolds, serial_map
 from model.metrics import evaluate_day_predictions, poisson_deviance, top_share
 from tests.model.helpers import SyntheticCity, fast_params
 
@@ -22,10 +26,16 @@ TRAIN_END = dt.date(2022, 1, 31)
 TEST_START, TEST_END = dt.date(2022, 2, 1), dt.date(2022, 3, 31)
 
 
-def _backtest(inputs: FeatureInputs) -> BacktestResult:
+def _backtest(inputs: FeatureInputs, map_folds: MapFolds = serial_map) -> BacktestResult:
     params = fast_params(num_boost_round=80)
     return run_backtest(
-        inputs, train_end=TRAIN_END, start=TEST_START, end=TEST_END, folds=2, params=params
+        inputs,
+        train_end=TRAIN_END,
+        start=TEST_START,
+        end=TEST_END,
+        folds=2,
+        params=params,
+        map_folds=map_folds,
     )
 
 
@@ -55,6 +65,32 @@ def test_json_has_one_key_per_method(result: BacktestResult) -> None:
         result.table.loc["model", "poisson_deviance"]
     )
     json.dumps(document, allow_nan=False)  # strictly valid JSON
+
+
+def test_any_fold_runner_gives_the_serial_result(
+    city: SyntheticCity, result: BacktestResult
+) -> None:
+    """Each fold depends only on its number and the shared data, as a distributed runner
+    (jobs.distributed on Ray) needs: folds run last first, each on a pickled copy of the
+    shared data, give the serial result to the last digit."""
+    ran: list[int] = []
+
+    def last_first_on_copies(
+        task: Callable[[Any, int], Any], shared: Any, folds: Sequence[int]
+    ) -> list[Any]:
+        done = {}
+        for fold in reversed(list(folds)):
+            ran.append(fold)
+            done[fold] = task(pickle.loads(pickle.dumps(shared)), fold)
+        return [done[fold] for fold in folds]
+
+    again = _backtest(city.inputs, map_folds=last_first_on_copies)
+    assert ran == [1, 0]
+    pd.testing.assert_frame_equal(again.table, result.table, check_exact=True)
+    pd.testing.assert_frame_equal(again.predictions, result.predictions, check_exact=True)
+    pd.testing.assert_frame_equal(again.per_day, result.per_day, check_exact=True)
+    pd.testing.assert_frame_equal(again.unusual, result.unusual, check_exact=True)
+    assert [f.thresholds for f in again.folds] == [f.thresholds for f in result.folds]
 
 
 def test_rolling_origin_moves_with_each_fold(result: BacktestResult) -> None:
