@@ -118,9 +118,10 @@ def forecast_context(
         return ForecastContext(days, cells, usual, share, city)
     window_start = days.min() - pd.Timedelta(days=USUAL_WINDOW_DAYS)
     recent = inputs.by_tour.loc[inputs.by_tour[s.DATE] >= window_start]
-    wide = wide_counts(recent, targets, tours)
-    crash_share: dict[str, FloatArray] = {}
+    # all crashes first, asked for or not: their shares are the other targets' prior
     ordered = (s.ALL_CRASHES, *(t for t in targets if t != s.ALL_CRASHES))
+    wide = wide_counts(recent, ordered, tours)
+    crash_share: dict[str, FloatArray] = {}
     for target in ordered:
         columns = (count_column(target), *(count_column(target, u) for u in tours))
         sums, covered = _window(inputs, wide, columns, days)

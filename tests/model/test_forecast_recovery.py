@@ -212,3 +212,15 @@ def test_every_forecast_is_backtested_against_its_own_baselines(demo: Demo) -> N
         night.loc[night["method"] == average, "expected_crashes"].sum()
         < 0.5 * day.loc[day["method"] == average, "expected_crashes"].sum()
     )
+
+
+def test_a_target_asked_for_alone_splits_into_tours_as_with_all_crashes(demo: Demo) -> None:
+    """The other targets' tour shares lean on the hex's crash shares, whether or not all
+    crashes are asked for too (``vz backtest --target pedestrian`` asks for one target)."""
+    days = [pd.Timestamp("2024-04-10"), pd.Timestamp("2024-05-20")]
+    alone = forecast_context(demo.inputs, days, ("pedestrian",), demo.inputs.tours)
+    beside = forecast_context(demo.inputs, days, s.TARGETS, demo.inputs.tours)
+    for tour in demo.inputs.tours:
+        key = ("pedestrian", tour)
+        np.testing.assert_array_equal(alone.share[key], beside.share[key])
+        np.testing.assert_array_equal(alone.usual[key], beside.usual[key])
