@@ -111,6 +111,25 @@ def fast_params(**lightgbm: object) -> ModelParams:
     )
 
 
+def small_demo_config() -> DemoConfig:
+    """The 18-month, 400-hex demo city the recovery tests train on (train to
+    ``SMALL_DEMO_TRAIN[1]``, hold out from March 2024)."""
+    from etl.demo import DemoConfig
+
+    return DemoConfig(
+        seed=42,
+        start=dt.date(2023, 1, 1),
+        end=dt.date(2024, 6, 30),
+        n_cells=400,
+        mean_daily_crashes=250.0,
+        n_count_segments=30,
+        forecast_days=2,
+    )
+
+
+SMALL_DEMO_TRAIN = (dt.date(2023, 2, 1), dt.date(2024, 2, 29))
+
+
 def demo_city_inputs(
     folder: Path, config: DemoConfig, res: int = 8
 ) -> tuple[DemoTruth, FeatureInputs]:

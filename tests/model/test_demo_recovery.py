@@ -7,7 +7,6 @@ from ``load_feature_inputs`` as in production. Training ends 2024-02-29; the hol
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,26 +14,18 @@ import pandas as pd
 import pytest
 
 from core import schema as s
-from etl.demo import DemoConfig, DemoTruth
+from etl.demo import DemoTruth
 from model.baselines import expected_on_grid, historical_average
 from model.features import Y_CRASHES, FeatureInputs, add_targets, build_features
 from model.metrics import evaluate_day_predictions
 from model.risk_model import RiskModel
 from model.train import train_model
-from tests.model.helpers import demo_city_inputs, fast_params
+from tests.model.helpers import SMALL_DEMO_TRAIN, demo_city_inputs, fast_params, small_demo_config
 
 pytestmark = pytest.mark.slow
 
-CONFIG = DemoConfig(
-    seed=42,
-    start=dt.date(2023, 1, 1),
-    end=dt.date(2024, 6, 30),
-    n_cells=400,
-    mean_daily_crashes=250.0,
-    n_count_segments=30,
-    forecast_days=2,
-)
-TRAIN_START, TRAIN_END = dt.date(2023, 2, 1), dt.date(2024, 2, 29)
+CONFIG = small_demo_config()
+TRAIN_START, TRAIN_END = SMALL_DEMO_TRAIN
 HOLD_OUT = pd.date_range("2024-03-01", CONFIG.end, freq="D")
 
 

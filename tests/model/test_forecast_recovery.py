@@ -13,27 +13,19 @@ import pandas as pd
 import pytest
 
 from core import schema as s
-from etl.demo import DemoConfig, DemoTruth
+from etl.demo import DemoTruth
 from model.backtest import run_forecast_backtests
 from model.features import FeatureInputs, add_targets, build_features
 from model.risk_model import RiskModel
 from model.targets import y_column
 from model.tours import forecast_context
 from model.train import train_model
-from tests.model.helpers import demo_city_inputs, fast_params
+from tests.model.helpers import SMALL_DEMO_TRAIN, demo_city_inputs, fast_params, small_demo_config
 
 pytestmark = pytest.mark.slow
 
-CONFIG = DemoConfig(
-    seed=42,
-    start=dt.date(2023, 1, 1),
-    end=dt.date(2024, 6, 30),
-    n_cells=400,
-    mean_daily_crashes=250.0,
-    n_count_segments=30,
-    forecast_days=2,
-)
-TRAIN_START, TRAIN_END = dt.date(2023, 2, 1), dt.date(2024, 2, 29)
+CONFIG = small_demo_config()
+TRAIN_START, TRAIN_END = SMALL_DEMO_TRAIN
 HOLD_OUT_START = pd.Timestamp("2024-03-01")
 PARAMS = fast_params(min_data_in_leaf=200, num_boost_round=300)
 
