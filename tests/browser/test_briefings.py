@@ -140,7 +140,9 @@ def test_planner_map_above_the_list_at_1280x720(page: Page, demo_app: RunningApp
     shot(page, "deployment-planner")
     full_shot(page, "deployment-planner")
 
-    for kind in ("PDF", "PNG"):  # the briefing to hand out, as the page downloads it
+    # the briefing to hand out, drawn on request, as the page downloads it
+    page.get_by_role("button", name="Prepare the printable briefing").click()
+    for kind in ("PDF", "PNG"):
         button = page.get_by_test_id("stDownloadButton").filter(has_text=f"Briefing ({kind})")
         with page.expect_download() as download_info:
             button.locator("button").click()
