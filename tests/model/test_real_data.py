@@ -48,9 +48,15 @@ def test_train_and_score_on_manhattan(manhattan: Settings) -> None:
     assert len(predictions) == predictions["h3_cell"].nunique() >= 90
     stored = read_frame(
         get_engine(manhattan.resolved_database_url),
-        "SELECT COUNT(*) AS n FROM predictions WHERE target_date = '2022-01-07'",
+        "SELECT target, tour, COUNT(*) AS n FROM predictions"
+        " WHERE target_date = '2022-01-07' GROUP BY target, tour",
     )
-    assert int(stored["n"].iloc[0]) == len(predictions)
+    rows = {(str(r.target), str(r.tour)): int(r.n) for r in stored.itertuples()}
+    assert set(rows.values()) == {len(predictions)}  # every hex in every forecast
+    assert sum(rows.values()) == len(predictions) + len(scored.forecasts)
+    # the trimmed file carries persons and pedestrians injured, not cyclists
+    assert {target for target, _ in rows} == {"crashes", "injury", "pedestrian"}
+    assert {tour for _, tour in rows} == {"day", *manhattan.tours}
     # Manhattan had about 31 crashes a day in 2022: the forecast total must be of that order
     assert 10 < predictions["expected_crashes"].sum() < 80
 
