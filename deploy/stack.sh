@@ -28,7 +28,7 @@ done < deploy/stack.env
 STACK_DIR="$(mkdir -p "${VZ_STACK_DIR:-var/stack}" && cd "${VZ_STACK_DIR:-var/stack}" && pwd)"
 BIN="${VZ_STACK_BIN:-$ROOT/.venv/bin}"
 SERVICES=(db mlflow app1 app2 scheduler proxy ray-head ray-worker)
-RAY_TMP="${VZ_STACK_RAY_TMP:-${TMPDIR:-/tmp}/vz-ray-$UID}"  # short: Ray's socket paths must be
+RAY_TMP="${VZ_STACK_RAY_TMP:-${TMPDIR:-/tmp}/vz-ray-$UID}"  # short: Ray's socket paths must fit in 107 bytes
 WAIT_SECONDS="${VZ_STACK_WAIT_SECONDS:-120}"
 
 say() { echo "stack: $*" >&2; }
