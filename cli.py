@@ -135,22 +135,19 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of the synthetic city")] = 42,
     years: Annotated[int, typer.Option(min=1, max=10, help="Years of history")] = 3,
     rebuild: Annotated[bool, typer.Option(help="Delete the warehouse first")] = False,
-    if_missing: Annotated[bool, typer.Option(help="Do nothing when a warehouse exists")] = False,
+    if_missing: Annotated[
+        bool, typer.Option(help="When a warehouse exists, only migrate it to this version")
+    ] = False,
     train: Annotated[bool, typer.Option(help="Also train, backfill and score")] = True,
 ) -> None:
     """Build the demo warehouse: generate the synthetic city and load it through the normal ETL;
     then train on all but the last two weeks, store forecasts for those two weeks (so past
     performance is judged out of sample) and score tomorrow."""
     from jobs.demo import demo_config, demo_job
-    from jobs.warehouse import warehouse_exists
 
     settings = _settings()
-    if if_missing and warehouse_exists(settings):
-        typer.echo(f"warehouse exists at {settings.resolved_database_url}; skipping the demo build")
-        return
-    for line in demo_job(
-        settings, demo_config(seed=seed, years=years), rebuild=rebuild, train=train
-    ):
+    config = demo_config(seed=seed, years=years)
+    for line in demo_job(settings, config, rebuild=rebuild, train=train, if_missing=if_missing):
         typer.echo(line)
 
 

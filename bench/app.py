@@ -320,6 +320,7 @@ def payload_bytes(n_hexes: int) -> dict[str, int]:
 
     from app.components.maps import build_deck, forecast_tooltips
     from app.components.what_if import change_deck
+    from app.services.forecast_of import ForecastOf
     from app.services.what_if import Scenario, WhatIfBase, WhatIfResult
     from core.schema import RISK_CLASSES
 
@@ -358,6 +359,7 @@ def payload_bytes(n_hexes: int) -> dict[str, int]:
     change = change_deck(
         WhatIfResult(
             base=WhatIfBase(pd.Timestamp("2026-01-01").date(), "1", scenario, 5.0, "forecast", 0),
+            of=ForecastOf(),
             scenario=scenario,
             hexes=pd.DataFrame(
                 {

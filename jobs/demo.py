@@ -8,7 +8,7 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 
 from core import schema as s
 from core.settings import Settings
@@ -29,7 +29,7 @@ from geo.cells import cells_to_parents
 from jobs.ingest import DEMO_SOURCE, ingest_crash_file, load_area_layer
 from jobs.score import backfill_job, score_job
 from jobs.train import train_job
-from jobs.warehouse import open_warehouse, required_as_of
+from jobs.warehouse import open_warehouse, required_as_of, warehouse_exists
 
 log = logging.getLogger(__name__)
 
@@ -130,10 +130,23 @@ def demo_daily_runs(engine: Engine, settings: Settings) -> Iterator[tuple[str, R
 
 
 def demo_job(
-    settings: Settings, config: DemoConfig | None = None, *, rebuild: bool, train: bool = True
+    settings: Settings,
+    config: DemoConfig | None = None,
+    *,
+    rebuild: bool,
+    train: bool = True,
+    if_missing: bool = False,
 ) -> Iterator[str]:
     """The demo warehouse, then (``train``) a model held out from the last two weeks, its
-    forecasts for those weeks and for tomorrow; one summary line per step."""
+    forecasts for those weeks and for tomorrow; one summary line per step.
+
+    ``if_missing`` (a deployment's first step): a warehouse that exists is only brought up to
+    this version's schema, so an upgraded deployment's apps read what they expect."""
+    if if_missing and not rebuild and warehouse_exists(settings):
+        open_warehouse(settings)
+        shown = make_url(settings.resolved_database_url).render_as_string(hide_password=True)
+        yield f"warehouse exists at {shown}, its schema up to date; skipping the demo build"
+        return
     log.info("demo city: generating it and loading it through the ETL")
     for run in build_demo_warehouse(settings, config, rebuild=rebuild):
         yield run.summary()
