@@ -10,6 +10,7 @@ Nothing here runs at import.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 import pkgutil
@@ -106,6 +107,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Preload, then Streamlit's command line (``run …``) in this process."""
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     preload()
+    # What is loaded now lives as long as the server: kept out of the collector's sight, a full
+    # collection no longer walks its ~300,000 objects (0.2 s holding every session's thread)
+    gc.freeze()
     from streamlit.web.cli import main as streamlit_cli
 
     streamlit_cli(args=list(sys.argv[1:] if argv is None else argv), prog_name="streamlit")

@@ -15,7 +15,7 @@ from app.components.uncertainty import uncertainty_caption
 from app.services.forecast_of import forecast_choices
 from app.services.map_context import map_context
 from app.services.overview import area_options, forecast_dates, overview
-from app.services.risk_map import forecast_day
+from app.services.risk_map import export_files, forecast_day
 
 st.title("Tomorrow's risk map")
 info = load(overview)
@@ -58,4 +58,4 @@ else:
 st.subheader(f"Riskiest hexes — {forecast.of.label}")
 ranked_table(forecast.ranked(25), forecast.target_date, forecast.of)
 uncertainty_caption(forecast.classes_calibrated)
-downloads(forecast)
+downloads(load(export_files, day, layer, area, of))

@@ -73,6 +73,14 @@ def view_state(
     Not ``pydeck.data_utils.compute_view``: it rounds down to a whole zoom level, which draws
     the city at 60 % of the map it could fill.
     """
+    latitude, longitude, zoom = _fitted_view(tuple(cells), width_px, height_px)
+    return pdk.ViewState(latitude=latitude, longitude=longitude, zoom=zoom, pitch=0)
+
+
+@functools.lru_cache(maxsize=64)  # the same city or area is shown run after run
+def _fitted_view(
+    cells: tuple[str, ...], width_px: int, height_px: int
+) -> tuple[float, float, float]:
     corners = [point for ring in cells_to_boundaries(cells).values() for point in ring]
     lngs = [lng for lng, _ in corners]
     lats = [lat for _, lat in corners]
@@ -81,12 +89,8 @@ def view_state(
     span_lat = max(max(lats) - min(lats), 0.005) * 1.08
     zoom_lng = math.log2(width_px * 360 / (512 * span_lng))
     zoom_lat = math.log2(height_px * 360 * math.cos(math.radians(mid_lat)) / (512 * span_lat))
-    return pdk.ViewState(
-        latitude=mid_lat,
-        longitude=(max(lngs) + min(lngs)) / 2,
-        zoom=max(8.0, min(14.0, zoom_lng, zoom_lat)),
-        pitch=0,
-    )
+    longitude = (max(lngs) + min(lngs)) / 2
+    return mid_lat, longitude, max(8.0, min(14.0, zoom_lng, zoom_lat))
 
 
 def build_deck(

@@ -12,7 +12,7 @@ from app.components.frame import long_date
 from app.components.tables import forecast_params
 from app.services.forecast_of import DEFAULT_FORECAST, ForecastOf, tour_name
 from app.services.overview import FIX_SCORE
-from app.services.risk_map import ForecastDay
+from app.services.risk_map import ExportFiles, ForecastDay
 from core.schema import WHOLE_DAY
 
 
@@ -84,16 +84,16 @@ def day_metrics(day: ForecastDay) -> None:
         columns[3].metric("Hexes", f"{summary.n_hexes:,}")
 
 
-def downloads(day: ForecastDay) -> None:
-    """Every hex of the area as CSV and as GeoJSON (built on click), day and area in the
-    file names, place names first, spreadsheet-safe."""
+def downloads(files: ExportFiles) -> None:
+    """Every hex of the area as CSV and as GeoJSON (``risk_map.export_files``), day and area
+    in the file names, place names first, spreadsheet-safe."""
     csv_column, geojson_column, _ = st.columns([1, 1, 2])
     csv_column.download_button(
-        "Download CSV", day.csv, f"{day.file_stem}.csv", "text/csv",
+        "Download CSV", files.csv, f"{files.stem}.csv", "text/csv",
         icon=":material/table:", key="map_csv", on_click="ignore",
     )  # fmt: skip
     geojson_column.download_button(
-        "Download GeoJSON", day.geojson, f"{day.file_stem}.geojson", "application/geo+json",
+        "Download GeoJSON", files.geojson, f"{files.stem}.geojson", "application/geo+json",
         icon=":material/map:", key="map_geojson", on_click="ignore",
     )  # fmt: skip
 

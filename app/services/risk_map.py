@@ -338,3 +338,27 @@ def forecast_day(
         classes_calibrated=bool(len(frame)) and bool(frame[s.CLASSES_CALIBRATED].all()),
         of=of,
     )
+
+
+@dataclass(frozen=True)
+class ExportFiles:
+    """A view's downloads as ready bytes, named by day, area, target and tour."""
+
+    stem: str
+    csv: bytes
+    geojson: bytes
+
+
+@st.cache_data(ttl=overview.CACHE_TTL_S, max_entries=8, show_spinner="Preparing the downloads…")
+def export_files(
+    requested: dt.date | None = None,
+    layer: str = overview.BOROUGH_LAYER,
+    area: str | None = None,
+    of: ForecastOf = DEFAULT_FORECAST,
+) -> ExportFiles:
+    """The CSV and GeoJSON of ``forecast_day``'s view, built once per view and shared by its
+    visitors. The download buttons carry them ready: a deferred download (built on click)
+    belongs to no session, so another session's clean-up can delete it before the browser
+    fetches it (a 404 under load)."""
+    day = forecast_day(requested, layer, area, of)
+    return ExportFiles(day.file_stem, day.csv(), day.geojson())

@@ -65,3 +65,24 @@ def test_public_mode_reads_no_risk_map(
     with caplog.at_level(logging.INFO, logger="vz.launch"):
         launch.preload()
     assert "risk map" not in caplog.text, caplog.text
+
+
+def test_the_server_collects_no_garbage_after_each_script_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import gc
+    import tomllib
+
+    import streamlit.web.cli
+
+    config = tomllib.loads((PROJECT_ROOT / ".streamlit" / "config.toml").read_text("utf-8"))
+    assert config["runner"]["postScriptGC"] is False
+    started: list[list[str]] = []
+    monkeypatch.setattr(launch, "preload", lambda: None)
+    monkeypatch.setattr(streamlit.web.cli, "main", lambda args, prog_name: started.append(args))
+    try:
+        launch.main(["run", "streamlit_app.py"])
+        assert gc.get_freeze_count() > 0  # what the preload loaded: out of the collector's way
+    finally:
+        gc.unfreeze()
+    assert started == [["run", "streamlit_app.py"]]

@@ -97,6 +97,23 @@ def test_exports_carry_the_place_and_precinct_and_stay_spreadsheet_safe(city: Ci
     assert poisoned.file_stem.endswith("-precinct-10")
 
 
+def test_the_map_downloads_carry_the_files_of_the_view_ready(city: City) -> None:
+    from app.services.risk_map import export_files
+
+    at = open_app()
+    at.selectbox(key="map_layer").set_value(s.PRECINCT).run()
+    at.selectbox(key=f"map_area_{s.PRECINCT}").set_value("Precinct 10").run()
+    buttons = [element.proto for element in at.get("download_button")]
+    assert [b.label for b in buttons] == ["Download CSV", "Download GeoJSON"]
+    # ready bytes, not a file built on click that another session's clean-up may delete
+    assert all(b.url and not b.deferred_file_id for b in buttons)
+    files = export_files(None, s.PRECINCT, "Precinct 10")
+    assert files.stem.endswith("-precinct-10")
+    table = pd.read_csv(io.BytesIO(files.csv))
+    assert len(table) > 0 and set(table["Precinct"]) == {"Precinct 10"}
+    assert len(json.loads(files.geojson)["features"]) == len(table)
+
+
 def test_the_drilldown_title_names_the_corner_precinct_and_borough(city: City) -> None:
     at = open_app(DRILLDOWN, hex=city.riskiest)
     borough = city.hexes.set_index(s.H3_CELL).loc[city.riskiest, s.BOROUGH].title()
