@@ -12,14 +12,13 @@ from typing import Any, Final
 import pydeck as pdk
 from pydeck.bindings.json_tools import default_serialize
 
-from app.services.map_context import AreaOutlines, MapContext
+from app.services.map_context import COORDINATE_DECIMALS, AreaOutlines, MapContext
 from core.settings import get_settings
 
 SELECTED_LAYER_ID: Final = "selected-hex"
 SELECTED_RGB: Final = (8, 69, 148)  # dark blue: apart from every class colour and the outline
 AREA_LAYER_PREFIX: Final = "areas-"  # + layer name: the outlines of its areas
 NAME_LAYER_PREFIX: Final = "names-"  # + layer name: the names of its areas
-COORDINATE_DECIMALS: Final = 5  # about a metre: outlines stay small in the map's JSON
 NAME_CHAR_WIDTH: Final = 0.62  # average width of a (bold) sans-serif letter, in font sizes
 NAME_MARGIN_PX: Final = 4
 TOOLTIP: Final = {"text": "{t}", "style": {"fontSize": "13px", "whiteSpace": "pre-line"}}
@@ -67,21 +66,11 @@ def map_deck(
     return CompactDeck(layers=stack, initial_view_state=view, tooltip=TOOLTIP, **basemap())
 
 
-def _rounded(rings: list[list[tuple[float, float]]]) -> list[list[list[float]]]:
-    return [
-        [[round(lng, COORDINATE_DECIMALS), round(lat, COORDINATE_DECIMALS)] for lng, lat in ring]
-        for ring in rings
-    ]
-
-
 def area_layer(outlines: AreaOutlines) -> pdk.Layer:
     """The outlines of one layer's areas: boroughs bold, finer layers thin."""
-    data = [
-        {"p": _rounded(polygon)} for polygons in outlines.areas["polygons"] for polygon in polygons
-    ]
     return pdk.Layer(
         "PolygonLayer",
-        data=data,
+        data=[{"p": ring} for ring in outlines.rings],
         id=f"{AREA_LAYER_PREFIX}{outlines.layer}",
         get_polygon="p",
         stroked=True,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Final
 
 import pandas as pd
 import streamlit as st
@@ -17,16 +18,32 @@ from geo.areas import area_outlines
 log = logging.getLogger(__name__)
 
 
+COORDINATE_DECIMALS: Final = 5  # about a metre: outlines stay small in a map's JSON
+
+
 @dataclass(frozen=True)
 class AreaOutlines:
-    """One area layer's outlines: ``areas`` has the columns of ``geo.areas.area_outlines``."""
+    """One area layer's outlines: ``areas`` has the columns of ``geo.areas.area_outlines``;
+    ``rings`` every ring of every area as a map draws it (coordinates rounded)."""
 
     layer: str
     areas: pd.DataFrame
+    rings: tuple[list[list[float]], ...] = ()
 
     @property
     def is_borough(self) -> bool:
         return self.layer == overview.BOROUGH_LAYER
+
+    @classmethod
+    def of(cls, layer: str, areas: pd.DataFrame) -> AreaOutlines:
+        digits = COORDINATE_DECIMALS
+        rings = tuple(
+            [[round(lng, digits), round(lat, digits)] for lng, lat in ring]
+            for polygons in areas["polygons"]
+            for polygon in polygons
+            for ring in polygon
+        )
+        return cls(layer, areas, rings)
 
 
 @dataclass(frozen=True)
@@ -36,9 +53,11 @@ class MapContext:
     layers: tuple[AreaOutlines, ...] = ()
 
 
-@st.cache_data(ttl=overview.CACHE_TTL_S, show_spinner="Drawing the area outlines…")
-def _outlines(url: str, res: int, layer: str) -> pd.DataFrame:
-    return area_outlines(overview._hex_areas(url, res, layer))
+# A resource, not data: every run of every session shares these outlines as they are (read
+# only), instead of unpickling a copy of thousands of outline points per run.
+@st.cache_resource(ttl=overview.CACHE_TTL_S, show_spinner="Drawing the area outlines…")
+def _outlines(url: str, res: int, layer: str) -> AreaOutlines:
+    return AreaOutlines.of(layer, area_outlines(overview._hex_areas(url, res, layer)))
 
 
 def map_context() -> MapContext:
@@ -55,6 +74,6 @@ def map_context() -> MapContext:
         except Exception:
             log.exception("could not outline the areas of layer %r", layer)
             continue
-        if len(outlines):
-            layers.append(AreaOutlines(layer, outlines))
+        if len(outlines.areas):
+            layers.append(outlines)
     return MapContext(tuple(layers))
