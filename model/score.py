@@ -238,7 +238,7 @@ def with_tour_reasons(
     label, what = s.tour_label(tour), s.TARGET_LABELS[target].lower()
     encoder = encoder or ReasonEncoder()
     share, city_share = np.asarray(share, np.float64), np.asarray(city_share, np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         ratio = np.where((share > 0) & (city_share > 0), share / city_share, 1.0)
     # the same rounded shares recur across hexes: one text per distinct pair of them
     pairs, text = np.unique(np.stack([share, city_share], axis=1), axis=0, return_inverse=True)

@@ -13,11 +13,13 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core import schema as s
 from model.config import FeatureParams
 from model.contract import DAY, USUAL, Reason, ReasonEncoder, reason_group, reasons_to_json
 from model.features import FEATURE_COLUMNS
 from model.reason_phrases import reason_text, row_contexts
 from model.reasons import MIN_CONTRIBUTION, ReasonRows, grouped_reasons, top_reasons
+from model.score import with_tour_reasons
 
 # features whose phrases merge (rings, location) and ones whose phrase follows the value
 NAMES = [
@@ -193,3 +195,39 @@ def test_the_encoder_writes_what_json_dumps_writes(
     assert reasons_to_json(reasons) == expected
     encoder = ReasonEncoder()
     assert encoder.join([encoder.item(*r) for r in reasons]) == expected
+
+
+# ------------------------------------------------------------------------------------------
+# the tour reason appended to a day's reasons
+
+
+def _reference_tour_json(
+    day_json: list[str], target: str, tour: str, share: list[float], city: list[float]
+) -> list[str]:
+    label, what = s.tour_label(tour), s.TARGET_LABELS[target].lower()
+    out = []
+    for reasons, here, there in zip(day_json, share, city, strict=True):
+        text = f"{label}: {here:.0%} of this place's {what} vs {there:.0%} citywide"
+        ratio = here / there if there > 0 and here > 0 else 1.0
+        extra = json.dumps(
+            {"feature": "tour_share", "text": text, "contribution": round(float(np.log(ratio)), 4),
+             "group": USUAL},
+            ensure_ascii=False,
+        )  # fmt: skip
+        out.append(json.dumps([*json.loads(reasons), json.loads(extra)], ensure_ascii=False))
+    return out
+
+
+_share = st.one_of(st.sampled_from([0.0, 1.0, 0.125, 0.005, math.nan]), st.floats(0, 1))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(_share, _share, st.booleans()), max_size=8))
+def test_tour_reasons_are_spliced_as_json_would_write_them(
+    rows: list[tuple[float, float, bool]],
+) -> None:
+    day = [Reason("crashes_7d", 'Ünïcode "quoted"', 0.5, DAY)]
+    day_json = [reasons_to_json(day if has else []) for _, _, has in rows]
+    share, city = [r[0] for r in rows], [r[1] for r in rows]
+    spliced = with_tour_reasons(day_json, "pedestrian", "23-07", np.array(share), np.array(city))
+    assert spliced == _reference_tour_json(day_json, "pedestrian", "23-07", share, city)
