@@ -8,9 +8,13 @@ targets and tours with reasons, on a city of ~8,000 hexes), and the per-round co
 vs 5-class multiclass.
 
     PYTHONPATH=. python bench/model.py [--years 10] [--threads 2] [--skip-train] [--manhattan]
+    PYTHONPATH=. python bench/model.py --score-only [--years 3] [--model-dir DIR]
 
 ``--manhattan`` also times both trainings on the Manhattan 2020-2022 panel at res 8 (the
 warehouse of bench/real_backtest.py, built on first use; skipped without ../shared/data).
+``--score-only`` trains every target and tour on ``--years`` of the city and prints only the
+scoring of every target and tour for ~8,000 hexes (and the load average around it); with
+``--model-dir`` the model is saved there, and loaded instead of trained when it is there.
 """
 
 from __future__ import annotations
@@ -158,6 +162,32 @@ def score_every_forecast(model: RiskModel, params: ModelParams, rings: int = 51)
     )
 
 
+def score_only(years: int, params: ModelParams, folder: Path | None) -> None:
+    """``score_every_forecast`` with a model of every target and tour trained on ``years``
+    (or the one saved in ``folder``)."""
+    if folder is not None and (folder / "model.json").exists():
+        model = RiskModel.load(folder)
+    else:
+        inputs = synthetic_city(years)
+        days = pd.date_range(inputs.record_start + pd.Timedelta(days=28), END, freq="D")
+        panel = add_targets(build_features(inputs, days, params.features), inputs)
+        model = train_model(panel, params, train_start=days[0].date(), train_end=END, inputs=inputs)
+        del panel
+        if folder is not None:
+            model.save(folder)
+    print(f"model: {model.train_start} to {model.train_end}, crash booster "
+          f"{model.booster.num_trees()} trees; load average {_load()}")  # fmt: skip
+    score_every_forecast(model, params)
+    print(f"load average after scoring: {_load()}")
+
+
+def _load() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
 def time_manhattan(params: ModelParams) -> None:
     """Today's single target against every target and tour on the real Manhattan panel."""
     import importlib.util
@@ -205,10 +235,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, help="LightGBM threads (default: params.yaml)")
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument("--manhattan", action="store_true")
+    parser.add_argument("--score-only", action="store_true")
+    parser.add_argument("--model-dir", type=Path, help="--score-only: keep the model here")
     args = parser.parse_args(argv)
     params = load_model_params()
     if args.threads is not None:
         params = params.with_overrides(lightgbm={"num_threads": args.threads})
+    if args.score_only:
+        score_only(args.years, params, args.model_dir)
+        return 0
 
     inputs = synthetic_city(args.years)
     days = pd.date_range(inputs.record_start + pd.Timedelta(days=28), END, freq="D")

@@ -14,6 +14,7 @@ import h3ronpy.vector
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 
 def _cell_ids(cells: pd.Series | Iterable[str]) -> pa.Array:
@@ -98,6 +99,25 @@ def grid_disk_pairs(cells: Iterable[str], k: int) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["h3_cell", "neighbour", "distance"]).astype(
         {"h3_cell": "str", "neighbour": "str", "distance": "int8"}
     )
+
+
+def grid_ring_pairs(cells: Iterable[str], k: int) -> pd.DataFrame:
+    """Every (cell, neighbour) exactly ``k`` grid steps apart (the cells of ``grid_disk_pairs``
+    at distance ``k``, in another order within a ring; one vectorised call)."""
+    unique = pd.Series(pd.unique(pd.Series(list(cells), dtype="str")), dtype="str")
+    if unique.empty:
+        return pd.DataFrame({"h3_cell": unique, "neighbour": unique})
+    disks = pa.table(h3ronpy.grid_disk_distances(_cell_ids(unique), k, flatten=False))
+    neighbours = disks.column("cell").combine_chunks()
+    distance = np.asarray(pc.list_flatten(disks.column("k").combine_chunks()))
+    origin = np.repeat(np.arange(len(unique)), np.asarray(pc.list_value_length(neighbours)))
+    on_ring = distance == k
+    return pd.DataFrame(
+        {
+            "h3_cell": unique.to_numpy()[origin[on_ring]],
+            "neighbour": _to_series(pc.list_flatten(neighbours).filter(pa.array(on_ring))),
+        }
+    ).astype({"h3_cell": "str", "neighbour": "str"})
 
 
 def grid_distance(a: str, b: str) -> int:

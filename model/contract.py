@@ -126,10 +126,44 @@ class Reason(NamedTuple):
 
 def reasons_to_json(reasons: Sequence[Reason]) -> str:
     """``[{"feature", "text", "contribution", "group"}, …]``, contributions to 4 decimals."""
-    return json.dumps(
-        [{**r.to_dict(), "contribution": round(r.contribution, 4)} for r in reasons],
-        ensure_ascii=False,
-    )
+    encoder = ReasonEncoder()
+    return encoder.join([encoder.item(*r) for r in reasons])
+
+
+class ReasonEncoder:
+    """``reasons_to_json`` piece by piece, for many rows at a time (scoring writes ~100,000 a
+    night): each feature's, text's and group's JSON is built once. An item is
+    ``head(feature, text) + number(contribution) + tail(group)``, exactly what ``json.dumps``
+    writes for ``Reason.to_dict`` with the contribution rounded to 4 decimals."""
+
+    def __init__(self) -> None:
+        self._quoted: dict[str, str] = {}
+
+    def _quote(self, value: str) -> str:
+        quoted = self._quoted.get(value)
+        if quoted is None:
+            quoted = self._quoted[value] = json.dumps(value, ensure_ascii=False)
+        return quoted
+
+    def head(self, feature: str, text: str) -> str:
+        return f'{{"feature": {self._quote(feature)}, "text": {self._quote(text)}, "contribution": '
+
+    def tail(self, group: str) -> str:
+        return f', "group": {self._quote(group)}}}'
+
+    @staticmethod
+    def number(contribution: float) -> str:
+        rounded = round(float(contribution), 4)
+        return float.__repr__(rounded) if math.isfinite(rounded) else json.dumps(rounded)
+
+    def item(self, feature: str, text: str, contribution: float, group: str) -> str:
+        """One reason's JSON object."""
+        return f"{self.head(feature, text)}{self.number(contribution)}{self.tail(group)}"
+
+    @staticmethod
+    def join(items: Sequence[str]) -> str:
+        """A row's reasons (``item`` strings) as one JSON list."""
+        return f"[{', '.join(items)}]"
 
 
 def reasons_from_json(payload: str | None) -> list[Reason]:

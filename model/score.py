@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -33,9 +32,9 @@ from core import schema as s
 from core.settings import Settings, get_settings
 from core.warehouse import predictions_table, replace_rows
 from model.config import FeatureParams, ModelParams
-from model.contract import TOP_REASONS, USUAL, Reason, reasons_to_json
+from model.contract import TOP_REASONS, USUAL, ReasonEncoder
 from model.features import FeatureInputs, build_features, load_feature_inputs
-from model.reasons import grouped_reasons, top_reasons
+from model.reasons import ReasonRows, top_reasons
 from model.risk_model import RiskModel
 from model.tours import ForecastContext, forecast_context
 from model.weather_features import WeatherMode, choose_weather, weather_row
@@ -169,16 +168,17 @@ def score_features(model: RiskModel, day: DayFeatures, *, k: int = TOP_REASONS) 
     started = time.perf_counter()
     features = day.features.reset_index(drop=True)
     cells = features[s.H3_CELL].astype("str")
-    params = feature_params_of(model)
     context = day.context
     targets = model.targets if context is not None else (s.ALL_CRASHES,)
     frames = []
     crash_contributions, base = model.explain(features)
+    finder = ReasonRows(features, model.feature_names, feature_params_of(model))
+    encoder = ReasonEncoder()
     for target in targets:
         predicted = model.predict_target(features, target)
         contributions, _ = model.explain_target(features, target, (crash_contributions, base))
-        reasons = grouped_reasons(contributions, features, k=k, params=params)
-        day_json = [reasons_to_json(r) for r in reasons]
+        matrix = contributions[model.feature_names].to_numpy(dtype=np.float64)
+        day_json = finder.json(finder.grouped(matrix, k), encoder)
         for tour in model.tours:
             if tour != s.WHOLE_DAY and (context is None or (target, tour) not in context.share):
                 continue
@@ -188,7 +188,7 @@ def score_features(model: RiskModel, day: DayFeatures, *, k: int = TOP_REASONS) 
                 share = context.share_of(target, tour, features)
                 rows = model.predict_tour(predicted, target, tour, share)
                 city = context.city_share_of(target, tour, features)
-                reasons_json = with_tour_reasons(day_json, target, tour, share, city)
+                reasons_json = with_tour_reasons(day_json, target, tour, share, city, encoder)
             usual = (
                 context.usual_of(target, tour, features)
                 if context is not None and (target, tour) in context.usual
@@ -230,31 +230,34 @@ def with_tour_reasons(
     tour: str,
     share: npt.NDArray[np.float64],
     city_share: npt.NDArray[np.float64],
+    encoder: ReasonEncoder | None = None,
 ) -> list[str]:
-    """Each row's day reasons (JSON lists) with its ``tour_reason`` appended, spliced as text
-    (tens of thousands of rows a night)."""
+    """Each row's day reasons (JSON lists) with its tour reason appended, spliced as text
+    (tens of thousands of rows a night): ``23:00–07:00: 62% of this place's crashes vs 21%
+    citywide``, contributing the log of the two shares' ratio (0 where either is 0)."""
     label, what = s.tour_label(tour), s.TARGET_LABELS[target].lower()
-    texts: dict[tuple[str, str], str] = {}  # the same rounded shares recur across hexes
-    out = []
-    for reasons, here, city in zip(day_json, share.tolist(), city_share.tolist(), strict=True):
-        reason = _tour_reason(label, what, here, city)
+    encoder = encoder or ReasonEncoder()
+    share, city_share = np.asarray(share, np.float64), np.asarray(city_share, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        ratio = np.where((share > 0) & (city_share > 0), share / city_share, 1.0)
+    # the same rounded shares recur across hexes: one text per distinct pair of them
+    pairs, text = np.unique(np.stack([share, city_share], axis=1), axis=0, return_inverse=True)
+    heads: dict[tuple[str, str], str] = {}
+    texts = []
+    for here, city in pairs.tolist():
         key = (f"{here:.0%}", f"{city:.0%}")
-        if key not in texts:
-            texts[key] = json.dumps(reason.text, ensure_ascii=False)
-        extra = (
-            f'{{"feature": "{TOUR_SHARE}", "text": {texts[key]}, '
-            f'"contribution": {round(reason.contribution, 4)}, "group": "{USUAL}"}}'
-        )
+        if key not in heads:
+            sentence = f"{label}: {key[0]} of this place's {what} vs {key[1]} citywide"
+            heads[key] = encoder.head(TOUR_SHARE, sentence)
+        texts.append(heads[key])
+    tail, number = encoder.tail(USUAL), encoder.number
+    out = []
+    for reasons, at, contribution in zip(
+        day_json, text.reshape(-1).tolist(), np.log(ratio).tolist(), strict=True
+    ):
+        extra = f"{texts[at]}{number(contribution)}{tail}"
         out.append(f"{reasons[:-1]}, {extra}]" if reasons != "[]" else f"[{extra}]")
     return out
-
-
-def _tour_reason(label: str, what: str, share: float, city_share: float) -> Reason:
-    """Why a tour's forecast is its share of the day's: ``23:00–07:00: 62% of this place's
-    crashes vs 21% citywide`` (contribution: the log of the two shares' ratio)."""
-    text = f"{label}: {share:.0%} of this place's {what} vs {city_share:.0%} citywide"
-    ratio = share / city_share if city_share > 0 and share > 0 else 1.0
-    return Reason(TOUR_SHARE, text, float(np.log(ratio)), USUAL)
 
 
 def score_day(

@@ -121,10 +121,10 @@ def forecast_context(
     # all crashes first, asked for or not: their shares are the other targets' prior
     ordered = (s.ALL_CRASHES, *(t for t in targets if t != s.ALL_CRASHES))
     wide = wide_counts(recent, ordered, tours)
+    columns = tuple(count_column(t, u) for t in ordered for u in (s.WHOLE_DAY, *tours))
+    sums, covered = _window(inputs, wide, columns, days)
     crash_share: dict[str, FloatArray] = {}
     for target in ordered:
-        columns = (count_column(target), *(count_column(target, u) for u in tours))
-        sums, covered = _window(inputs, wide, columns, days)
         per_day = np.where(covered > 0, covered, np.nan)[:, None]
         total = sums[count_column(target)]
         with np.errstate(divide="ignore", invalid="ignore"):

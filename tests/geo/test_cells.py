@@ -15,6 +15,7 @@ from geo.cells import (
     cells_to_latlng,
     cells_to_parents,
     grid_disk_pairs,
+    grid_ring_pairs,
     majority_labels,
     points_to_cells,
 )
@@ -84,6 +85,18 @@ def test_grid_disk_pairs_counts_rings() -> None:
     pairs = grid_disk_pairs(["882a107289fffff"], 2)
     assert pairs.groupby("distance").size().to_dict() == {0: 1, 1: 6, 2: 12}
     assert set(pairs["h3_cell"]) == {"882a107289fffff"}
+
+
+def test_grid_ring_pairs_are_the_disk_pairs_at_that_distance() -> None:
+    cells = ["882a107289fffff", "882a100d2bfffff", "882a107289fffff"]  # a repeat counts once
+    for k in (1, 2, 3):
+        disk = grid_disk_pairs(cells, k)
+        expected = set(disk.loc[disk["distance"] == k, ["h3_cell", "neighbour"]].itertuples(False))
+        ring = grid_ring_pairs(cells, k)
+        assert len(ring) == len(expected) == 2 * 6 * k
+        assert set(ring.itertuples(index=False)) == expected
+        assert ring["neighbour"].dtype == "str"
+    assert grid_ring_pairs([], 1).empty
 
 
 def test_majority_labels_weights_and_ties() -> None:

@@ -27,7 +27,8 @@ from model.contract import (
     reasons_to_json,
 )
 from model.features import FEATURE_COLUMNS, feature_columns
-from model.reasons import RowContext, grouped_reasons, reason_text, top_reasons
+from model.reason_phrases import RowContext, reason_text
+from model.reasons import grouped_reasons, top_reasons
 
 SAFE, AVERAGE, DANGEROUS = 0, RISK_CLASSES.index("Average"), len(RISK_CLASSES) - 1
 RAW_NAME = re.compile(r"[a-z]+_[a-z0-9_]+")  # snake_case: a column name, not words

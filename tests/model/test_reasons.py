@@ -9,7 +9,8 @@ import pytest
 
 from model.contract import DAY, Reason, reasons_from_json, reasons_to_json
 from model.features import FEATURE_COLUMNS
-from model.reasons import reason_text, top_reasons
+from model.reason_phrases import reason_text
+from model.reasons import top_reasons
 
 FEATURES = [
     "precip_mm",
@@ -117,7 +118,7 @@ def test_no_positive_contributions_gives_no_reasons() -> None:
 
 
 def test_every_feature_has_a_phrase() -> None:
-    from model.reasons import RowContext
+    from model.reason_phrases import RowContext
 
     ctx = RowContext(pd.Timestamp("2024-07-04"), "Independence Day", ("MANHATTAN", "BRONX"))
     for name in FEATURE_COLUMNS:
