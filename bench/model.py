@@ -9,9 +9,12 @@ vs 5-class multiclass.
 
     PYTHONPATH=. python bench/model.py [--years 10] [--threads 2] [--skip-train] [--manhattan]
     PYTHONPATH=. python bench/model.py --score-only [--years 3] [--model-dir DIR]
+    PYTHONPATH=. python bench/model.py --demo-years 10
 
 ``--manhattan`` also times both trainings on the Manhattan 2020-2022 panel at res 8 (the
 warehouse of bench/real_backtest.py, built on first use; skipped without ../shared/data).
+``--demo-years N`` times only both trainings, on the demo city of N years loaded through the
+ETL as ``vz demo`` loads it.
 ``--score-only`` trains every target and tour on ``--years`` of the city and prints only the
 scoring of every target and tour for ~8,000 hexes (and the load average around it); with
 ``--model-dir`` the model is saved there, and loaded instead of trained when it is there.
@@ -188,8 +191,30 @@ def _load() -> str:
         return "unknown"
 
 
+def compare_training(label: str, inputs: FeatureInputs, params: ModelParams) -> None:
+    """Today's single target against every target and tour, on the panel of ``inputs`` from
+    four weeks after its record starts to its newest crash."""
+    assert inputs.record_start is not None and not inputs.crashes.empty
+    start = (inputs.record_start + pd.Timedelta(days=28)).date()
+    end = pd.Timestamp(inputs.crashes[s.DATE].max()).date()
+    days = pd.date_range(start, end, freq="D")
+    panel = add_targets(build_features(inputs, days, params.features), inputs)
+    others = [y_column(t) for t in inputs.targets if t != s.ALL_CRASHES]
+    started = time.perf_counter()
+    train_model(panel.drop(columns=others), params, train_start=start, train_end=end)
+    single_s = time.perf_counter() - started
+    started = time.perf_counter()
+    model = train_model(panel, params, train_start=start, train_end=end, inputs=inputs)
+    every_s = time.perf_counter() - started
+    print(
+        f"{label} ({len(panel):,} hex-days): single target {single_s:.0f} s, "
+        f"{len(model.targets)} targets x {len(model.tours)} tours {every_s:.0f} s "
+        f"({every_s / single_s:.2f}x)"
+    )
+
+
 def time_manhattan(params: ModelParams) -> None:
-    """Today's single target against every target and tour on the real Manhattan panel."""
+    """Both trainings on the real Manhattan panel."""
     import importlib.util
 
     from core.warehouse import get_engine
@@ -206,23 +231,28 @@ def time_manhattan(params: ModelParams) -> None:
         return
     real.ingest(real.DATA_DIR, real.WAREHOUSE, rebuild=False)
     inputs = load_feature_inputs(get_engine(f"sqlite:///{real.WAREHOUSE}"), 8)
-    assert inputs.record_start is not None
-    start = (inputs.record_start + pd.Timedelta(days=28)).date()
-    end = real.TEST_END
-    days = pd.date_range(start, end, freq="D")
-    panel = add_targets(build_features(inputs, days, params.features), inputs)
-    others = [y_column(t) for t in inputs.targets if t != s.ALL_CRASHES]
-    started = time.perf_counter()
-    train_model(panel.drop(columns=others), params, train_start=start, train_end=end)
-    single_s = time.perf_counter() - started
-    started = time.perf_counter()
-    model = train_model(panel, params, train_start=start, train_end=end, inputs=inputs)
-    every_s = time.perf_counter() - started
-    print(
-        f"Manhattan res 8 ({len(panel):,} hex-days): single target {single_s:.0f} s, "
-        f"{len(model.targets)} targets x {len(model.tours)} tours {every_s:.0f} s "
-        f"({every_s / single_s:.2f}x)"
-    )
+    compare_training("Manhattan res 8", inputs, params)
+
+
+def time_demo_city(years: int, params: ModelParams) -> None:
+    """Both trainings on the demo city of ``years`` years, loaded through the ETL as
+    ``vz demo`` loads it (into a temporary warehouse)."""
+    import tempfile
+
+    from core.settings import Settings
+    from core.warehouse import get_engine
+    from jobs.demo import build_demo_warehouse, demo_config
+    from model.features import load_feature_inputs
+
+    with tempfile.TemporaryDirectory(prefix="vz-bench-demo-") as folder:
+        settings = Settings(var_dir=Path(folder))
+        started = time.perf_counter()
+        for _ in build_demo_warehouse(settings, demo_config(years=years)):
+            pass
+        built_s = time.perf_counter() - started
+        inputs = load_feature_inputs(get_engine(settings.resolved_database_url), 8)
+        print(f"demo city, {years} years, generated and loaded through the ETL in {built_s:.0f} s")
+        compare_training(f"demo city res 8, {years} years", inputs, params)
 
 
 def peak_rss_gib() -> float:
@@ -235,12 +265,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, help="LightGBM threads (default: params.yaml)")
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument("--manhattan", action="store_true")
+    parser.add_argument(
+        "--demo-years", type=int, help="only time both trainings on the demo city of N years"
+    )
     parser.add_argument("--score-only", action="store_true")
     parser.add_argument("--model-dir", type=Path, help="--score-only: keep the model here")
     args = parser.parse_args(argv)
     params = load_model_params()
     if args.threads is not None:
         params = params.with_overrides(lightgbm={"num_threads": args.threads})
+    if args.demo_years:
+        time_demo_city(args.demo_years, params)
+        return 0
     if args.score_only:
         score_only(args.years, params, args.model_dir)
         return 0
