@@ -234,13 +234,17 @@ def class_changes_table(result: WhatIfResult) -> None:
         st.caption(f"The {len(changes)} largest of {n_changed:,} class changes, with the reason.")
     labels = s.RISK_CLASSES
     change_column = f"Change in {result.of.expected.lower()}"
+    places = {"Place": changes[s.PLACE].fillna("—")}
+    if s.PRECINCT in changes:
+        places["Precinct"] = changes[s.PRECINCT].fillna("—")
     table = pd.DataFrame(
         {
-            "Hex": changes[s.H3_CELL],
+            **places,
             "Forecast class": [labels[int(k)] for k in changes["base_risk_class"]],
             "Scenario class": [labels[int(k)] for k in changes["risk_class"]],
             change_column: changes["delta_expected_crashes"],
             "Main reason": changes["reason"],
+            "Hex": changes[s.H3_CELL],
         }
     )
     dataframe(

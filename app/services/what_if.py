@@ -270,13 +270,20 @@ def what_if(base: WhatIfBase, scenario: Scenario, of: ForecastOf | None = None) 
     the base day under ``scenario`` (nothing is stored)."""
     of = of or ForecastOf()
     settings = get_settings()
+    url, res = settings.resolved_database_url, settings.h3_res
     started = time.perf_counter()
     hexes, changes = _score_scenario(
-        settings.resolved_database_url,
+        url,
         settings.resolved_mlflow_tracking_uri,
         base.model_version,
         base.target_date,
         of,
         scenario.overrides(base),
     )
+    cells = changes[s.H3_CELL].astype("str")
+    named = {s.PLACE: cells.map(overview._hex_cells(url, res).set_index(s.H3_CELL)[s.PLACE])}
+    precincts = overview._precincts(url, res)
+    if precincts is not None:
+        named[s.PRECINCT] = cells.map(precincts)
+    changes = changes.assign(**named)
     return WhatIfResult(base, of, scenario, hexes, changes, time.perf_counter() - started)

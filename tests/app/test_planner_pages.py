@@ -339,6 +339,9 @@ def test_scenario_is_read_from_the_url(with_model: ModelWorld) -> None:
     assert metric(at, "Hexes up a class") + metric(at, "Hexes down a class") > 0
     changes = at.dataframe[0].value
     assert {"Hex", "Forecast class", "Scenario class", "Main reason"} <= set(changes.columns)
+    assert changes.columns[0] == "Place" and changes.columns[-1] == "Hex"  # named as people do
+    places = changes["Place"]
+    assert places.str.len().gt(1).all() and not places.isin(changes["Hex"]).any()
     assert changes["Main reason"].str.contains("→|now").all()
     at.button[0].click().run()  # back to the forecast
     assert "scenario" not in at.query_params
