@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Final
 
 import pandas as pd
@@ -23,27 +24,26 @@ COORDINATE_DECIMALS: Final = 5  # about a metre: outlines stay small in a map's 
 
 @dataclass(frozen=True)
 class AreaOutlines:
-    """One area layer's outlines: ``areas`` has the columns of ``geo.areas.area_outlines``;
-    ``rings`` every ring of every area as a map draws it (coordinates rounded)."""
+    """One area layer's outlines: ``areas`` has the columns of ``geo.areas.area_outlines``."""
 
     layer: str
     areas: pd.DataFrame
-    rings: tuple[list[list[float]], ...] = ()
 
     @property
     def is_borough(self) -> bool:
         return self.layer == overview.BOROUGH_LAYER
 
-    @classmethod
-    def of(cls, layer: str, areas: pd.DataFrame) -> AreaOutlines:
+    @cached_property
+    def rings(self) -> tuple[list[list[float]], ...]:
+        """Every ring of every area as a map draws it (coordinates rounded), computed once per
+        shared copy (``_outlines``)."""
         digits = COORDINATE_DECIMALS
-        rings = tuple(
+        return tuple(
             [[round(lng, digits), round(lat, digits)] for lng, lat in ring]
-            for polygons in areas["polygons"]
+            for polygons in self.areas["polygons"]
             for polygon in polygons
             for ring in polygon
         )
-        return cls(layer, areas, rings)
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class MapContext:
 # only), instead of unpickling a copy of thousands of outline points per run.
 @st.cache_resource(ttl=overview.CACHE_TTL_S, show_spinner="Drawing the area outlines…")
 def _outlines(url: str, res: int, layer: str) -> AreaOutlines:
-    return AreaOutlines.of(layer, area_outlines(overview._hex_areas(url, res, layer)))
+    return AreaOutlines(layer, area_outlines(overview._hex_areas(url, res, layer)))
 
 
 def map_context() -> MapContext:
