@@ -26,6 +26,9 @@ log = logging.getLogger("vz.launch")
 LOG_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"  # as the entrypoint's
 # Loaded lazily by the pages that need the champion (drill-down, what-if, model health).
 MODEL_STACK: Final = ("mlflow", "mlflow.lightgbm", "model.registry.loading", "model.score")
+# pydeck looks for its notebook widget four times per map (a failed import each, walking
+# sys.path: 6 % of a what-if change); a server never shows one.
+NOTEBOOK_WIDGET: Final = "pydeck.widget"
 # Streamlit warns on every cached call made before its runtime exists: expected here.
 QUIET_LOGGERS: Final = (
     "streamlit.runtime.caching.cache_data_api",
@@ -64,17 +67,22 @@ def read_risk_map() -> None:
     forecast_day(info.default_forecast_date)
 
 
+def _errors_only(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.ERROR
+
+
 @contextmanager
 def _quiet_streamlit() -> Iterator[None]:
+    """A filter, not a level: Streamlit sets each logger's level when its module is imported,
+    which happens here."""
     loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
-    levels = [logger.level for logger in loggers]
     for logger in loggers:
-        logger.setLevel(logging.ERROR)
+        logger.addFilter(_errors_only)
     try:
         yield
     finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
+        for logger in loggers:
+            logger.removeFilter(_errors_only)
 
 
 def _timed(what: str, step: Callable[[], None]) -> None:
@@ -106,6 +114,8 @@ def preload() -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     """Preload, then Streamlit's command line (``run …``) in this process."""
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    # None in sys.modules: every import of the name fails at once (the import system's rule)
+    sys.modules.setdefault(NOTEBOOK_WIDGET, None)  # type: ignore[arg-type]
     preload()
     # What is loaded now lives as long as the server: kept out of the collector's sight, a full
     # collection no longer walks its ~300,000 objects (0.2 s holding every session's thread)

@@ -44,6 +44,15 @@ def _is_text_column(column: pd.Series) -> bool:
     return bool(pd.api.types.is_string_dtype(column) or pd.api.types.is_object_dtype(column))
 
 
+def _neutralise_column(column: pd.Series) -> pd.Series:
+    """``column`` with its text cells neutralised: itself when none changes (most tables)."""
+    values = column.tolist()  # not Series.map: per cell, it walks an Arrow column slowly
+    safe = [neutralise_value(value) for value in values]
+    if all(new is old for new, old in zip(safe, values, strict=True)):
+        return column
+    return pd.Series(safe, index=column.index, dtype=column.dtype, name=column.name)
+
+
 def neutralise_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """A copy of ``frame`` with every text cell neutralised (column names too); numeric,
     boolean, date and other non-text columns are returned as they are."""
@@ -53,7 +62,7 @@ def neutralise_frame(frame: pd.DataFrame) -> pd.DataFrame:
         if isinstance(column.dtype, pd.CategoricalDtype):
             column = column.astype(object)  # its categories may be text
         if _is_text_column(column):
-            out[name] = column.map(neutralise_value, na_action="ignore")
+            out[name] = _neutralise_column(column)
     out.columns = [neutralise_value(name) for name in out.columns]
     return out
 

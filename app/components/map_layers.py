@@ -1,14 +1,18 @@
 """The map context and the deck every map is drawn in: the basemap of the settings (tiles
 from a tokenless style, or none offline), the outlines and names of the areas, and the
-selected hex outlined in bold."""
+selected hex outlined in bold.
+
+The outlines and names are the same on every map of a view, so their layers are serialised
+once (``orjson.Fragment``) and spliced into each deck's JSON as they are."""
 
 from __future__ import annotations
 
-import json
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any, Final
 
+import orjson
 import pydeck as pdk
 from pydeck.bindings.json_tools import default_serialize
 
@@ -24,18 +28,25 @@ NAME_MARGIN_PX: Final = 4
 TOOLTIP: Final = {"text": "{t}", "style": {"fontSize": "13px", "whiteSpace": "pre-line"}}
 
 
+def _dumps(value: object) -> bytes:
+    """pydeck's JSON without indentation (pydeck indents by two spaces, which nearly doubles
+    the JSON of a map with thousands of hexes), by orjson: ``orjson.Fragment`` layers go in
+    as they are."""
+    return orjson.dumps(
+        value, default=default_serialize, option=orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY
+    )
+
+
 class CompactDeck(pdk.Deck):
-    """A Deck serialised without indentation: pydeck indents by two spaces, which nearly
-    doubles the JSON of a map with thousands of hexes."""
+    """A Deck serialised compactly; its ``layers`` may hold layers serialised before."""
 
     def to_json(self) -> str:
-        return json.dumps(
-            self,
-            sort_keys=True,
-            default=default_serialize,
-            separators=(",", ":"),
-            ensure_ascii=False,
-        )
+        return _dumps(self).decode("utf-8")
+
+
+def _serialised(layer: pdk.Layer) -> orjson.Fragment:
+    """``layer`` as the JSON a deck splices in (for a layer shared by many maps)."""
+    return orjson.Fragment(_dumps(layer))
 
 
 def basemap() -> dict[str, str | None]:
@@ -56,14 +67,19 @@ def map_deck(
     """A deck over the basemap: ``layers`` first, then the area outlines, the selected hex
     and the area names on top (on a small map of ``frame_px``, only names it shows whole)."""
     outlines = context.layers if context is not None else ()
-    names = placed_names(outlines, view, frame_px)
     stack = [
         *layers,
-        *(area_layer(areas) for areas in outlines),
+        *outline_layers(outlines),
         *selected_layers(selected),
-        *(name_layer(areas, kept) for areas, kept in zip(outlines, names, strict=True)),
+        *name_layers(outlines, view.latitude, view.longitude, view.zoom, frame_px),
     ]
     return CompactDeck(layers=stack, initial_view_state=view, tooltip=TOOLTIP, **basemap())
+
+
+@functools.lru_cache(maxsize=8)  # one per context (a new one when its outlines refresh)
+def outline_layers(outlines: tuple[AreaOutlines, ...]) -> tuple[orjson.Fragment, ...]:
+    """The outline layer of each of ``outlines``, serialised."""
+    return tuple(_serialised(area_layer(areas)) for areas in outlines)
 
 
 def area_layer(outlines: AreaOutlines) -> pdk.Layer:
@@ -79,6 +95,22 @@ def area_layer(outlines: AreaOutlines) -> pdk.Layer:
         get_line_width=2.5 if outlines.is_borough else 1.0,
         line_width_units="'pixels'",
         pickable=False,
+    )
+
+
+@functools.lru_cache(maxsize=64)  # a view shown run after run, by every visitor
+def name_layers(
+    outlines: tuple[AreaOutlines, ...],
+    latitude: float,
+    longitude: float,
+    zoom: float,
+    frame_px: tuple[int, int] | None,
+) -> tuple[orjson.Fragment, ...]:
+    """The name layer of each of ``outlines`` on a map first shown at this view, serialised."""
+    view = pdk.ViewState(latitude=latitude, longitude=longitude, zoom=zoom)
+    names = placed_names(outlines, view, frame_px)
+    return tuple(
+        _serialised(name_layer(areas, kept)) for areas, kept in zip(outlines, names, strict=True)
     )
 
 

@@ -73,7 +73,7 @@ def view_state(
     Not ``pydeck.data_utils.compute_view``: it rounds down to a whole zoom level, which draws
     the city at 60 % of the map it could fill.
     """
-    latitude, longitude, zoom = _fitted_view(tuple(cells), width_px, height_px)
+    latitude, longitude, zoom = _fitted_view(tuple(cells.tolist()), width_px, height_px)
     return pdk.ViewState(latitude=latitude, longitude=longitude, zoom=zoom, pitch=0)
 
 
@@ -117,7 +117,7 @@ def build_deck(
     records = [
         {"h": cell, "k": int(k), "t": tip}
         for cell, k, tip in zip(
-            cells["h3_cell"], cells["risk_class"], cells["tooltip"], strict=True
+            *(cells[c].tolist() for c in ("h3_cell", "risk_class", "tooltip")), strict=True
         )
     ]
     layers = [
@@ -222,7 +222,7 @@ def reason_chars(n_hexes: int, fixed_bytes: float = TOOLTIP_FIXED_BYTES) -> int:
 
 def hex_names(hexes: pd.DataFrame) -> list[str]:
     """The first tooltip line per hex: its place and precinct (when the frame has them)."""
-    parts = [hexes[c].fillna("").astype("str") for c in (PLACE, PRECINCT) if c in hexes]
+    parts = [hexes[c].fillna("").astype("str").tolist() for c in (PLACE, PRECINCT) if c in hexes]
     if not parts:
         return [""] * len(hexes)
     return [" · ".join(p for p in names if p) for names in zip(*parts, strict=True)]
@@ -239,15 +239,12 @@ def forecast_tooltips(
     name_bytes = sum(len(name.encode("utf-8")) for name in names) / max(len(names), 1)
     limit = reason_chars(len(hexes), TOOLTIP_FIXED_BYTES + name_bytes)
     tips = []
+    columns = ("risk_label", "expected_crashes", EXPECTED_LOW, EXPECTED_HIGH, P_ANY_CRASH)
     for name, label, expected, low, high, p_any, actual, reasons in zip(
         names,
-        hexes["risk_label"],
-        hexes["expected_crashes"],
-        hexes[EXPECTED_LOW],
-        hexes[EXPECTED_HIGH],
-        hexes[P_ANY_CRASH],
+        *(hexes[c].tolist() for c in columns),
         hexes["actual_crashes"],
-        hexes["reasons"],
+        hexes["reasons"].tolist(),
         strict=True,
     ):
         lines = [label, of.count_text(uncertainty_text(expected, low, high, p_any, short=True))]

@@ -152,12 +152,16 @@ def what_if_summary(result: WhatIfResult) -> None:
     st.caption(f"Re-scored {base.n_hexes:,} hexes in {result.seconds * 1000:,.0f} ms.")
 
 
-def _change_colour(delta: float, scale: float) -> list[int]:
-    """Diverging RdBu-like colour: blue fewer, red more expected, grey no change."""
-    weight = min(abs(delta) / scale, 1.0) if scale > 0 else 0.0
-    end = MORE_RGB if delta > 0 else FEWER_RGB
-    rgb = [round(n + (e - n) * weight) for n, e in zip(NEUTRAL_RGB, end, strict=True)]
-    return [*rgb, 210]
+def change_colours(deltas: np.ndarray) -> list[list[int]]:
+    """RGBA per change of the expected count, diverging like ColorBrewer RdBu: blue fewer,
+    red more expected, grey no change; full colour from the 98th percentile of the sizes."""
+    sizes = np.abs(deltas)
+    scale = float(np.quantile(sizes, 0.98)) if len(sizes) else 0.0
+    weight = np.minimum(sizes / scale, 1.0) if scale > 0 else np.zeros(len(sizes))
+    neutral = np.array(NEUTRAL_RGB, dtype=np.float64)
+    end = np.where((deltas > 0)[:, None], MORE_RGB, FEWER_RGB)
+    rgb = np.rint(neutral + (end - neutral) * weight[:, None]).astype(np.int64)
+    return np.column_stack([rgb, np.full(len(rgb), 210)]).tolist()
 
 
 def change_deck(result: WhatIfResult, context: MapContext | None = None) -> pdk.Deck:
@@ -166,25 +170,25 @@ def change_deck(result: WhatIfResult, context: MapContext | None = None) -> pdk.
     hexes = result.hexes
     noun = result.of.expected.lower()
     deltas = hexes["delta_expected_crashes"].to_numpy(dtype=np.float64)
-    scale = float(np.quantile(np.abs(deltas), 0.98)) if len(deltas) else 0.0
     labels = s.RISK_CLASSES
     columns = zip(
-        hexes[s.H3_CELL],
-        hexes["base_risk_class"],
-        hexes["risk_class"],
-        hexes["base_expected_crashes"],
-        hexes["expected_crashes"],
-        deltas,
+        hexes[s.H3_CELL].tolist(),
+        hexes["base_risk_class"].tolist(),
+        hexes["risk_class"].tolist(),
+        hexes["base_expected_crashes"].tolist(),
+        hexes["expected_crashes"].tolist(),
+        deltas.tolist(),
+        change_colours(deltas),
         strict=True,
     )
     records = [
         {
             "h": cell,
-            "c": _change_colour(delta, scale),
+            "c": colour,
             "t": f"{labels[int(old)]} → {labels[int(new)]}\n"
             f"{before:.2f} → {after:.2f} {noun} ({delta:+.2f})",
         }
-        for cell, old, new, before, after, delta in columns
+        for cell, old, new, before, after, delta, colour in columns
     ]
     layer = pdk.Layer(
         "H3HexagonLayer",

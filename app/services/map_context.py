@@ -22,9 +22,10 @@ log = logging.getLogger(__name__)
 COORDINATE_DECIMALS: Final = 5  # about a metre: outlines stay small in a map's JSON
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class AreaOutlines:
-    """One area layer's outlines: ``areas`` has the columns of ``geo.areas.area_outlines``."""
+    """One area layer's outlines: ``areas`` has the columns of ``geo.areas.area_outlines``.
+    Equal only to itself, so a map can key what it draws of them on the shared copy."""
 
     layer: str
     areas: pd.DataFrame

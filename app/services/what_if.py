@@ -243,17 +243,20 @@ class WhatIfResult:
 @st.cache_data(ttl=overview.CACHE_TTL_S, max_entries=64, show_spinner=False)
 def _score_scenario(
     url: str,
+    res: int,
     tracking_uri: str,
     version: str,
     target_date: dt.date,
     of: ForecastOf,
     overrides: WeatherOverrides,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``model.whatif.score_scenario``'s hexes and class changes, the changes named by place
+    and precinct."""
     from model.whatif import score_scenario
 
     model, features, share = _forecast_inputs(version, target_date, of)
     base = _base_predictions(url, tracking_uri, version, target_date, of)
-    return score_scenario(
+    hexes, changes = score_scenario(
         model,
         features,
         overrides,
@@ -263,6 +266,12 @@ def _score_scenario(
         tour=of.tour,
         share=share,
     )
+    cells = changes[s.H3_CELL].astype("str")
+    named = {s.PLACE: cells.map(overview._hex_cells(url, res).set_index(s.H3_CELL)[s.PLACE])}
+    precincts = overview._precincts(url, res)
+    if precincts is not None:
+        named[s.PRECINCT] = cells.map(precincts)
+    return hexes, changes.assign(**named)
 
 
 def what_if(base: WhatIfBase, scenario: Scenario, of: ForecastOf | None = None) -> WhatIfResult:
@@ -270,20 +279,14 @@ def what_if(base: WhatIfBase, scenario: Scenario, of: ForecastOf | None = None) 
     the base day under ``scenario`` (nothing is stored)."""
     of = of or ForecastOf()
     settings = get_settings()
-    url, res = settings.resolved_database_url, settings.h3_res
     started = time.perf_counter()
     hexes, changes = _score_scenario(
-        url,
+        settings.resolved_database_url,
+        settings.h3_res,
         settings.resolved_mlflow_tracking_uri,
         base.model_version,
         base.target_date,
         of,
         scenario.overrides(base),
     )
-    cells = changes[s.H3_CELL].astype("str")
-    named = {s.PLACE: cells.map(overview._hex_cells(url, res).set_index(s.H3_CELL)[s.PLACE])}
-    precincts = overview._precincts(url, res)
-    if precincts is not None:
-        named[s.PRECINCT] = cells.map(precincts)
-    changes = changes.assign(**named)
     return WhatIfResult(base, of, scenario, hexes, changes, time.perf_counter() - started)

@@ -3,8 +3,11 @@ data are loaded before Streamlit accepts connections, into the caches the pages 
 
 from __future__ import annotations
 
+import importlib
 import logging
-from collections.abc import Callable
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -67,22 +70,68 @@ def test_public_mode_reads_no_risk_map(
     assert "risk map" not in caplog.text, caplog.text
 
 
+@pytest.fixture
+def server_main(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[list[str]]]:
+    """``launch.main`` without the preload or Streamlit; what it changes in the process is
+    undone afterwards. Yields the command lines Streamlit was started with."""
+    import gc
+
+    import streamlit.web.cli
+
+    started: list[list[str]] = []
+    monkeypatch.setattr(launch, "preload", lambda: None)
+    monkeypatch.setattr(streamlit.web.cli, "main", lambda args, prog_name: started.append(args))
+    monkeypatch.setitem(sys.modules, launch.NOTEBOOK_WIDGET, None)  # undone: as it was
+    monkeypatch.delitem(sys.modules, launch.NOTEBOOK_WIDGET)
+    try:
+        yield started
+    finally:
+        gc.unfreeze()
+
+
 def test_the_server_collects_no_garbage_after_each_script_run(
-    monkeypatch: pytest.MonkeyPatch,
+    server_main: list[list[str]],
 ) -> None:
     import gc
     import tomllib
 
-    import streamlit.web.cli
-
     config = tomllib.loads((PROJECT_ROOT / ".streamlit" / "config.toml").read_text("utf-8"))
     assert config["runner"]["postScriptGC"] is False
-    started: list[list[str]] = []
-    monkeypatch.setattr(launch, "preload", lambda: None)
-    monkeypatch.setattr(streamlit.web.cli, "main", lambda args, prog_name: started.append(args))
-    try:
-        launch.main(["run", "streamlit_app.py"])
-        assert gc.get_freeze_count() > 0  # what the preload loaded: out of the collector's way
-    finally:
-        gc.unfreeze()
-    assert started == [["run", "streamlit_app.py"]]
+    launch.main(["run", "streamlit_app.py"])
+    assert gc.get_freeze_count() > 0  # what the preload loaded: out of the collector's way
+    assert server_main == [["run", "streamlit_app.py"]]
+
+
+def test_the_server_never_looks_for_pydecks_notebook_widget(
+    server_main: list[list[str]],
+) -> None:
+    import pydeck as pdk
+
+    launch.main(["run", "streamlit_app.py"])
+    assert sys.modules[launch.NOTEBOOK_WIDGET] is None
+    with pytest.raises(ImportError):
+        importlib.import_module(launch.NOTEBOOK_WIDGET)
+    assert pdk.Deck().to_json()  # a deck still builds, without the widget
+
+
+def test_the_preload_keeps_streamlits_early_warnings_out_of_the_log() -> None:
+    """In a fresh interpreter, as in the server: there Streamlit's loggers are made (and their
+    levels set) while the preload imports the app."""
+    script = (
+        "from app import launch\n"
+        "with launch._quiet_streamlit():\n"
+        "    launch.import_modules(launch.app_modules())\n"
+        "    import streamlit as st\n"
+        "    st.cache_data(lambda: 1)()\n"
+        "st.cache_data(lambda: 2)()  # after the preload, Streamlit's warning is back\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("No runtime found") == 1, result.stderr

@@ -14,6 +14,7 @@ import h3
 import pandas as pd
 import pydeck as pdk
 import pytest
+from pydeck.bindings.json_tools import default_serialize
 from streamlit.testing.v1 import AppTest
 
 from app.components import map_layers, maps
@@ -267,3 +268,24 @@ def test_names_that_would_overlap_are_left_out_larger_areas_first() -> None:
     assert [len(names) for names in close_up] == [1, 3]  # room for every name
     framed = map_layers.placed_names([boroughs, precincts], view(17), frame_px=(240, 200))
     assert [[n["n"] for n in names] for names in framed] == [["Harbor"], []]  # the rest cut
+
+
+def test_shared_outline_and_name_layers_serialise_as_pydeck_does(city: City) -> None:
+    """The outline and name layers are serialised once per view and spliced into each deck:
+    the deck's JSON is pydeck's own, and every view places its own names."""
+    context = map_context()
+    names_at = {}
+    for zoom in (10, 13):
+        view = pdk.ViewState(latitude=40.75, longitude=-73.98, zoom=zoom)
+        deck = map_layers.map_deck([], view, context=context, selected=city.riskiest)
+        names = map_layers.placed_names(context.layers, view)
+        plain = [
+            *(map_layers.area_layer(areas) for areas in context.layers),
+            *map_layers.selected_layers(city.riskiest),
+            *(map_layers.name_layer(a, n) for a, n in zip(context.layers, names, strict=True)),
+        ]
+        by_pydeck = json.loads(json.dumps(plain, default=default_serialize))
+        assert json.loads(deck.to_json())["layers"] == by_pydeck
+        assert json.loads(deck.to_json()) == json.loads(deck.to_json())  # shared, not used up
+        names_at[zoom] = [layer["data"] for layer in by_pydeck if layer["@@type"] == "TextLayer"]
+    assert names_at[10] != names_at[13]

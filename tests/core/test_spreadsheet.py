@@ -10,6 +10,8 @@ import json
 import h3
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from core import schema as s
 from core.spreadsheet import neutralise_frame, neutralise_text, safe_csv
@@ -78,6 +80,21 @@ def test_frame_keeps_non_text_columns_and_their_types() -> None:
     assert safe["on_street"].iloc[0] == "'" + PAYLOAD
     assert pd.isna(safe["on_street"].iloc[-1])
     assert frame["on_street"].iloc[0] == PAYLOAD  # the input is not changed
+
+
+texts = st.one_of(
+    st.none(),
+    st.text(alphabet=st.sampled_from(list("=+-@\t\r\n \u00a0'\"aZ9;,é")), max_size=6),
+)
+
+
+@given(st.lists(texts, max_size=30))
+def test_string_columns_are_neutralised_as_each_cell_is(cells: list[str | None]) -> None:
+    for dtype in ("str", object):
+        column = pd.Series(cells, dtype=dtype)
+        safe = neutralise_frame(pd.DataFrame({"text": column}))["text"]
+        expected = [None if pd.isna(c) else neutralise_text(c) for c in column]
+        assert [None if pd.isna(c) else c for c in safe] == expected, dtype
 
 
 def plan_with(text: str) -> pd.DataFrame:
